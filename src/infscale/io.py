@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
+
+
+def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Like :func:`atomic_write` for a directory (a saved model): built aside, then renamed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        write(tmp)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -62,6 +79,17 @@ def read_csv(path: str | Path, required: list[str] | tuple[str, ...] = ()) -> pd
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
     return frame
+
+
+def log_output_to(path: str | Path) -> None:
+    """Send this process's stdout and stderr (Python's and C libraries') to a rule's log file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,0 +1,21 @@
+# infscale: train a shape grid, time it, evaluate it, fit the scaling laws, select and train the
+# top-k shapes under parameter, token and latency budgets, and report the winner.
+# Logic lives in src/infscale; rules only wire files together (see DESIGN.md).
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/latency.smk"
+include: "rules/eval.smk"
+include: "rules/fit.smk"
+include: "rules/select.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/report/summary.md",

@@ -1,0 +1,85 @@
+# Helpers shared by the rules: config validation, the grid, and the names of result files.
+import sys
+from pathlib import Path
+
+from infscale.config import validate_config
+from infscale.errors import InputError
+from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
+from infscale.provenance import config_hash
+
+
+try:
+    validate_config(config, workflow.source_path("../config/schema.yaml"))
+except InputError as err:
+    sys.exit(f"infscale: invalid config: {err}")
+
+CACHE = str(Path(config["cache_dir"]).expanduser())
+RUNS = run_table(config)
+GRID = grid_runs(config)
+SHAPES = latency_shapes(config)
+CONFIG_HASH = config_hash(config)
+PAPER_PROTOCOL = config["train"]["protocol"] == "paper"
+GRID_RUN = "{size}-{variant}" if PAPER_PROTOCOL else "{size}-{variant}-{mult}x"
+
+
+wildcard_constraints:
+    size="[A-Za-z0-9]+",
+    variant="[A-Za-z0-9]+",
+    mult="[0-9]+",
+    name="[A-Za-z0-9_]+",
+    shape="d[0-9]+-l[0-9]+-h[0-9]+",
+    law="chinchilla|inference",
+    fitset="[A-Za-z0-9]+",
+    run="[A-Za-z0-9]+-[A-Za-z0-9]+(-[0-9]+x)?|candidates/[A-Za-z0-9_]+",
+
+
+def grid_run_name(wildcards):
+    """The run a grid ``train`` job produces, under either protocol."""
+    if PAPER_PROTOCOL:
+        return f"{wildcards.size}-{wildcards.variant}"
+    return f"{wildcards.size}-{wildcards.variant}-{wildcards.mult}x"
+
+
+def grid_files(pattern):
+    """``pattern`` with ``{run}`` filled for every grid run."""
+    return [pattern.format(run=run.name) for run in GRID]
+
+
+def latency_files():
+    return [f"results/latency/{label}.json" for label in SHAPES]
+
+
+def selected_candidates(wildcards):
+    """Names chosen by the ``select`` checkpoint; reading it makes the DAG wait for it."""
+    import pandas as pd
+
+    table = pd.read_csv(checkpoints.select.get().output.selected)
+    return list(table.loc[table["selected"] == 1, "name"])
+
+
+def sampling_args(protocol):
+    """``infscale latency`` flags for sampling (the paper) or greedy decoding."""
+    if not protocol["do_sample"]:
+        return "--greedy"
+    return f"--temperature {protocol['temperature']} --top-p {protocol['top_p']}"
+
+
+def budget_args(select):
+    """``infscale select`` flags for the budgets the config sets (null = no limit)."""
+    flags = {"max_params": "--max-params", "max_tokens": "--max-tokens",
+             "max_latency_s": "--max-latency"}
+    return " ".join(f"{flag} {select[key]}" for key, flag in flags.items()
+                    if select.get(key) is not None)
+
+
+LAWS = ["chinchilla", "inference"]
+
+
+def fit_files(pattern):
+    """``pattern`` for both laws on every fit set."""
+    return [pattern.format(law=law, fitset=s) for law in LAWS for s in config["fit"]["sets"]]
+
+
+def candidate_files(pattern, wildcards):
+    """``pattern`` for every candidate the ``select`` checkpoint chose."""
+    return [pattern.format(name=name) for name in selected_candidates(wildcards)]

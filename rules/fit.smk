@@ -1,0 +1,34 @@
+# Scaling-law fits: every grid point in one table, then each law on each fit set.
+
+
+rule collect_points:
+    input:
+        points=grid_files("results/runs/{run}/points.csv"),
+    output:
+        "results/fit/points.csv",
+    params:
+        sets=config["fit"]["sets"],
+    conda:
+        "../envs/fit.yaml"
+    log:
+        "results/logs/fit/collect_points.log",
+    script:
+        "../workflow/scripts/collect_points.py"
+
+
+rule fit:
+    input:
+        "results/fit/points.csv",
+    output:
+        "results/fit/{law}-{fitset}.json",
+    params:
+        method=config["fit"]["method"],
+        tie=config["fit"]["tie"],
+    conda:
+        "../envs/fit.yaml"
+    log:
+        "results/logs/fit/{law}-{fitset}.log",
+    shell:
+        "infscale fit --data {input} --law {wildcards.law} --method {params.method}"
+        " --tie {params.tie} --fit-set fit_{wildcards.fitset} --out {output} > {log} 2>&1"
+

@@ -1,0 +1,39 @@
+# Training: one job per grid run (paper protocol: one run per shape, points read at every
+# multiplier boundary; independent: one run per multiplier), and one per selected candidate.
+
+
+rule train:
+    input:
+        tokenizer="results/data/tokenizer",
+        train="results/data/train.bin",
+        val="results/data/val.bin",
+    output:
+        model=directory(f"results/runs/{GRID_RUN}/model"),
+        points=f"results/runs/{GRID_RUN}/points.csv",
+        steps=f"results/runs/{GRID_RUN}/log.jsonl",
+    params:
+        run=lambda wildcards: RUNS[grid_run_name(wildcards)].to_dict(),
+        train=config["train"],
+        seq_len=config["data"]["seq_len"],
+        rope_theta=config["model"]["rope_theta"],
+    conda:
+        "../envs/train.yaml"
+    log:
+        f"results/logs/train/{GRID_RUN}.log",
+    threads: 1
+    script:
+        "../workflow/scripts/train.py"
+
+
+use rule train as train_candidate with:
+    output:
+        model=directory("results/runs/candidates/{name}/model"),
+        points="results/runs/candidates/{name}/points.csv",
+        steps="results/runs/candidates/{name}/log.jsonl",
+    params:
+        run=lambda wildcards: RUNS[f"candidates/{wildcards.name}"].to_dict(),
+        train={**config["train"], **config["select"].get("train_overrides", {})},
+        seq_len=config["data"]["seq_len"],
+        rope_theta=config["model"]["rope_theta"],
+    log:
+        "results/logs/train/candidates/{name}.log",

@@ -1,0 +1,67 @@
+"""Config validation: the JSON schema first, then the rules a schema cannot express.
+
+Both run when the Snakefile is parsed (so also for ``snakemake -n``) and stop the run with one
+line naming the key and the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from infscale.errors import InputError
+from infscale.grid import latency_shapes, run_table
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(config)
+    )
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise InputError(f"config key {key}: {error.message}")
+    _check_semantics(config)
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    tok, model, train = config["tokenizer"], config["model"], config["train"]
+    if tok["kind"] == "bpe" and tok.get("vocab_size") != model["vocab_size"]:
+        raise InputError(
+            f"config key tokenizer.vocab_size: {tok.get('vocab_size')} differs from "
+            f"model.vocab_size {model['vocab_size']} (the embedding must fit the tokenizer)"
+        )
+    if tok["kind"] == "pretrained" and "name" not in tok:
+        raise InputError("config key tokenizer.name: required when tokenizer.kind is pretrained")
+    if config["data"]["source"] == "hf" and "hf" not in config["data"]:
+        raise InputError("config key data.hf: required when data.source is hf")
+    if train["batch_size"] % train["micro_batch_size"]:
+        raise InputError(
+            f"config key train.micro_batch_size: {train['micro_batch_size']} does not divide "
+            f"train.batch_size {train['batch_size']}"
+        )
+    for label, shape in latency_shapes(config).items():
+        if shape.head_dim % 2:
+            raise InputError(f"shape {label}: head_dim {shape.head_dim} is odd (rotary needs even)")
+    run_table(config)
+    select, sets = config["select"], config["fit"]["sets"]
+    if select["fit_set"] not in sets:
+        raise InputError(
+            f"config key select.fit_set: {select['fit_set']!r} is not one of fit.sets "
+            f"({', '.join(sets)})"
+        )
+    if select["baseline"] not in select["candidates"]:
+        raise InputError(f"config key select.baseline: {select['baseline']!r} is not a candidate")
+    if select["k"] > len(select["candidates"]):
+        raise InputError(
+            f"config key select.k: {select['k']} exceeds the {len(select['candidates'])} candidates"
+        )
+    sizes = set(config["grid"]["sizes"])
+    for name, rules in sets.items():
+        for rule in rules:
+            unknown = set(rule.get("sizes", [])) - sizes
+            if unknown:
+                raise InputError(f"config key fit.sets.{name}: unknown size group(s) {sorted(unknown)}")

@@ -1,0 +1,73 @@
+"""The open_lm architecture expressed as a transformers ``LlamaForCausalLM``.
+
+Pre-norm, rotary (base 10000), SwiGLU with open_lm's hidden-size rule, no biases, untied input
+and output embeddings: so ``sum(p.numel())`` is exactly the paper's N (shapes.param_count).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from infscale.shapes import Shape
+
+
+def llama_config(
+    shape: Shape, *, max_position: int, rope_theta: float = 10000.0, norm_eps: float = 1e-5
+) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.d_model,
+        intermediate_size=shape.ffn_hidden,
+        num_hidden_layers=shape.n_layers,
+        num_attention_heads=shape.n_heads,
+        num_key_value_heads=shape.n_heads,
+        max_position_embeddings=max_position,
+        rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
+        rms_norm_eps=norm_eps,
+        tie_word_embeddings=False,
+        attention_bias=False,
+        mlp_bias=False,
+        hidden_act="silu",
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+
+
+def build_model(
+    shape: Shape, *, max_position: int, seed: int, rope_theta: float = 10000.0
+) -> LlamaForCausalLM:
+    """A freshly initialised model, seeded, with open_lm's initialisation."""
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(llama_config(shape, max_position=max_position, rope_theta=rope_theta))
+    open_lm_init(model)
+    return model
+
+
+@torch.no_grad()
+def open_lm_init(model: LlamaForCausalLM) -> None:
+    """Truncated normal, std 1/sqrt(fan_in); each block's output projections (attention o_proj,
+    MLP down_proj) further scaled by 1/sqrt(2·(layer+1)), as open_lm does. Embeddings and head
+    use std 1/sqrt(d_model); norms start at one."""
+    d_model = model.config.hidden_size
+    _trunc_normal(model.model.embed_tokens.weight, 1 / math.sqrt(d_model))
+    _trunc_normal(model.lm_head.weight, 1 / math.sqrt(d_model))
+    for index, layer in enumerate(model.model.layers):
+        depth_scale = 1 / math.sqrt(2 * (index + 1))
+        for name, module in layer.named_modules():
+            if isinstance(module, torch.nn.Linear):
+                std = 1 / math.sqrt(module.in_features)
+                if name.endswith(("o_proj", "down_proj")):
+                    std *= depth_scale
+                _trunc_normal(module.weight, std)
+
+
+def _trunc_normal(weight: torch.Tensor, std: float) -> None:
+    torch.nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-3 * std, b=3 * std)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

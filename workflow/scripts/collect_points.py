@@ -1,0 +1,12 @@
+"""Snakemake script: every grid point in one table, marked with the fit sets it belongs to."""
+
+import pandas as pd
+
+from infscale.fitsets import mark_fit_sets
+from infscale.io import log_output_to, read_csv, write_csv
+
+log_output_to(snakemake.log[0])
+points = pd.concat([read_csv(path) for path in snakemake.input.points], ignore_index=True)
+marked = mark_fit_sets(points, snakemake.params.sets)
+write_csv(snakemake.output[0], marked)
+print(marked.to_string())

