@@ -3,7 +3,11 @@
 # Logic lives in src/infscale; rules only wire files together (see DESIGN.md).
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless the user names a config file: a --configfile would otherwise be
+# deep-merged into the default and add its grid to the default's instead of replacing it.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"

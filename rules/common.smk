@@ -7,7 +7,6 @@ from infscale.errors import InputError
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
 
-
 try:
     validate_config(config, workflow.source_path("../config/schema.yaml"))
 except InputError as err:
@@ -66,10 +65,16 @@ def sampling_args(protocol):
 
 def budget_args(select):
     """``infscale select`` flags for the budgets the config sets (null = no limit)."""
-    flags = {"max_params": "--max-params", "max_tokens": "--max-tokens",
-             "max_latency_s": "--max-latency"}
-    return " ".join(f"{flag} {select[key]}" for key, flag in flags.items()
-                    if select.get(key) is not None)
+    flags = {
+        "max_params": "--max-params",
+        "max_tokens": "--max-tokens",
+        "max_latency_s": "--max-latency",
+    }
+    return " ".join(
+        f"{flag} {select[key]}"
+        for key, flag in flags.items()
+        if select.get(key) is not None
+    )
 
 
 LAWS = ["chinchilla", "inference"]
@@ -77,7 +82,9 @@ LAWS = ["chinchilla", "inference"]
 
 def fit_files(pattern):
     """``pattern`` for both laws on every fit set."""
-    return [pattern.format(law=law, fitset=s) for law in LAWS for s in config["fit"]["sets"]]
+    return [
+        pattern.format(law=law, fitset=s) for law in LAWS for s in config["fit"]["sets"]
+    ]
 
 
 def candidate_files(pattern, wildcards):

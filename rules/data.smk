@@ -7,15 +7,15 @@ rule prepare_data:
         train="results/data/train.bin",
         val="results/data/val.bin",
         meta="results/data/meta.json",
+    log:
+        "results/logs/prepare_data.log",
+    conda:
+        "../envs/data.yaml"
     params:
         data=config["data"],
         tokenizer=config["tokenizer"],
         cache=CACHE,
         seed=config["seed"],
-    conda:
-        "../envs/data.yaml"
-    log:
-        "results/logs/prepare_data.log",
     script:
         "../workflow/scripts/prepare_data.py"
 
@@ -23,13 +23,13 @@ rule prepare_data:
 rule prepare_tasks:
     output:
         directory("results/data/tasks"),
+    log:
+        "results/logs/prepare_tasks.log",
+    conda:
+        "../envs/eval.yaml"
     params:
         tasks=config["eval"]["tasks"],
         source=config["eval"]["source"],
         cache=CACHE,
-    conda:
-        "../envs/eval.yaml"
-    log:
-        "results/logs/prepare_tasks.log",
     script:
         "../workflow/scripts/prepare_tasks.py"

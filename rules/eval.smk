@@ -7,13 +7,13 @@ rule evaluate:
         tasks="results/data/tasks",
     output:
         "results/eval/{run}.json",
+    log:
+        "results/logs/eval/{run}.log",
+    conda:
+        "../envs/eval.yaml"
+    threads: 1
     params:
         eval=config["eval"],
         seed=config["seed"],
-    conda:
-        "../envs/eval.yaml"
-    log:
-        "results/logs/eval/{run}.log",
-    threads: 1
     script:
         "../workflow/scripts/evaluate.py"

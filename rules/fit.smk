@@ -6,12 +6,12 @@ rule collect_points:
         points=grid_files("results/runs/{run}/points.csv"),
     output:
         "results/fit/points.csv",
-    params:
-        sets=config["fit"]["sets"],
-    conda:
-        "../envs/fit.yaml"
     log:
         "results/logs/fit/collect_points.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        sets=config["fit"]["sets"],
     script:
         "../workflow/scripts/collect_points.py"
 
@@ -21,14 +21,13 @@ rule fit:
         "results/fit/points.csv",
     output:
         "results/fit/{law}-{fitset}.json",
+    log:
+        "results/logs/fit/{law}-{fitset}.log",
+    conda:
+        "../envs/fit.yaml"
     params:
         method=config["fit"]["method"],
         tie=config["fit"]["tie"],
-    conda:
-        "../envs/fit.yaml"
-    log:
-        "results/logs/fit/{law}-{fitset}.log",
     shell:
         "infscale fit --data {input} --law {wildcards.law} --method {params.method}"
         " --tie {params.tie} --fit-set fit_{wildcards.fitset} --out {output} > {log} 2>&1"
-

@@ -5,16 +5,16 @@
 rule latency:
     output:
         "results/latency/{shape}.json",
+    log:
+        "results/logs/latency/{shape}.log",
+    conda:
+        "../envs/latency.yaml"
+    threads: workflow.cores
     params:
         shape=lambda wildcards: SHAPES[wildcards.shape],
         protocol=config["latency"],
         sampling=sampling_args(config["latency"]),
         seed=config["seed"],
-    conda:
-        "../envs/latency.yaml"
-    log:
-        "results/logs/latency/{shape}.log",
-    threads: workflow.cores
     shell:
         "infscale latency --d-model {params.shape.d_model} --n-layers {params.shape.n_layers}"
         " --n-heads {params.shape.n_heads} --vocab-size {params.shape.vocab_size}"

@@ -9,17 +9,21 @@ rule report:
         grid_eval=grid_files("results/eval/{run}.json"),
         candidates="results/select/candidates.csv",
         selected="results/select/selected.csv",
-        trained_points=lambda wc: candidate_files("results/runs/candidates/{name}/points.csv", wc),
-        trained_eval=lambda wc: candidate_files("results/eval/candidates/{name}.json", wc),
+        trained_points=lambda wc: candidate_files(
+            "results/runs/candidates/{name}/points.csv", wc
+        ),
+        trained_eval=lambda wc: candidate_files(
+            "results/eval/candidates/{name}.json", wc
+        ),
     output:
         summary="results/report/summary.md",
         predictions="results/report/predictions.csv",
+    log:
+        "results/logs/report.log",
+    conda:
+        "../envs/report.yaml"
     params:
         baseline=config["select"]["baseline"],
         config_hash=CONFIG_HASH,
-    conda:
-        "../envs/report.yaml"
-    log:
-        "results/logs/report.log",
     script:
         "../workflow/scripts/report.py"

@@ -3,15 +3,17 @@
 
 rule candidates:
     input:
-        latency=[f"results/latency/{run.shape.label}.json" for run in candidate_runs(config)],
+        latency=[
+            f"results/latency/{run.shape.label}.json" for run in candidate_runs(config)
+        ],
     output:
         "results/select/candidates.csv",
-    params:
-        candidates=[run.name for run in candidate_runs(config)],
-    conda:
-        "../envs/fit.yaml"
     log:
         "results/logs/select/candidates.log",
+    conda:
+        "../envs/fit.yaml"
+    params:
+        candidates=[run.name for run in candidate_runs(config)],
     script:
         "../workflow/scripts/candidates.py"
 
@@ -22,13 +24,13 @@ checkpoint select:
         candidates="results/select/candidates.csv",
     output:
         selected="results/select/selected.csv",
+    log:
+        "results/logs/select/select.log",
+    conda:
+        "../envs/fit.yaml"
     params:
         k=config["select"]["k"],
         budgets=budget_args(config["select"]),
-    conda:
-        "../envs/fit.yaml"
-    log:
-        "results/logs/select/select.log",
     shell:
         "infscale select --fit {input.fit} --candidates {input.candidates} --k {params.k}"
         " {params.budgets} --out {output.selected} > {log} 2>&1"

@@ -11,16 +11,16 @@ rule train:
         model=directory(f"results/runs/{GRID_RUN}/model"),
         points=f"results/runs/{GRID_RUN}/points.csv",
         steps=f"results/runs/{GRID_RUN}/log.jsonl",
+    log:
+        f"results/logs/train/{GRID_RUN}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
     params:
         run=lambda wildcards: RUNS[grid_run_name(wildcards)].to_dict(),
         train=config["train"],
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
-    conda:
-        "../envs/train.yaml"
-    log:
-        f"results/logs/train/{GRID_RUN}.log",
-    threads: 1
     script:
         "../workflow/scripts/train.py"
 
@@ -30,10 +30,10 @@ use rule train as train_candidate with:
         model=directory("results/runs/candidates/{name}/model"),
         points="results/runs/candidates/{name}/points.csv",
         steps="results/runs/candidates/{name}/log.jsonl",
+    log:
+        "results/logs/train/candidates/{name}.log",
     params:
         run=lambda wildcards: RUNS[f"candidates/{wildcards.name}"].to_dict(),
         train={**config["train"], **config["select"].get("train_overrides", {})},
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
-    log:
-        "results/logs/train/candidates/{name}.log",
