@@ -10,7 +10,8 @@ from infscale.provenance import config_hash
 try:
     validate_config(config, workflow.source_path("../config/schema.yaml"))
 except InputError as err:
-    sys.exit(f"infscale: invalid config: {err}")
+    print(f"infscale: invalid config: {err}", file=sys.stderr)
+    sys.exit(2)
 
 CACHE = str(Path(config["cache_dir"]).expanduser())
 RUNS = run_table(config)

@@ -39,15 +39,19 @@ class Run:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
-def model_shape(spec: dict[str, Any], config: dict[str, Any]) -> Shape:
+def model_shape(spec: dict[str, Any], config: dict[str, Any], where: str) -> Shape:
+    """The shape ``spec`` describes; ``where`` names it in the error of a bad shape."""
     model = config["model"]
-    return Shape(
-        d_model=spec["d_model"],
-        n_layers=spec["n_layers"],
-        n_heads=spec["n_heads"],
-        vocab_size=model["vocab_size"],
-        multiple_of=model["multiple_of"],
-    )
+    try:
+        return Shape(
+            d_model=spec["d_model"],
+            n_layers=spec["n_layers"],
+            n_heads=spec["n_heads"],
+            vocab_size=model["vocab_size"],
+            multiple_of=model["multiple_of"],
+        )
+    except InputError as err:
+        raise InputError(f"{where}: {err}") from None
 
 
 def grid_runs(config: dict[str, Any]) -> list[Run]:
@@ -56,12 +60,13 @@ def grid_runs(config: dict[str, Any]) -> list[Run]:
     runs = []
     for size, group in config["grid"]["sizes"].items():
         for variant, spec in group["variants"].items():
-            shape = model_shape({"n_heads": group["n_heads"], **spec}, config)
+            name = f"{size}-{variant}"
+            shape = model_shape({"n_heads": group["n_heads"], **spec}, config, name)
             mults = tuple(sorted(spec.get("multipliers", group["multipliers"])))
             if protocol == "paper":
-                runs.append(_run(f"{size}-{variant}", size, variant, shape, mults))
+                runs.append(_run(name, size, variant, shape, mults))
             else:
-                runs += [_run(f"{size}-{variant}-{m}x", size, variant, shape, (m,)) for m in mults]
+                runs += [_run(f"{name}-{m}x", size, variant, shape, (m,)) for m in mults]
     return runs
 
 
@@ -69,7 +74,8 @@ def candidate_runs(config: dict[str, Any]) -> list[Run]:
     """The selection's candidates, each trained (if selected) to ``select.tokens`` tokens."""
     tokens = config["select"]["tokens"]
     return [
-        Run(f"candidates/{name}", "candidates", name, model_shape(spec, config), (), (tokens,))
+        Run(f"candidates/{name}", "candidates", name,
+            model_shape(spec, config, f"candidate {name}"), (), (tokens,))
         for name, spec in config["select"]["candidates"].items()
     ]
 
