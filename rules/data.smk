@@ -9,6 +9,8 @@ rule prepare_data:
         meta="results/data/meta.json",
     log:
         "results/logs/prepare_data.log",
+    benchmark:
+        "results/benchmarks/prepare_data.tsv"
     conda:
         "../envs/data.yaml"
     params:
@@ -25,6 +27,8 @@ rule prepare_tasks:
         directory("results/data/tasks"),
     log:
         "results/logs/prepare_tasks.log",
+    benchmark:
+        "results/benchmarks/prepare_tasks.tsv"
     conda:
         "../envs/eval.yaml"
     params:

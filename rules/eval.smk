@@ -9,6 +9,8 @@ rule evaluate:
         "results/eval/{run}.json",
     log:
         "results/logs/eval/{run}.log",
+    benchmark:
+        "results/benchmarks/eval/{run}.tsv"
     conda:
         "../envs/eval.yaml"
     threads: 1

@@ -8,6 +8,8 @@ rule collect_points:
         "results/fit/points.csv",
     log:
         "results/logs/fit/collect_points.log",
+    benchmark:
+        "results/benchmarks/fit/collect_points.tsv"
     conda:
         "../envs/fit.yaml"
     params:
@@ -23,6 +25,8 @@ rule fit:
         "results/fit/{law}-{fitset}.json",
     log:
         "results/logs/fit/{law}-{fitset}.log",
+    benchmark:
+        "results/benchmarks/fit/{law}-{fitset}.tsv"
     conda:
         "../envs/fit.yaml"
     params:

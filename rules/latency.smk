@@ -7,6 +7,8 @@ rule latency:
         "results/latency/{shape}.json",
     log:
         "results/logs/latency/{shape}.log",
+    benchmark:
+        "results/benchmarks/latency/{shape}.tsv"
     conda:
         "../envs/latency.yaml"
     threads: workflow.cores

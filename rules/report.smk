@@ -20,6 +20,8 @@ rule report:
         predictions="results/report/predictions.csv",
     log:
         "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     conda:
         "../envs/report.yaml"
     params:

@@ -10,6 +10,8 @@ rule candidates:
         "results/select/candidates.csv",
     log:
         "results/logs/select/candidates.log",
+    benchmark:
+        "results/benchmarks/select/candidates.tsv"
     conda:
         "../envs/fit.yaml"
     params:
@@ -26,6 +28,8 @@ checkpoint select:
         selected="results/select/selected.csv",
     log:
         "results/logs/select/select.log",
+    benchmark:
+        "results/benchmarks/select/select.tsv"
     conda:
         "../envs/fit.yaml"
     params:

@@ -13,6 +13,8 @@ rule train:
         steps=f"results/runs/{GRID_RUN}/log.jsonl",
     log:
         f"results/logs/train/{GRID_RUN}.log",
+    benchmark:
+        f"results/benchmarks/train/{GRID_RUN}.tsv"
     conda:
         "../envs/train.yaml"
     threads: 1
@@ -32,6 +34,8 @@ use rule train as train_candidate with:
         steps="results/runs/candidates/{name}/log.jsonl",
     log:
         "results/logs/train/candidates/{name}.log",
+    benchmark:
+        "results/benchmarks/train/candidates/{name}.tsv"
     params:
         run=lambda wildcards: RUNS[f"candidates/{wildcards.name}"].to_dict(),
         train={**config["train"], **config["select"].get("train_overrides", {})},
