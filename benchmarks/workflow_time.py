@@ -23,8 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_snakemake(workdir: Path, cores: str, configfile: Path | None) -> float:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--cores", cores, "--quiet", "all"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        cores,
+        "--quiet",
+        "all",
+    ]
     if configfile:
         cmd += ["--configfile", str(configfile)]
     start = time.perf_counter()

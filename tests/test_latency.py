@@ -20,8 +20,9 @@ def test_summary_statistics_of_known_times():
 
 @pytest.mark.parametrize("do_sample", [True, False])
 def test_measures_the_protocol(do_sample):
-    result = measure_latency(SHAPE, input_tokens=16, output_tokens=8, trials=3, warmup=1,
-                             do_sample=do_sample)
+    result = measure_latency(
+        SHAPE, input_tokens=16, output_tokens=8, trials=3, warmup=1, do_sample=do_sample
+    )
     assert len(result["trials_s"]) == 3
     assert len(result["ttft_trials_s"]) == 3
     assert min(result["trials_s"]) <= result["median_s"] <= max(result["trials_s"])
@@ -34,8 +35,12 @@ def test_measures_the_protocol(do_sample):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"input_tokens": 0}, "input_tokens"), ({"trials": 0}, "trials"),
-     ({"dtype": "int8"}, "dtype"), ({"warmup": -1}, "warmup")],
+    [
+        ({"input_tokens": 0}, "input_tokens"),
+        ({"trials": 0}, "trials"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"warmup": -1}, "warmup"),
+    ],
 )
 def test_bad_protocol_rejected(kwargs, message):
     with pytest.raises(InputError, match=message):

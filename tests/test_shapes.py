@@ -25,7 +25,9 @@ def test_every_paper_shape(table):
     if not path.exists():
         pytest.skip("shared/paper is not beside the checkout")
     for row in csv.DictReader(path.open()):
-        n = param_count(int(row["d_model"]), int(row["n_layers"]), int(row.get("vocab_size", 50432)))
+        n = param_count(
+            int(row["d_model"]), int(row["n_layers"]), int(row.get("vocab_size", 50432))
+        )
         assert n == int(row["N"]), row
         if "ffn_hidden" in row:
             assert ffn_hidden(int(row["d_model"])) == int(row["ffn_hidden"])
@@ -47,9 +49,11 @@ def test_shape_properties():
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [((0, 2, 2, 100), "d_model must be a positive integer"),
-     ((64, 2, 5, 100), "not divisible by n_heads"),
-     ((64, -1, 4, 100), "n_layers must be a positive integer")],
+    [
+        ((0, 2, 2, 100), "d_model must be a positive integer"),
+        ((64, 2, 5, 100), "not divisible by n_heads"),
+        ((64, -1, 4, 100), "n_layers must be a positive integer"),
+    ],
 )
 def test_bad_shapes_rejected(args, message):
     with pytest.raises(InputError, match=message):

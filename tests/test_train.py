@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_lr_schedule_warmup_then_cosine_to_min():
     )
     assert lr_at(99, 100, 10, lr, lo) == pytest.approx(lo)
     steps = [lr_at(s, 100, 10, lr, lo) for s in range(10, 100)]
-    assert all(a >= b for a, b in zip(steps, steps[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(steps))
 
 
 def test_paper_loss_metric_on_known_sequence():

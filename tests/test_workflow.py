@@ -20,8 +20,18 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path = MICRO, **kwargs):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(configfile), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kwargs)
 
 
@@ -51,10 +61,22 @@ def test_paper_config_plans_31_training_jobs(tmp_path):
 def finished(tmp_path_factory):
     """The micro workflow run once to the end, interrupted once mid-training on the way."""
     workdir = tmp_path_factory.mktemp("micro")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(MICRO), "--cores", "2"]
-    first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(MICRO),
+        "--cores",
+        "2",
+    ]
+    first = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     done = workdir / "results" / "runs" / "a-v1" / "points.csv"
     deadline = time.monotonic() + 240
     while not done.exists() and time.monotonic() < deadline and first.poll() is None:

@@ -64,4 +64,6 @@ def _check_semantics(config: dict[str, Any]) -> None:
         for rule in rules:
             unknown = set(rule.get("sizes", [])) - sizes
             if unknown:
-                raise InputError(f"config key fit.sets.{name}: unknown size group(s) {sorted(unknown)}")
+                raise InputError(
+                    f"config key fit.sets.{name}: unknown size group(s) {sorted(unknown)}"
+                )

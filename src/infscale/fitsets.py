@@ -26,7 +26,7 @@ def in_set(points: pd.DataFrame, rules: list[dict[str, Any]]) -> np.ndarray:
 
 
 def mark_fit_sets(points: pd.DataFrame, sets: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
-    """``points`` plus a 0/1 column ``fit_<name>`` per set (what ``infscale fit --fit-set`` reads)."""
+    """``points`` plus a 0/1 column ``fit_<name>`` per set, as ``infscale fit --fit-set`` reads."""
     marked = points.copy()
     for name, rules in sets.items():
         marked[f"fit_{name}"] = in_set(points, rules).astype(int)

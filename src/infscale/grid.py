@@ -74,8 +74,14 @@ def candidate_runs(config: dict[str, Any]) -> list[Run]:
     """The selection's candidates, each trained (if selected) to ``select.tokens`` tokens."""
     tokens = config["select"]["tokens"]
     return [
-        Run(f"candidates/{name}", "candidates", name,
-            model_shape(spec, config, f"candidate {name}"), (), (tokens,))
+        Run(
+            f"candidates/{name}",
+            "candidates",
+            name,
+            model_shape(spec, config, f"candidate {name}"),
+            (),
+            (tokens,),
+        )
         for name, spec in config["select"]["candidates"].items()
     ]
 

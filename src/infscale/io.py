@@ -16,6 +16,13 @@ import pandas as pd
 from infscale.errors import InputError
 
 
+def _umask_mode(directory: bool) -> int:
+    """mkstemp/mkdtemp create 0600/0700; results should get the usual umask-based mode."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
     path = Path(path)
@@ -24,6 +31,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _umask_mode(directory=False))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -38,6 +46,7 @@ def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode(directory=True))
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -37,8 +37,12 @@ def measure_latency(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Time ``generate`` for one shape; also the time to first token (one new token)."""
-    for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens),
-                        ("batch_size", batch_size), ("trials", trials)):
+    for name, value in (
+        ("input_tokens", input_tokens),
+        ("output_tokens", output_tokens),
+        ("batch_size", batch_size),
+        ("trials", trials),
+    ):
         if value <= 0:
             raise InputError(f"{name} must be positive, got {value}")
     if warmup < 0:
@@ -52,14 +56,22 @@ def measure_latency(
     prompt = prompt.to(device)
 
     def once(new_tokens: int) -> float:
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample \
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": top_p}
+            if do_sample
             else {"do_sample": False}
+        )
         _sync(device)
         start = time.perf_counter()
         out = model.generate(
-            input_ids=prompt, attention_mask=torch.ones_like(prompt),
-            min_new_tokens=new_tokens, max_new_tokens=new_tokens, pad_token_id=0,
-            eos_token_id=None, use_cache=True, **sampling,
+            input_ids=prompt,
+            attention_mask=torch.ones_like(prompt),
+            min_new_tokens=new_tokens,
+            max_new_tokens=new_tokens,
+            pad_token_id=0,
+            eos_token_id=None,
+            use_cache=True,
+            **sampling,
         )
         _sync(device)
         elapsed = time.perf_counter() - start
@@ -74,15 +86,25 @@ def measure_latency(
         times = np.array([once(output_tokens) for _ in range(trials)])
         ttft = np.array([once(1) for _ in range(trials)])
     return {
-        "shape": shape.label, "d_model": shape.d_model, "n_layers": shape.n_layers,
-        "n_heads": shape.n_heads, "vocab_size": shape.vocab_size, "N": shape.n_params,
-        "input_tokens": input_tokens, "output_tokens": output_tokens, "batch_size": batch_size,
-        "do_sample": do_sample, "dtype": str(torch_dtype).removeprefix("torch."),
-        **summarize(times), "trials_s": times.tolist(),
+        "shape": shape.label,
+        "d_model": shape.d_model,
+        "n_layers": shape.n_layers,
+        "n_heads": shape.n_heads,
+        "vocab_size": shape.vocab_size,
+        "N": shape.n_params,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "batch_size": batch_size,
+        "do_sample": do_sample,
+        "dtype": str(torch_dtype).removeprefix("torch."),
+        **summarize(times),
+        "trials_s": times.tolist(),
         "per_token_ms": 1000 * float(np.median(times)) / output_tokens,
-        "ttft_s": float(np.median(ttft)), "ttft_trials_s": ttft.tolist(),
+        "ttft_s": float(np.median(ttft)),
+        "ttft_trials_s": ttft.tolist(),
         "device": device_name() if device != "cpu" else f"cpu: {device_name()}",
-        "threads": torch.get_num_threads(), "versions": versions(),
+        "threads": torch.get_num_threads(),
+        "versions": versions(),
     }
 
 
@@ -91,8 +113,11 @@ def summarize(times: np.ndarray) -> dict[str, float]:
     q1, q3 = np.percentile(times, [25, 75])
     mean = float(times.mean())
     return {
-        "median_s": float(np.median(times)), "mean_s": mean, "min_s": float(times.min()),
-        "iqr_s": float(q3 - q1), "cv": float(times.std(ddof=1) / mean) if len(times) > 1 else 0.0,
+        "median_s": float(np.median(times)),
+        "mean_s": mean,
+        "min_s": float(times.min()),
+        "iqr_s": float(q3 - q1),
+        "cv": float(times.std(ddof=1) / mean) if len(times) > 1 else 0.0,
     }
 
 

@@ -12,8 +12,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = ("infscale", "torch", "transformers", "tokenizers", "datasets", "lm_eval", "scipy",
-             "numpy", "pandas", "pulp", "snakemake")
+LIBRARIES = (
+    "infscale",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "datasets",
+    "lm_eval",
+    "scipy",
+    "numpy",
+    "pandas",
+    "pulp",
+    "snakemake",
+)
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -38,8 +49,9 @@ def git_commit(repo: str | None = None) -> str:
     """The commit of the workflow's checkout (``unknown`` outside git)."""
     where = repo or str(Path(__file__).resolve().parent)
     try:
-        out = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"

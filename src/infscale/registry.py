@@ -27,8 +27,18 @@ def pip_download(requirement: str, cache_dir: str | Path, *, sdist: bool = False
     if found:
         return found
     kind = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *kind,
-           "--dest", str(cache), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        *kind,
+        "--dest",
+        str(cache),
+        requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = _cached(cache, name, version)
     if proc.returncode != 0 or not found:

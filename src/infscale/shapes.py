@@ -43,9 +43,7 @@ class Shape:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise InputError(f"{field} must be a positive integer, got {value!r}")
         if self.d_model % self.n_heads:
-            raise InputError(
-                f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}"
-            )
+            raise InputError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
 
     @property
     def ffn_hidden(self) -> int:

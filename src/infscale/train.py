@@ -26,7 +26,9 @@ from infscale.grid import Run
 from infscale.model import build_model, count_parameters
 from infscale.tokens import TokenWindows
 
-EMA_WEIGHT = 0.9  # weight of the newest loss in the authors' EMA: ema_t = 0.9·loss_t + 0.1·ema_{t-1}
+EMA_WEIGHT = (
+    0.9  # weight of the newest loss in the authors' EMA: ema_t = 0.9·loss_t + 0.1·ema_{t-1}
+)
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
@@ -70,9 +72,12 @@ def validation_loss(model: torch.nn.Module, val: TokenWindows, n_windows: int, b
     for start in range(0, n, batch):
         x = val.batch(range(start, min(n, start + batch))).to(model.device)
         logits = model(input_ids=x[:, :-1]).logits.float()
-        total += F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum"
-        ).item() / x[:, 1:].shape[1]
+        total += (
+            F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum"
+            ).item()
+            / x[:, 1:].shape[1]
+        )
     model.train()
     return total / n
 
@@ -100,10 +105,14 @@ def train_run(
             f"holds {len(train) * train.seq_len:,}; the paper trains one pass without repeats"
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build_model(run.shape, max_position=max_position, seed=cfg["seed"],
-                        rope_theta=rope_theta).to(device)
+    model = build_model(
+        run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta
+    ).to(device)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["eps"],
+        model.parameters(),
+        lr=cfg["lr"],
+        betas=tuple(cfg["betas"]),
+        eps=cfg["eps"],
         weight_decay=cfg["weight_decay"],
     )
     losses = np.empty(total_steps)
@@ -132,13 +141,28 @@ def train_run(
             losses[step] = loss
             elapsed = time.perf_counter() - start
             tokens = (step + 1) * tokens_per_step
-            record = {"step": step + 1, "tokens": tokens, "loss": loss, "ce": ce, "lr": lr,
-                      "grad_norm": float(grad_norm), "tokens_per_s": tokens / elapsed}
+            record = {
+                "step": step + 1,
+                "tokens": tokens,
+                "loss": loss,
+                "ce": ce,
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "tokens_per_s": tokens / elapsed,
+            }
             log.write(json.dumps(record) + "\n")
             if step + 1 in steps_at:
                 i = steps_at.index(step + 1)
-                rows.append(_point(run, model, i, tokens, losses[: step + 1],
-                                   validation_loss(model, val, cfg["val_windows"], micro)))
+                rows.append(
+                    _point(
+                        run,
+                        model,
+                        i,
+                        tokens,
+                        losses[: step + 1],
+                        validation_loss(model, val, cfg["val_windows"], micro),
+                    )
+                )
                 log.flush()
     return model, pd.DataFrame(rows)
 
@@ -148,12 +172,20 @@ def _point(
 ) -> dict[str, Any]:
     shape = run.shape
     return {
-        "run": run.name, "size_group": run.size, "variant": run.variant,
-        "d_model": shape.d_model, "n_layers": shape.n_layers, "n_heads": shape.n_heads,
-        "vocab_size": shape.vocab_size, "ffn_hidden": shape.ffn_hidden,
-        "R": shape.aspect_ratio, "N": shape.n_params, "N_module": count_parameters(model),
+        "run": run.name,
+        "size_group": run.size,
+        "variant": run.variant,
+        "d_model": shape.d_model,
+        "n_layers": shape.n_layers,
+        "n_heads": shape.n_heads,
+        "vocab_size": shape.vocab_size,
+        "ffn_hidden": shape.ffn_hidden,
+        "R": shape.aspect_ratio,
+        "N": shape.n_params,
+        "N_module": count_parameters(model),
         "multiplier": run.multipliers[i] if run.multipliers else None,
-        "D": tokens, "steps": len(losses),
+        "D": tokens,
+        "steps": len(losses),
         "loss": float(paper_loss_metric(losses)[-1]),
         "final_train_loss": float(losses[-1]),
         "val_loss": val_loss,

@@ -12,8 +12,11 @@ from infscale.provenance import provenance
 log_output_to(snakemake.log[0])
 inp, out = snakemake.input, snakemake.output
 points = read_csv(inp.points)
-fits = {(fit["law"], Path(path).stem.split("-", 1)[1]): fit
-        for path in inp.fits for fit in [read_json(path)]}
+fits = {
+    (fit["law"], Path(path).stem.split("-", 1)[1]): fit
+    for path in inp.fits
+    for fit in [read_json(path)]
+}
 latency = pd.DataFrame([read_json(path) for path in inp.latency])
 latency["R"] = latency["d_model"] / latency["n_layers"]
 
@@ -29,8 +32,10 @@ candidates = read_csv(snakemake.input.selected)
 trained_names = list(candidates.loc[candidates["selected"] == 1, "name"])
 accuracy = pd.DataFrame(
     [accuracy_row(p, r) for p, r in zip(inp.grid_eval, grid_runs, strict=True)]
-    + [accuracy_row(p, f"candidates/{n}") for p, n in zip(inp.trained_eval, trained_names,
-                                                          strict=True)]
+    + [
+        accuracy_row(p, f"candidates/{n}")
+        for p, n in zip(inp.trained_eval, trained_names, strict=True)
+    ]
 )
 trained_points = pd.concat([read_csv(p) for p in inp.trained_points], ignore_index=True)
 trained = trained_points.merge(
@@ -43,14 +48,22 @@ predictions = {
     key: tested.assign(loss_pred=predict(fit, tested["N"], tested["D"], tested["R"]))
     for key, fit in fits.items()
 }
-write_csv(out.predictions, pd.concat(
-    [frame.assign(law=law, fit_set=fit_set) for (law, fit_set), frame in predictions.items()],
-    ignore_index=True,
-))
+write_csv(
+    out.predictions,
+    pd.concat(
+        [frame.assign(law=law, fit_set=fit_set) for (law, fit_set), frame in predictions.items()],
+        ignore_index=True,
+    ),
+)
 
-grid_perf = points.drop_duplicates("run", keep="last").merge(
-    latency[["d_model", "n_layers", "n_heads", "median_s"]], on=["d_model", "n_layers", "n_heads"]
-).merge(accuracy, on="run")
+grid_perf = (
+    points.drop_duplicates("run", keep="last")
+    .merge(
+        latency[["d_model", "n_layers", "n_heads", "median_s"]],
+        on=["d_model", "n_layers", "n_heads"],
+    )
+    .merge(accuracy, on="run")
+)
 figures = {
     "latency_vs_layers": report.fig_latency_vs_layers(latency),
     "loss_vs_ratio": report.fig_loss_vs_ratio(points, fits),
@@ -58,8 +71,14 @@ figures = {
     "accuracy_vs_latency": report.fig_accuracy_vs_latency(trained, grid_perf),
 }
 markdown = report.summary_markdown(
-    points=points, latency=latency, accuracy=accuracy, fits=fits, candidates=candidates,
-    trained=trained, baseline=snakemake.params.baseline,
-    provenance=provenance(snakemake.config), figures=list(figures),
+    points=points,
+    latency=latency,
+    accuracy=accuracy,
+    fits=fits,
+    candidates=candidates,
+    trained=trained,
+    baseline=snakemake.params.baseline,
+    provenance=provenance(snakemake.config),
+    figures=list(figures),
 )
 report.write_report(Path(out.summary).parent, figures, markdown)

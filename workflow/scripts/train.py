@@ -13,10 +13,15 @@ torch.set_num_threads(snakemake.threads)
 params = snakemake.params
 run = Run.from_dict(params.run)
 train, val = TokenWindows(snakemake.input.train), TokenWindows(snakemake.input.val)
-print(f"training {run.name}: {run.shape.label}, N={run.shape.n_params:,}, "
-      f"tokens={run.total_tokens:,}, threads={snakemake.threads}")
+print(
+    f"training {run.name}: {run.shape.label}, N={run.shape.n_params:,}, "
+    f"tokens={run.total_tokens:,}, threads={snakemake.threads}"
+)
 model, points = train_run(
-    run, train, val, params.train,
+    run,
+    train,
+    val,
+    params.train,
     max_position=params.seq_len,
     rope_theta=params.rope_theta,
     log_path=snakemake.output.steps,

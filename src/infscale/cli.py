@@ -1,0 +1,353 @@
+"""The ``infscale`` command (DESIGN.md, "Command-line contract"; external checks rely on it).
+
+Each handler imports what it needs (pandas, scipy, pulp, torch), so the command starts in well
+under a second. A bad argument or input file prints one line, ``infscale: error: ...``, and
+exits 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from infscale import __version__
+from infscale.errors import InputError
+from infscale.laws import LAWS, METHODS, TIES
+from infscale.shapes import PAPER_MULTIPLE_OF, Shape
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        args.handler(args)
+    except (InputError, OSError) as err:
+        print(f"infscale: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _params(args: argparse.Namespace) -> None:
+    print(_shape(args).n_params)
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from infscale.io import read_csv, write_json
+    from infscale.laws import fit_law
+    from infscale.provenance import provenance
+
+    points = read_csv(args.data, required=_point_columns(args.law, loss=True))
+    if args.fit_set is not None:
+        if args.fit_set not in points.columns:
+            raise InputError(f"{args.data}: no column {args.fit_set} (--fit-set)")
+        points = points[points[args.fit_set] == 1]
+        if points.empty:
+            raise InputError(f"{args.data}: no row has {args.fit_set} = 1 (--fit-set)")
+    N, D, R = _points(points, args.data, args.law)
+    result = fit_law(
+        args.law,
+        N,
+        D,
+        _column(points, "loss", args.data),
+        R,
+        method=args.method,
+        tie=args.tie,
+        groups=points["size_group"].astype(str) if "size_group" in points.columns else None,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
+    result |= {"data": str(args.data), "fit_set": args.fit_set, "provenance": provenance()}
+    for warning in result["warnings"]:
+        print(f"infscale: warning: {warning}", file=sys.stderr)
+    write_json(args.out, result)
+    print(
+        f"{args.law} law ({args.method}, tie {args.tie}) on {result['n_points']} points: "
+        + ", ".join(f"{k}={v:.6g}" for k, v in result["params"].items())
+        + "; "
+        + ", ".join(
+            f"{k}={v:.6g}" if v is not None else f"{k}=n/a" for k, v in result["metrics"].items()
+        )
+    )
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from infscale.io import read_csv, write_csv
+    from infscale.laws import predict
+
+    fit = _read_fit(args.fit)
+    points = read_csv(args.data, required=_point_columns(fit["law"], loss=False))
+    loss_pred = predict(fit, *_points(points, args.data, fit["law"]))
+    write_csv(args.out, points.assign(loss_pred=loss_pred))
+
+
+def _select(args: argparse.Namespace) -> None:
+    from infscale.io import read_csv, write_csv
+    from infscale.laws import predict
+    from infscale.select import CANDIDATE_COLUMNS, select_top_k
+
+    fit = _read_fit(args.fit)
+    candidates = read_csv(args.candidates, required=CANDIDATE_COLUMNS)
+    loss_pred = predict(fit, *_points(candidates, args.candidates, fit["law"]))
+    table = select_top_k(
+        candidates,
+        loss_pred,
+        args.k,
+        max_params=args.max_params,
+        max_tokens=args.max_tokens,
+        max_latency=args.max_latency,
+    )
+    write_csv(args.out, table)
+    chosen = table[table["selected"] == 1].sort_values("rank")
+    print(
+        chosen[["rank", "name", "d_model", "n_layers", "N", "latency_s", "loss_pred"]].to_string(
+            index=False
+        )
+    )
+
+
+def _latency(args: argparse.Namespace) -> None:
+    shape = _shape(args)
+    if shape.head_dim % 2:
+        raise InputError(
+            f"head_dim = d_model / n_heads = {shape.head_dim} is odd "
+            "(rotary embeddings need it even)"
+        )
+    from infscale.io import write_json
+    from infscale.latency import measure_latency, set_threads
+    from infscale.provenance import provenance
+
+    set_threads(args.threads)
+    result = measure_latency(
+        shape,
+        input_tokens=args.input_tokens,
+        output_tokens=args.output_tokens,
+        batch_size=args.batch_size,
+        trials=args.trials,
+        warmup=args.warmup,
+        dtype=args.dtype,
+        do_sample=not args.greedy,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        device=args.device,
+        seed=args.seed,
+    )
+    write_json(args.out, {**result, "provenance": provenance()})
+    print(
+        f"{shape.label}: median {result['median_s']:.4g} s "
+        f"({result['per_token_ms']:.4g} ms/token) on {result['device']}"
+    )
+
+
+def _shape(args: argparse.Namespace) -> Shape:
+    return Shape(
+        d_model=args.d_model,
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        vocab_size=args.vocab_size,
+        multiple_of=args.multiple_of,
+    )
+
+
+def _read_fit(path: Path) -> dict:
+    from infscale.io import read_json
+
+    fit = read_json(path)
+    if not isinstance(fit, dict) or fit.get("law") not in LAWS:
+        raise InputError(f"{path}: not a fit result (no law {' or '.join(LAWS)})")
+    return fit
+
+
+def _point_columns(law: str, *, loss: bool) -> list[str]:
+    return [
+        "N",
+        "D",
+        *(["loss"] if loss else []),
+        *(["d_model", "n_layers"] if law == "inference" else []),
+    ]
+
+
+def _points(
+    frame: pd.DataFrame, path: Path, law: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """N, D and (for the inference law) R = d_model / n_layers, each checked positive."""
+    N, D = _column(frame, "N", path), _column(frame, "D", path)
+    if law == "chinchilla":
+        return N, D, None
+    return N, D, _column(frame, "d_model", path) / _column(frame, "n_layers", path)
+
+
+def _column(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray:
+    import pandas as pd
+
+    from infscale.laws import positive
+
+    return positive(f"{path}: column {name}", pd.to_numeric(frame[name], errors="coerce"))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as an InputError (one line, exit 2) from main."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="infscale",
+        description="Inference-efficient scaling laws: count, fit, predict, select, time.",
+    )
+    parser.add_argument("--version", action="version", version=f"infscale {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable, summary: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def shape_args(sub: argparse.ArgumentParser, heads_required: bool) -> None:
+        sub.add_argument("--d-model", type=_positive_int, required=True)
+        sub.add_argument("--n-layers", type=_positive_int, required=True)
+        sub.add_argument("--vocab-size", type=_positive_int, required=True)
+        sub.add_argument(
+            "--n-heads",
+            type=_positive_int,
+            required=heads_required,
+            default=None if heads_required else 1,
+            help=None if heads_required else "checked to divide d_model; N does not depend on it",
+        )
+        sub.add_argument(
+            "--multiple-of",
+            type=_positive_int,
+            default=PAPER_MULTIPLE_OF,
+            help="SwiGLU width rounding (default: %(default)s, the paper's)",
+        )
+
+    sub = command("params", _params, "Print N, the exact parameter count of a shape.")
+    shape_args(sub, heads_required=False)
+
+    sub = command("fit", _fit, "Fit a scaling law to training points; write FIT.json.")
+    sub.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="CSV with N, D, loss (+ d_model, n_layers for the inference law)",
+    )
+    sub.add_argument("--law", choices=LAWS, required=True)
+    sub.add_argument(
+        "--method",
+        choices=METHODS,
+        default="lm",
+        help="lm: the paper's curve_fit from ones; huber: Chinchilla's (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--tie",
+        choices=TIES,
+        default="all",
+        help="exponents tied to alpha (default: %(default)s, the paper's)",
+    )
+    sub.add_argument("--fit-set", metavar="COLUMN", help="fit only the rows whose COLUMN is 1")
+    sub.add_argument(
+        "--bootstrap",
+        type=_count,
+        default=0,
+        metavar="K",
+        help="refit on K resamples for 95%% intervals (default: 0, none)",
+    )
+    sub.add_argument("--seed", type=int, default=0, help="bootstrap resampling seed")
+    sub.add_argument("--out", type=Path, required=True)
+
+    sub = command(
+        "predict",
+        _predict,
+        "Predict the loss of points with a fit; write the points plus loss_pred.",
+    )
+    sub.add_argument("--fit", type=Path, required=True)
+    sub.add_argument("--data", type=Path, required=True)
+    sub.add_argument("--out", type=Path, required=True)
+
+    sub = command(
+        "select",
+        _select,
+        "Pick the k candidates of lowest predicted loss within the budgets (an integer program).",
+    )
+    sub.add_argument("--fit", type=Path, required=True)
+    sub.add_argument(
+        "--candidates",
+        type=Path,
+        required=True,
+        help="CSV with name, d_model, n_layers, N, D, latency_s",
+    )
+    sub.add_argument("--k", type=_positive_int, required=True)
+    sub.add_argument("--max-params", type=_positive_float, help="N_C")
+    sub.add_argument("--max-tokens", type=_positive_float, help="D_C")
+    sub.add_argument("--max-latency", type=_positive_float, metavar="SECONDS", help="T_C")
+    sub.add_argument("--out", type=Path, required=True)
+
+    sub = command("latency", _latency, "Time generation for a randomly initialised shape.")
+    shape_args(sub, heads_required=True)
+    sub.add_argument("--input-tokens", type=_positive_int, default=128)
+    sub.add_argument("--output-tokens", type=_positive_int, default=256)
+    sub.add_argument("--batch-size", type=_positive_int, default=1)
+    sub.add_argument("--trials", type=_positive_int, default=5)
+    sub.add_argument("--warmup", type=_count, default=1)
+    sub.add_argument(
+        "--dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        default="auto",
+        help="auto: bfloat16 on a GPU, float32 on the CPU",
+    )
+    sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    sub.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    sub.add_argument("--greedy", action="store_true", help="greedy decoding, not sampling")
+    sub.add_argument("--temperature", type=_positive_float, default=0.8)
+    sub.add_argument("--top-p", type=_probability, default=0.95)
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

