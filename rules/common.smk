@@ -13,6 +13,19 @@ except InputError as err:
     print(f"infscale: invalid config: {err}", file=sys.stderr)
     sys.exit(2)
 
+
+def sorted_keys(value):
+    """``value`` with every mapping's keys sorted, so that params compare equal across reorderings."""
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(item) for item in value]
+    return value
+
+
+# Snakemake reruns a job when its params' repr changes; YAML key order must not count as a change.
+config.update(sorted_keys(config))
+
 CACHE = str(Path(config["cache_dir"]).expanduser())
 RUNS = run_table(config)
 GRID = grid_runs(config)
