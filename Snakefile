@@ -7,7 +7,7 @@
 # deep-merged into the default and add its grid to the default's instead of replacing it.
 if not workflow.config_settings.configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "rules/common.smk"

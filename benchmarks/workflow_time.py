@@ -33,7 +33,6 @@ def run_snakemake(workdir: Path, cores: str, configfile: Path | None) -> float:
         str(workdir),
         "--cores",
         cores,
-        "--quiet",
         "all",
     ]
     if configfile:

@@ -102,5 +102,13 @@ def fit_files(pattern):
 
 
 def candidate_files(pattern, wildcards):
-    """``pattern`` for every candidate the ``select`` checkpoint chose."""
-    return [pattern.format(name=name) for name in selected_candidates(wildcards)]
+    """``pattern`` for every candidate the ``select`` checkpoint chose, and the baseline.
+
+    The baseline is trained even when not selected: the report's verdict is the winner's
+    speed-up and accuracy difference against it, as in the paper (Morph-1B vs 2048x24).
+    """
+    names = selected_candidates(wildcards)
+    baseline = config["select"].get("baseline")
+    if baseline and baseline not in names:
+        names.append(baseline)
+    return [pattern.format(name=name) for name in names]

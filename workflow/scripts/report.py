@@ -29,7 +29,8 @@ def accuracy_row(path, run):
 
 grid_runs = list(points["run"].drop_duplicates())
 candidates = read_csv(snakemake.input.selected)
-trained_names = list(candidates.loc[candidates["selected"] == 1, "name"])
+# The selected candidates plus the baseline: results/runs/candidates/<name>/points.csv.
+trained_names = [Path(path).parent.name for path in inp.trained_points]
 accuracy = pd.DataFrame(
     [accuracy_row(p, r) for p, r in zip(inp.grid_eval, grid_runs, strict=True)]
     + [
