@@ -6,6 +6,7 @@ from infscale.config import validate_config
 from infscale.errors import InputError
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
+from infscale.sweeps import SWEEPS, latency_settings, sweep_shapes, throughput_shape
 
 try:
     validate_config(config, workflow.source_path("../config/schema.yaml"))
@@ -58,8 +59,40 @@ def grid_files(pattern):
     return [pattern.format(run=run.name) for run in GRID]
 
 
+# The latency protocol with its optional keys filled in (sweeps apart, so that changing a
+# sweep does not rerun every per-shape measurement).
+LATENCY = {
+    k: v
+    for k, v in latency_settings(config).items()
+    if k not in ("sweeps", "throughput")
+}
+LATENCY_SOURCE = config["select"].get("latency_source", "measure")
+
+
 def latency_files():
+    """Per-shape latency results: the grid's, and the candidates' when all are measured."""
+    if LATENCY_SOURCE != "measure":
+        return sorted({f"results/latency/{run.shape.label}.json" for run in GRID})
     return [f"results/latency/{label}.json" for label in SHAPES]
+
+
+def candidate_latency_files(wildcards):
+    """The candidates' measured latency: all (measure), none (predict), or the shortlist
+    of the ``latency_shortlist`` checkpoint (measure_top)."""
+    if LATENCY_SOURCE == "predict":
+        return []
+    if LATENCY_SOURCE == "measure_top":
+        import pandas as pd
+
+        table = pd.read_csv(checkpoints.latency_shortlist.get().output[0])
+        labels = table.loc[table["measure"] == 1, "shape"]
+        return [f"results/latency/{label}.json" for label in labels]
+    return [f"results/latency/{run.shape.label}.json" for run in candidate_runs(config)]
+
+
+def model_latency_files():
+    """Per-shape results the latency model is fitted on (never a predicted candidate's)."""
+    return latency_files()
 
 
 def selected_candidates(wildcards):
@@ -112,3 +145,37 @@ def candidate_files(pattern, wildcards):
     if baseline and baseline not in names:
         names.append(baseline)
     return [pattern.format(name=name) for name in names]
+
+
+# Cluster wall time for a training job (the SLURM profile's `runtime`, in minutes): 6·N·D FLOPs
+# on one A100 (312 TFLOP/s bf16) at an assumed 30% utilisation, plus 20 minutes for start-up and
+# checkpoints, times 1.5 per retry. On one GPU it bounds a multi-GPU job from above.
+A100_TRAIN_FLOPS = 312e12 * 0.30
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes of wall time to ask the scheduler for, growing with N·D and with ``attempt``."""
+    name = (
+        f"candidates/{wildcards.name}"
+        if "name" in wildcards.keys()
+        else grid_run_name(wildcards)
+    )
+    run = RUNS[name]
+    minutes = 6 * run.shape.n_params * run.total_tokens / A100_TRAIN_FLOPS / 60
+    return int((20 + minutes) * (1 + 0.5 * (attempt - 1)))
+
+
+# Quick aggregation steps run where Snakemake runs (a cluster's login node), never via sbatch.
+localrules:
+    all,
+    collect_points,
+    fit,
+    compare_laws,
+    downstream,
+    latency_model,
+    latency_sweeps,
+    latency_all,
+    candidates,
+    latency_shortlist,
+    select,
+    report,

@@ -1,4 +1,5 @@
-# Scaling-law fits: every grid point in one table, then each law on each fit set.
+# Scaling-law fits: every grid point in one table, each law on each fit set (with bootstrap
+# intervals), the law-form comparison, and loss -> downstream accuracy.
 
 
 rule collect_points:
@@ -32,6 +33,48 @@ rule fit:
     params:
         method=config["fit"]["method"],
         tie=config["fit"]["tie"],
+        bootstrap=config["fit"].get("bootstrap", 0),
+        seed=config["seed"],
     shell:
         "infscale fit --data {input} --law {wildcards.law} --method {params.method}"
-        " --tie {params.tie} --fit-set fit_{wildcards.fitset} --out {output} > {log} 2>&1"
+        " --tie {params.tie} --fit-set fit_{wildcards.fitset}"
+        " --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule compare_laws:
+    input:
+        points="results/fit/points.csv",
+    output:
+        "results/fit/comparison.csv",
+    log:
+        "results/logs/fit/compare_laws.log",
+    benchmark:
+        "results/benchmarks/fit/compare_laws.tsv"
+    conda:
+        "../envs/fit.yaml"
+    script:
+        "../workflow/scripts/compare_laws.py"
+
+
+rule downstream:
+    input:
+        points="results/fit/points.csv",
+        grid_eval=grid_files("results/eval/{run}.json"),
+        trained_points=lambda wc: candidate_files(
+            "results/runs/candidates/{name}/points.csv", wc
+        ),
+        trained_eval=lambda wc: candidate_files(
+            "results/eval/candidates/{name}.json", wc
+        ),
+    output:
+        "results/fit/downstream.json",
+    log:
+        "results/logs/fit/downstream.log",
+    benchmark:
+        "results/benchmarks/fit/downstream.tsv"
+    conda:
+        "../envs/fit.yaml"
+    params:
+        loss_column="loss",
+    script:
+        "../workflow/scripts/downstream.py"

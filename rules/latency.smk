@@ -1,5 +1,6 @@
 # Generation latency of every grid and candidate shape, on a randomly initialised model.
 # A latency job takes every core the run was given, so no other job runs beside it.
+from dataclasses import asdict
 
 
 rule latency:
@@ -14,8 +15,9 @@ rule latency:
     threads: workflow.cores
     params:
         shape=lambda wildcards: SHAPES[wildcards.shape],
-        protocol=config["latency"],
-        sampling=sampling_args(config["latency"]),
+        protocol=LATENCY,
+        sampling=sampling_args(LATENCY),
+        max_cv=f"--max-cv {LATENCY['max_cv']}" if LATENCY["max_cv"] else "",
         seed=config["seed"],
     shell:
         "infscale latency --d-model {params.shape.d_model} --n-layers {params.shape.n_layers}"
@@ -26,4 +28,92 @@ rule latency:
         " --batch-size {params.protocol[batch_size]} --trials {params.protocol[trials]}"
         " --warmup {params.protocol[warmup]} --dtype {params.protocol[dtype]}"
         " --device {params.protocol[device]} --threads {threads} --seed {params.seed}"
+        " --backend {params.protocol[backend]}"
+        " --max-position {params.protocol[max_position]}"
+        " --max-repeats {params.protocol[max_repeats]} {params.max_cv}"
         " {params.sampling} --out {output} > {log} 2>&1"
+
+
+# Paper Fig. 3: latency vs n_layers, vs d_model, and vs R at about fixed N. Each sweep's shapes
+# are timed interleaved in one job that holds every core.
+rule latency_sweep:
+    output:
+        "results/latency/sweeps/{sweep}.csv",
+    log:
+        "results/logs/latency/sweep-{sweep}.log",
+    benchmark:
+        "results/benchmarks/latency_sweep/{sweep}.tsv"
+    wildcard_constraints:
+        sweep="layers|width|ratio",
+    conda:
+        "../envs/latency.yaml"
+    threads: workflow.cores
+    params:
+        shapes=lambda wildcards: [
+            asdict(shape) for shape in sweep_shapes(config, wildcards.sweep)
+        ],
+        protocol=LATENCY,
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/latency_sweep.py"
+
+
+rule latency_sweeps:
+    input:
+        expand("results/latency/sweeps/{sweep}.csv", sweep=SWEEPS),
+    output:
+        table="results/latency/sweeps.csv",
+        fits="results/latency/sweep_fits.json",
+    log:
+        "results/logs/latency/sweeps.log",
+    benchmark:
+        "results/benchmarks/latency_sweeps.tsv"
+    conda:
+        "../envs/latency.yaml"
+    script:
+        "../workflow/scripts/latency_sweeps.py"
+
+
+# Paper Fig. 4: tokens per second vs batch size for one shape, batch sizes interleaved.
+rule latency_throughput:
+    output:
+        "results/latency/throughput.csv",
+    log:
+        "results/logs/latency/throughput.log",
+    benchmark:
+        "results/benchmarks/latency_throughput.tsv"
+    conda:
+        "../envs/latency.yaml"
+    threads: workflow.cores
+    params:
+        shape=asdict(throughput_shape(config)),
+        batch_sizes=latency_settings(config)["throughput"]["batch_sizes"],
+        protocol=LATENCY,
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/latency_throughput.py"
+
+
+# T(shape) fitted on every measured shape, with its leave-one-out error; in predict mode the
+# selection reads the candidates' latency from it.
+rule latency_model:
+    input:
+        measured=model_latency_files(),
+        sweeps="results/latency/sweeps.csv",
+    output:
+        "results/latency/model.json",
+    log:
+        "results/logs/latency/model.log",
+    benchmark:
+        "results/benchmarks/latency_model.tsv"
+    conda:
+        "../envs/latency.yaml"
+    script:
+        "../workflow/scripts/latency_model.py"
+
+
+rule latency_all:
+    input:
+        "results/latency/sweeps.csv",
+        "results/latency/throughput.csv",
+        "results/latency/model.json",

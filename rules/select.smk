@@ -3,9 +3,8 @@
 
 rule candidates:
     input:
-        latency=[
-            f"results/latency/{run.shape.label}.json" for run in candidate_runs(config)
-        ],
+        latency=candidate_latency_files,
+        model=([] if LATENCY_SOURCE == "measure" else ["results/latency/model.json"]),
     output:
         "results/select/candidates.csv",
     log:
@@ -16,8 +15,30 @@ rule candidates:
         "../envs/fit.yaml"
     params:
         candidates=[run.name for run in candidate_runs(config)],
+        latency_source=LATENCY_SOURCE,
     script:
         "../workflow/scripts/candidates.py"
+
+
+# select.latency_source measure_top: predict every candidate's latency and loss, and shortlist
+# the best few for measurement (the candidates rule then waits for those measurements).
+checkpoint latency_shortlist:
+    input:
+        fit=f"results/fit/{config['select']['law']}-{config['select']['fit_set']}.json",
+        model="results/latency/model.json",
+    output:
+        "results/select/latency_shortlist.csv",
+    log:
+        "results/logs/select/latency_shortlist.log",
+    benchmark:
+        "results/benchmarks/select/latency_shortlist.tsv"
+    conda:
+        "../envs/fit.yaml"
+    params:
+        candidates=[run.name for run in candidate_runs(config)],
+        n=config["select"].get("measure_top", 2 * config["select"]["k"]),
+    script:
+        "../workflow/scripts/latency_shortlist.py"
 
 
 checkpoint select:

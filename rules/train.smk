@@ -1,5 +1,8 @@
 # Training: one job per grid run (paper protocol: one run per shape, points read at every
 # multiplier boundary; independent: one run per multiplier), and one per selected candidate.
+# A job with resources gpus=G > 1 runs G processes under torchrun (DDP). Checkpoints live in
+# results/runs/<run>/checkpoints/ (deliberately not an output, so a failed or preempted job
+# keeps them); the script exits 75 after a SIGTERM/SIGUSR1 checkpoint and a rerun resumes.
 
 
 rule train:
@@ -18,11 +21,15 @@ rule train:
     conda:
         "../envs/train.yaml"
     threads: 1
+    resources:
+        runtime=train_runtime,  # minutes on a cluster, from N·D (rules/common.smk)
     params:
         run=lambda wildcards: RUNS[grid_run_name(wildcards)].to_dict(),
         train=config["train"],
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
+        norm=config["model"].get("norm", "layernorm"),
+        checkpoint_dir=lambda wildcards: f"results/runs/{grid_run_name(wildcards)}/checkpoints",
     script:
         "../workflow/scripts/train.py"
 
@@ -41,3 +48,5 @@ use rule train as train_candidate with:
         train={**config["train"], **config["select"].get("train_overrides", {})},
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
+        norm=config["model"].get("norm", "layernorm"),
+        checkpoint_dir="results/runs/candidates/{name}/checkpoints",

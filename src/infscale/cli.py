@@ -78,12 +78,16 @@ def _fit(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
     from infscale.io import read_csv, write_csv
-    from infscale.laws import predict
+    from infscale.laws import predict, predict_interval
 
     fit = _read_fit(args.fit)
     points = read_csv(args.data, required=_point_columns(fit["law"], loss=False))
-    loss_pred = predict(fit, *_points(points, args.data, fit["law"]))
-    write_csv(args.out, points.assign(loss_pred=loss_pred))
+    xs = _points(points, args.data, fit["law"])
+    table = points.assign(loss_pred=predict(fit, *xs))
+    band = predict_interval(fit, *xs)  # a fit with bootstrap samples: 95% band
+    if band is not None:
+        table = table.assign(loss_pred_lo=band[0], loss_pred_hi=band[1])
+    write_csv(args.out, table)
 
 
 def _select(args: argparse.Namespace) -> None:
@@ -136,11 +140,17 @@ def _latency(args: argparse.Namespace) -> None:
         top_p=args.top_p,
         device=args.device,
         seed=args.seed,
+        backend=args.backend,
+        max_position=args.max_position,
+        max_cv=args.max_cv,
+        max_repeats=args.max_repeats,
     )
     write_json(args.out, {**result, "provenance": provenance()})
     print(
         f"{shape.label}: median {result['median_s']:.4g} s "
-        f"({result['per_token_ms']:.4g} ms/token) on {result['device']}"
+        f"({result['per_token_ms']:.4g} ms/token, cv {result['cv']:.3f}"
+        f"{', flagged' if result['flagged'] else ''}), "
+        f"ttft {result['ttft_s']:.4g} s on {result['device']}"
     )
 
 
@@ -341,6 +351,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     sub.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    sub.add_argument(
+        "--backend",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="hf: transformers generate (the paper); vllm: needs vLLM and a GPU",
+    )
+    sub.add_argument(
+        "--max-position",
+        type=_positive_int,
+        default=2048,
+        help="position limit; input + output tokens must fit (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--max-cv",
+        type=_positive_float,
+        help="re-time a measurement whose coefficient of variation exceeds this, then flag it",
+    )
+    sub.add_argument(
+        "--max-repeats",
+        type=_count,
+        default=0,
+        help="re-timings allowed by --max-cv (default: %(default)s)",
+    )
     sub.add_argument("--greedy", action="store_true", help="greedy decoding, not sampling")
     sub.add_argument("--temperature", type=_positive_float, default=0.8)
     sub.add_argument("--top-p", type=_probability, default=0.95)

@@ -3,6 +3,11 @@
 A set is a list of rules; a point belongs to the set if it matches any rule, and it matches a
 rule if it satisfies every key the rule gives (``sizes``: its size group is listed;
 ``multipliers``: its token multiplier is listed). An empty rule matches every point.
+
+``shapes_per_size: k`` (with ``seed``) narrows a rule further, to k shapes drawn at random in
+each size group among the shapes whose points it matches: the paper's set (c), "one random
+shape per size group", is ``{shapes_per_size: 1, seed: s}``, with one set per seed for its three
+trials. The draw is reproducible: numpy's default_rng(seed), shapes in order of appearance.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ def in_set(points: pd.DataFrame, rules: list[dict[str, Any]]) -> np.ndarray:
             match &= points["size_group"].isin(rule["sizes"]).to_numpy()
         if "multipliers" in rule:
             match &= points["multiplier"].isin(rule["multipliers"]).to_numpy()
+        if "shapes_per_size" in rule:
+            match &= _random_shapes(points, match, rule["shapes_per_size"], rule.get("seed", 0))
         member |= match
     return member
 
@@ -31,3 +38,16 @@ def mark_fit_sets(points: pd.DataFrame, sets: dict[str, list[dict[str, Any]]]) -
     for name, rules in sets.items():
         marked[f"fit_{name}"] = in_set(points, rules).astype(int)
     return marked
+
+
+def _random_shapes(points: pd.DataFrame, match: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Points of ``k`` shapes drawn per size group among the matching points' shapes."""
+    rng = np.random.default_rng(seed)
+    shape = points["d_model"].astype(str) + "x" + points["n_layers"].astype(str)
+    keep = np.zeros(len(points), dtype=bool)
+    for group in dict.fromkeys(points.loc[match, "size_group"]):
+        here = match & (points["size_group"] == group).to_numpy()
+        shapes = list(dict.fromkeys(shape[here]))
+        drawn = rng.choice(len(shapes), size=min(k, len(shapes)), replace=False)
+        keep |= here & shape.isin([shapes[i] for i in drawn]).to_numpy()
+    return keep

@@ -6,7 +6,9 @@ Chinchilla: ``L = E + A·N^-alpha + B·D^-beta``. Inference-efficient: the same 
 A fit is a plain JSON-able dict (DESIGN.md, FIT.json). ``method`` picks the optimiser: ``lm`` is
 the paper's exact procedure (curve_fit, Levenberg-Marquardt from all ones), kept exactly because
 the published numbers came from it, fragile as it is; ``huber`` is Chinchilla's (Huber loss on
-log L, L-BFGS from a grid of starts), slower and robust. ``tie`` names the exponents that take
+log L, L-BFGS from the 4,500-point grid of starts, all at once: see infscale.huber), robust.
+``bootstrap`` adds 95% intervals (``intervals``) and the resampled parameters, from which
+``predict_interval`` gives a band for every prediction. ``tie`` names the exponents that take
 alpha's value; tied exponents still appear in ``params``.
 
 scipy is imported inside the functions that need it, so that ``predict`` and the CLI start fast.
@@ -38,23 +40,12 @@ LAWS = tuple(PARAMS)
 TIES = tuple(TIED)
 MAXFEV = 100_000  # the authors' curve_fit budget
 
-# Chinchilla's start grid (FACTS.md), over a = log A, b = log B, e = log E and the exponents;
-# a fit starts from every combination of the values of its free parameters (4,500 untied).
-HUBER_GRID: dict[str, tuple[float, ...]] = {
-    "A": (0, 5, 10, 15, 20, 25),
-    "B": (0, 5, 10, 15, 20, 25),
-    "E": (-1, -0.5, 0, 0.5, 1),
-    "alpha": (0, 0.5, 1, 1.5, 2),
-    "beta": (0, 0.5, 1, 1.5, 2),
-}
-# The inference factor, which Chinchilla's grid lacks, adds no starts: gamma starts at alpha's
-# value, f = log epsilon at whichever of these gives that start the lowest objective.
-LOG_EPSILON_STARTS = (-8.0, -6.0, -4.0, -2.0, 0.0)
+# Chinchilla's method lives in infscale.huber (the start grid, the vectorised L-BFGS).
 LOG_PARAMS = ("A", "B", "E", "epsilon")  # what the huber method optimises as logs
-HUBER_DELTA = 1e-3
-# L-BFGS-B's default stop (an objective change under ~2e-9, absolute below 1) is loose where the
-# objective nears 0, on near-perfect data; the best run is polished once with these.
-POLISH_OPTIONS = {"ftol": 0.0, "gtol": 1e-13, "maxiter": 10_000}
+# A bootstrap resample refit by the huber method starts at the full fit's optimum and runs to
+# these tighter tolerances (it skips the start grid and the polish).
+BOOTSTRAP_FTOL = 1e-13
+BOOTSTRAP_GTOL = 1e-9
 
 
 class FitError(InputError):
@@ -176,6 +167,7 @@ def fit_law(
         result["spearman_by_group"] = spearman_by_group(y, pred, groups)
     if bootstrap:
         result["bootstrap"] = bootstrap_ci(law, tie, method, N_, D_, R_, y, bootstrap, seed)
+        result["intervals"] = result["bootstrap"]["ci95"]
     result["warnings"] = fit_warnings(params, N_, D_)
     return result
 
@@ -219,34 +211,39 @@ def fit_huber(
     """Chinchilla's method: Huber (delta 1e-3) on log L - log L̂, L-BFGS from every grid start.
 
     log L̂ = logsumexp(a - alpha·log N, b - beta·log D, e) [+ log(1 + exp(f)·R^gamma)], so A, B,
-    E (and epsilon) are positive by construction. Keeps the run with the lowest objective,
-    then polishes it with tight tolerances.
+    E (and epsilon) are positive by construction. All starts run at once (infscale.huber: the
+    batched L-BFGS, and how the grid covers epsilon and gamma); the best few are polished with
+    tight tolerances and the lowest objective is kept.
     """
-    from scipy.optimize import minimize
+    u, _ = huber_optimum(law, tie, N, D, R, loss)
+    return _from_log_space(law, tie, u)
 
-    free = free_params(law, tie)
-    where = positions(law, tie)
-    logs = (np.log(N), np.log(D), None if R is None else np.log(R), np.log(loss))
-    starts = _huber_starts(law, tie, logs)
-    best = None
-    with np.errstate(all="ignore"):
-        for u0 in starts:
-            run = minimize(_huber_objective, u0, args=(where, *logs), jac=True, method="L-BFGS-B")
-            if np.isfinite(run.fun) and (best is None or run.fun < best.fun):
-                best = run
-        if best is None:
-            raise FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
-        polished = minimize(
-            _huber_objective,
-            best.x,
-            args=(where, *logs),
-            jac=True,
-            method="L-BFGS-B",
-            options=POLISH_OPTIONS,
-        )
-    if polished.fun <= best.fun:
-        best = polished
-    theta = [np.exp(v) if p in LOG_PARAMS else v for p, v in zip(free, best.x, strict=True)]
+
+def huber_optimum(
+    law: str, tie: str, N: np.ndarray, D: np.ndarray, R: np.ndarray | None, loss: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """The huber fit's free vector (log-space A, B, E, epsilon) and its objective."""
+    from infscale import huber
+
+    free, where = free_params(law, tie), positions(law, tie)
+    logs = _logs(N, D, R, loss)
+    starts = huber.grid_starts(free, where, law, logs)
+    u, value = huber.fit_starts(starts, law, where, logs)
+    if not np.isfinite(value) or not np.all(np.isfinite(u)):
+        raise FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
+    return u, value
+
+
+def _logs(
+    N: np.ndarray, D: np.ndarray, R: np.ndarray | None, loss: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    return np.log(N), np.log(D), None if R is None else np.log(R), np.log(loss)
+
+
+def _from_log_space(law: str, tie: str, u: np.ndarray) -> dict[str, float]:
+    theta = [
+        np.exp(v) if p in LOG_PARAMS else v for p, v in zip(free_params(law, tie), u, strict=True)
+    ]
     return expand(law, tie, theta)
 
 
@@ -265,21 +262,72 @@ def bootstrap_ci(
     k: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Refit on ``k`` resamples of the points; the 95% percentile interval of each parameter."""
+    """Refit on ``k`` resamples of the points (with replacement, drawn with ``seed``).
+
+    Returns the 95% percentile interval of each parameter (``ci95``) and every resample's
+    parameters (``samples``: one list per parameter, failed refits left out), from which
+    ``predict_interval`` gives intervals for predictions. ``lm`` refits each resample by the
+    paper's procedure from all ones. ``huber`` refits all resamples at once (a resample is a row
+    of point counts weighting the Huber terms), each warm-started at the full fit's optimum
+    rather than from the 4,500-point grid, to tighter tolerances.
+    """
     rng = np.random.default_rng(seed)
-    draws, failed = [], 0
-    for _ in range(k):
-        i = rng.integers(0, len(loss), len(loss))
-        try:
-            draws.append(
-                FITTERS[method](law, tie, N[i], D[i], None if R is None else R[i], loss[i])
-            )
-        except FitError:
-            failed += 1
-    if not draws:
+    n = len(loss)
+    draws = rng.integers(0, n, (k, n))
+    if method == "huber":
+        from infscale import huber
+
+        u_full, _ = huber_optimum(law, tie, N, D, R, loss)
+        weights = np.stack([np.bincount(i, minlength=n) for i in draws]).astype(float)
+        u, value, _ = huber.batched_lbfgs(
+            np.repeat(u_full[None, :], k, axis=0),
+            law,
+            positions(law, tie),
+            _logs(N, D, R, loss),
+            weights,
+            ftol=BOOTSTRAP_FTOL,
+            gtol=BOOTSTRAP_GTOL,
+        )
+        ok = np.isfinite(value) & np.all(np.isfinite(u), axis=1)
+        fits = [_from_log_space(law, tie, row) for row in u[ok]]
+        failed = int(k - ok.sum())
+    else:
+        fits, failed = [], 0
+        for i in draws:
+            try:
+                fits.append(
+                    FITTERS[method](law, tie, N[i], D[i], None if R is None else R[i], loss[i])
+                )
+            except FitError:
+                failed += 1
+    if not fits:
         raise FitError(f"all {k} bootstrap refits failed")
-    ci = {p: np.percentile([d[p] for d in draws], [2.5, 97.5]).tolist() for p in PARAMS[law]}
-    return {"k": k, "seed": seed, "failed": failed, "ci95": ci}
+    samples = {p: [f[p] for f in fits] for p in PARAMS[law]}
+    ci = {p: np.percentile(v, [2.5, 97.5]).tolist() for p, v in samples.items()}
+    return {"k": k, "seed": seed, "failed": failed, "ci95": ci, "samples": samples}
+
+
+def predict_interval(
+    fit: Mapping[str, Any], N: ArrayLike, D: ArrayLike, R: ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The 95% percentile band of the predictions of a fit's bootstrap samples (None: none)."""
+    samples = (fit.get("bootstrap") or {}).get("samples")
+    if not samples:
+        return None
+    law = fit["law"]
+    if not isinstance(samples, Mapping) or set(samples) != set(PARAMS[law]):
+        raise InputError(f"fit bootstrap samples must be exactly {', '.join(PARAMS[law])}")
+    try:
+        table = {p: np.asarray(samples[p], dtype=float)[:, None] for p in PARAMS[law]}
+    except (TypeError, ValueError):
+        raise InputError("fit bootstrap samples are not lists of numbers") from None
+    if len({v.shape for v in table.values()}) != 1:
+        raise InputError("fit bootstrap samples differ in length")
+    N_, D_, R_ = _points(law, N, D, R)
+    with np.errstate(all="ignore"):
+        preds = law_loss(law, table, N_[None, :], D_[None, :], None if R_ is None else R_[None, :])
+    lo, hi = np.nanpercentile(preds, [2.5, 97.5], axis=0)
+    return lo, hi
 
 
 def fit_warnings(params: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> list[str]:
@@ -359,30 +407,6 @@ def _points(
     return positive("N", N), positive("D", D), R_
 
 
-def _huber_starts(law: str, tie: str, logs: tuple[np.ndarray | None, ...]) -> np.ndarray:
-    """One start (a free-parameter vector) per point of the grid over the free parameters."""
-    free = free_params(law, tie)
-    gridded = [p for p in free if p in HUBER_GRID]
-    grid = np.array(np.meshgrid(*(HUBER_GRID[p] for p in gridded), indexing="ij"), dtype=float)
-    grid = grid.reshape(len(gridded), -1).T
-    starts = np.column_stack(
-        [
-            np.zeros(len(grid))
-            if p == "epsilon"
-            else grid[:, gridded.index("alpha" if p == "gamma" else p)]
-            for p in free
-        ]
-    )
-    if "epsilon" in free:
-        j = free.index("epsilon")
-        trials = np.repeat(starts[:, None, :], len(LOG_EPSILON_STARTS), axis=1)
-        trials[:, :, j] = LOG_EPSILON_STARTS
-        with np.errstate(all="ignore"):
-            values, _ = _huber_objective(trials, positions(law, tie), *logs)
-        starts[:, j] = np.asarray(LOG_EPSILON_STARTS)[np.nanargmin(values, axis=1)]
-    return starts
-
-
 def _huber_objective(
     u: np.ndarray,
     where: Mapping[str, int],
@@ -392,36 +416,10 @@ def _huber_objective(
     log_loss: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sum of Huber losses and its gradient, for free vectors ``u`` of shape (..., p)."""
-    col = {p: u[..., j, None] for p, j in where.items()}
-    t_n = col["A"] - col["alpha"] * log_n
-    t_d = col["B"] - col["beta"] * log_d
-    top = np.maximum(np.maximum(t_n, t_d), col["E"])
-    w_n, w_d, w_e = np.exp(t_n - top), np.exp(t_d - top), np.exp(col["E"] - top)
-    total = w_n + w_d + w_e
-    log_pred = top + np.log(total)
-    dlog_pred = {
-        "A": w_n / total,
-        "B": w_d / total,
-        "E": w_e / total,
-        "alpha": -w_n / total * log_n,
-        "beta": -w_d / total * log_d,
-    }
-    if "epsilon" in where:
-        shape = col["epsilon"] + col["gamma"] * log_r
-        log_pred = log_pred + np.logaddexp(0, shape)
-        sigmoid = np.exp(-np.logaddexp(0, -shape))
-        dlog_pred |= {"epsilon": sigmoid, "gamma": sigmoid * log_r}
-    resid = log_loss - log_pred
-    value = np.where(
-        np.abs(resid) <= HUBER_DELTA,
-        0.5 * resid**2,
-        HUBER_DELTA * (np.abs(resid) - 0.5 * HUBER_DELTA),
-    )
-    dvalue = -np.clip(resid, -HUBER_DELTA, HUBER_DELTA)
-    grad = np.zeros(u.shape)
-    for p, d in dlog_pred.items():
-        grad[..., where[p]] += (dvalue * d).sum(axis=-1)
-    return value.sum(axis=-1), grad
+    from infscale import huber
+
+    form = "inference" if "epsilon" in where else "chinchilla"
+    return huber.objective(u, form, where, (log_n, log_d, log_r, log_loss))
 
 
 def _spearman(y: np.ndarray, y_pred: np.ndarray) -> float | None:

@@ -1,7 +1,14 @@
-"""The open_lm architecture expressed as a transformers ``LlamaForCausalLM``.
+"""The open_lm architecture expressed as a stock transformers model.
 
-Pre-norm, rotary (base 10000), SwiGLU with open_lm's hidden-size rule, no biases, untied input
-and output embeddings: so ``sum(p.numel())`` is exactly the paper's N (shapes.param_count).
+Pre-norm, rotary (base 10000), SwiGLU with open_lm's hidden-size rule, no linear biases, untied
+input and output embeddings. Two norms (config ``model.norm``):
+
+- ``rmsnorm``: a ``LlamaForCausalLM``; ``sum(p.numel())`` is exactly the paper's N.
+- ``layernorm``: open_lm's default, LayerNorm *with bias*. transformers' ``StableLmForCausalLM``
+  with full rotary (``partial_rotary_factor`` 1), sequential residual, no qkv bias and no qk-norm
+  is the same block with ``nn.LayerNorm`` (weight + bias), so a saved checkpoint reloads through
+  ``AutoModelForCausalLM`` with nothing swapped by hand. Its module holds ``(2·L + 1)·d`` more
+  parameters (the biases) than N, which counts RMSNorm weights; both counts are reported.
 """
 
 from __future__ import annotations
@@ -9,7 +16,13 @@ from __future__ import annotations
 import math
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    StableLmConfig,
+    StableLmForCausalLM,
+)
 
 from infscale.shapes import Shape
 
@@ -37,18 +50,66 @@ def llama_config(
     )
 
 
+NORMS = ("layernorm", "rmsnorm")
+
+
+def layernorm_config(
+    shape: Shape, *, max_position: int, rope_theta: float = 10000.0, norm_eps: float = 1e-5
+) -> StableLmConfig:
+    """open_lm's block with LayerNorm (weight and bias) as a ``StableLmConfig``."""
+    return StableLmConfig(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.d_model,
+        intermediate_size=shape.ffn_hidden,
+        num_hidden_layers=shape.n_layers,
+        num_attention_heads=shape.n_heads,
+        num_key_value_heads=shape.n_heads,
+        max_position_embeddings=max_position,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": float(rope_theta),
+            "partial_rotary_factor": 1.0,
+        },
+        layer_norm_eps=norm_eps,
+        tie_word_embeddings=False,
+        use_qkv_bias=False,
+        qk_layernorm=False,
+        use_parallel_residual=False,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        hidden_act="silu",
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+
+
 def build_model(
-    shape: Shape, *, max_position: int, seed: int, rope_theta: float = 10000.0
-) -> LlamaForCausalLM:
+    shape: Shape,
+    *,
+    max_position: int,
+    seed: int,
+    rope_theta: float = 10000.0,
+    norm: str = "rmsnorm",
+) -> PreTrainedModel:
     """A freshly initialised model, seeded, with open_lm's initialisation."""
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(llama_config(shape, max_position=max_position, rope_theta=rope_theta))
+    if norm == "rmsnorm":
+        model = LlamaForCausalLM(
+            llama_config(shape, max_position=max_position, rope_theta=rope_theta)
+        )
+    elif norm == "layernorm":
+        model = StableLmForCausalLM(
+            layernorm_config(shape, max_position=max_position, rope_theta=rope_theta)
+        )
+    else:
+        raise ValueError(f"model.norm {norm!r} is not one of {', '.join(NORMS)}")
     open_lm_init(model)
     return model
 
 
 @torch.no_grad()
-def open_lm_init(model: LlamaForCausalLM) -> None:
+def open_lm_init(model: PreTrainedModel) -> None:
     """Truncated normal, std 1/sqrt(fan_in); each block's output projections (attention o_proj,
     MLP down_proj) further scaled by 1/sqrt(2·(layer+1)), as open_lm does. Embeddings and head
     use std 1/sqrt(d_model); norms start at one."""
@@ -63,6 +124,9 @@ def open_lm_init(model: LlamaForCausalLM) -> None:
                 if name.endswith(("o_proj", "down_proj")):
                     std *= depth_scale
                 _trunc_normal(module.weight, std)
+            elif isinstance(module, torch.nn.LayerNorm):
+                torch.nn.init.ones_(module.weight)
+                torch.nn.init.zeros_(module.bias)
 
 
 def _trunc_normal(weight: torch.Tensor, std: float) -> None:

@@ -1,15 +1,26 @@
-"""The training loop: open_lm's recipe on a transformers Llama, and the loss the paper fits.
+"""The training loop: open_lm's recipe on a transformers model, and the loss the paper fits.
 
 The recipe (FACTS.md, Table 3): AdamW (β2 0.95) with weight decay on every parameter, linear
-warmup then cosine to the cooldown LR over the whole run, z-loss, gradient clipping. A point is
-read at each multiplier boundary: the paper's metric (mean of the EMA of the training loss since
-step 0) beside a held-out validation loss.
+warmup then cosine to the cooldown LR over the whole run, z-loss, gradient clipping, bf16
+autocast where the hardware has it. A point is read at each multiplier boundary: the paper's
+metric (mean of the EMA of the training loss since step 0) beside a held-out validation loss.
+
+The loop runs in one process or in several under ``torchrun`` (DDP, see distributed.py). Step
+``s`` reads the global windows ``s·B … (s+1)·B - 1`` of the packed corpus; rank ``r`` of ``W``
+takes the ``r``-th contiguous ``B/W`` of them, in micro-batches (gradient accumulation). So the
+data a step sees depends only on the step, never on the number of processes or on a restart, and
+no window is read twice unless ``train.epochs`` allows it. Checkpoints (checkpoint.py) are written
+every ``train.checkpoint_every`` steps and when SIGTERM or SIGUSR1 arrives (SLURM's warning before
+a time limit); the run then exits with :data:`REQUEUE_EXIT` and the rerun resumes from the newest
+good checkpoint, bitwise identical to an uninterrupted run on CPU.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -21,7 +32,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from infscale import checkpoint as ckpt
 from infscale.errors import InputError
+from infscale.flops import flops_per_token, measure_matmul_peak
 from infscale.grid import Run
 from infscale.model import build_model, count_parameters
 from infscale.tokens import TokenWindows
@@ -29,6 +42,16 @@ from infscale.tokens import TokenWindows
 EMA_WEIGHT = (
     0.9  # weight of the newest loss in the authors' EMA: ema_t = 0.9·loss_t + 0.1·ema_{t-1}
 )
+REQUEUE_EXIT = 75  # EX_TEMPFAIL: stopped on a signal after writing a checkpoint; rerun to resume
+STATUS_SECONDS = 60.0  # a status line at least this often, and at every 5 % of the run
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Preempted(RuntimeError):
+    """SIGTERM/SIGUSR1 arrived; a checkpoint was written and the run should be requeued."""
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
@@ -63,14 +86,28 @@ def boundary_steps(run: Run, tokens_per_step: int) -> list[int]:
     return [math.ceil(tokens / tokens_per_step) for tokens in run.tokens]
 
 
+def shard_rows(step: int, batch: int, rank: int, world: int, n_windows: int) -> range | list[int]:
+    """The global window indices rank ``rank`` of ``world`` trains on at ``step``.
+
+    Contiguous and disjoint across ranks and steps; past the end of the corpus (only when
+    ``train.epochs`` > 1) the indices wrap around to the start.
+    """
+    per_rank = batch // world
+    first = step * batch + rank * per_rank
+    if first + per_rank <= n_windows:
+        return range(first, first + per_rank)
+    return [i % n_windows for i in range(first, first + per_rank)]
+
+
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, val: TokenWindows, n_windows: int, batch: int) -> float:
     """Mean next-token cross-entropy over the first ``n_windows`` held-out windows."""
     model.eval()
+    device = next(model.parameters()).device
     n = min(n_windows, len(val))
     total = 0.0
     for start in range(0, n, batch):
-        x = val.batch(range(start, min(n, start + batch))).to(model.device)
+        x = val.batch(range(start, min(n, start + batch))).to(device)
         logits = model(input_ids=x[:, :-1]).logits.float()
         total += (
             F.cross_entropy(
@@ -91,55 +128,143 @@ def train_run(
     max_position: int,
     rope_theta: float,
     log_path: str | Path,
+    norm: str = "rmsnorm",
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
-    """Train ``run`` from scratch; return the model and one row per multiplier boundary."""
+    """Train ``run`` (resuming from ``checkpoint_dir`` if it holds a good checkpoint).
+
+    Returns the model and one row per multiplier boundary. Under ``torchrun`` every rank calls
+    this; rank 0 writes the log and the checkpoints.
+    """
+    import torch.distributed as dist
+
+    distributed = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
     batch, micro = cfg["batch_size"], cfg["micro_batch_size"]
-    if batch % micro:
-        raise InputError(f"train.batch_size {batch} is not a multiple of micro_batch_size {micro}")
+    if batch % world:
+        raise InputError(f"train.batch_size {batch} is not divisible by {world} processes")
+    per_rank = batch // world
+    if per_rank % micro:
+        raise InputError(
+            f"train.batch_size {batch} / {world} process(es) = {per_rank} is not a multiple of "
+            f"micro_batch_size {micro}"
+        )
     tokens_per_step = batch * train.seq_len
     steps_at = boundary_steps(run, tokens_per_step)
     total_steps = steps_at[-1]
-    if total_steps * batch > len(train):
+    epochs = cfg.get("epochs", 1)
+    if total_steps * batch > len(train) * epochs:
         raise InputError(
             f"{run.name} needs {total_steps * tokens_per_step:,} training tokens but the corpus "
-            f"holds {len(train) * train.seq_len:,}; the paper trains one pass without repeats"
+            f"holds {len(train) * train.seq_len:,} × train.epochs {epochs}; the paper trains one "
+            "pass without repeats"
         )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(rank)
     model = build_model(
-        run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta
+        run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta, norm=norm
     ).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=cfg["lr"],
         betas=tuple(cfg["betas"]),
         eps=cfg["eps"],
-        weight_decay=cfg["weight_decay"],
+        weight_decay=cfg["weight_decay"],  # every parameter, norms and embeddings included
     )
     losses = np.empty(total_steps)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    lines: list[str] = []
+    start_step = 0
+    resumed = ckpt.load_latest(checkpoint_dir, device) if checkpoint_dir else None
+    if resumed is not None:
+        model.load_state_dict(resumed.model)
+        optimizer.load_state_dict(resumed.state["optimizer"])
+        start_step = resumed.step
+        losses[:start_step] = resumed.state["losses"].numpy()
+        rows = resumed.meta["points"]
+        lines = resumed.log_lines
+        _set_rng(resumed.state["rng"])
+        lines.append(json.dumps({"event": "resumed", "step": start_step}))
+        if rank == 0:
+            print(f"{run.name}: resumed from step {start_step} ({resumed.path})", flush=True)
+    dtype = _train_dtype(cfg["dtype"], device)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.get("compile", False):
+        net = torch.compile(net)
+    stop = _StopSignal() if checkpoint_dir else None
+    status = _Status(run, total_steps, start_step, tokens_per_step, device, dtype, train.seq_len)
+
+    def save_checkpoint(step: int) -> None:
+        if rank == 0 and checkpoint_dir:
+            ckpt.save(
+                checkpoint_dir,
+                step,
+                model.state_dict(),
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "losses": torch.from_numpy(losses[:step].copy()),
+                    "rng": _get_rng(),
+                },
+                {
+                    "points": rows,
+                    "next_window": step * batch,
+                    "lr_schedule_step": step,
+                    "world_size": world,
+                    "run": run.name,
+                },
+                lines,
+            )
+        if distributed:
+            dist.barrier()
+
     model.train()
-    start = time.perf_counter()
-    with open(log_path, "w") as log:
-        for step in range(total_steps):
+    bar = _progress_bar(run.name, total_steps, start_step, progress and rank == 0)
+    log = open(log_path, "w") if rank == 0 else None  # noqa: SIM115 - closed in finally
+    try:
+        if log:
+            log.writelines(line + "\n" for line in lines)
+            log.flush()
+        for step in range(start_step, total_steps):
             lr = lr_at(step, total_steps, cfg["warmup_steps"], cfg["lr"], cfg["min_lr"])
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, ce = 0.0, 0.0
-            for rows_idx in _micro_batches(step * batch, batch, micro):
-                x = train.batch(rows_idx).to(device)
-                with _autocast(cfg["dtype"], device):
-                    logits = model(input_ids=x[:, :-1]).logits
-                total, cross = lm_loss(logits, x[:, 1:], cfg["z_loss"])
-                (total * (len(rows_idx) / batch)).backward()
-                loss += total.item() * len(rows_idx) / batch
-                ce += cross.item() * len(rows_idx) / batch
+            rows_idx = shard_rows(step, batch, rank, world, len(train))
+            sums = torch.zeros(3, dtype=torch.float64, device=device)  # one sync per step
+            chunks = list(_micro_batches(rows_idx, micro))
+            for i, chunk in enumerate(chunks):
+                x = train.batch(chunk).to(device, non_blocking=True)
+                sync = nullcontext() if world == 1 or i == len(chunks) - 1 else net.no_sync()
+                with sync:
+                    with _autocast(dtype, device):
+                        logits = net(input_ids=x[:, :-1]).logits
+                    total, cross = lm_loss(logits, x[:, 1:], cfg["z_loss"])
+                    # DDP averages gradients over ranks: scale each rank's share to its rows
+                    (total * (len(chunk) / per_rank)).backward()
+                sums[0] += total.detach().double() * (len(chunk) / batch)
+                sums[1] += cross.detach().double() * (len(chunk) / batch)
+            sums[2] = float(stop.requested) if stop else 0.0
+            if distributed:
+                dist.all_reduce(sums)
+            loss, ce, stop_flag = sums.tolist()
+            stop_now = bool(stop_flag)
             if not math.isfinite(loss):
-                raise FloatingPointError(f"{run.name}: non-finite loss {loss} at step {step}")
+                raise NonFiniteLoss(
+                    f"{run.name}: non-finite training loss {loss} at step {step + 1}; "
+                    + (
+                        f"the last good checkpoint in {checkpoint_dir} is kept"
+                        if checkpoint_dir
+                        else "no checkpoint directory was given"
+                    )
+                )
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             losses[step] = loss
-            elapsed = time.perf_counter() - start
             tokens = (step + 1) * tokens_per_step
             record = {
                 "step": step + 1,
@@ -148,22 +273,45 @@ def train_run(
                 "ce": ce,
                 "lr": lr,
                 "grad_norm": float(grad_norm),
-                "tokens_per_s": tokens / elapsed,
+                "tokens_per_s": status.tokens_per_s(step + 1),
             }
-            log.write(json.dumps(record) + "\n")
-            if step + 1 in steps_at:
+            lines.append(json.dumps(record))
+            if log:
+                log.write(lines[-1] + "\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if step + 1 in steps_at and rank == 0:
                 i = steps_at.index(step + 1)
-                rows.append(
-                    _point(
-                        run,
-                        model,
-                        i,
-                        tokens,
-                        losses[: step + 1],
-                        validation_loss(model, val, cfg["val_windows"], micro),
+                point_val = validation_loss(model, val, cfg["val_windows"], micro)
+                rows.append(_point(run, model, i, tokens, losses[: step + 1], point_val))
+            if rank == 0:
+                status.maybe_print(step + 1, loss, force=step + 1 == total_steps)
+            every = cfg.get("checkpoint_every", 0)
+            last = step + 1 == total_steps  # also at the end: a kill while saving loses nothing
+            if stop_now or last or (every and (step + 1) % every == 0):
+                if log:
+                    log.flush()
+                save_checkpoint(step + 1)
+            if stop_now:
+                if rank == 0:
+                    print(
+                        f"{run.name}: {stop.name if stop else 'signal'} received, checkpoint "
+                        f"written at step {step + 1}; exiting {REQUEUE_EXIT} to be requeued",
+                        flush=True,
                     )
-                )
-                log.flush()
+                raise Preempted(f"{run.name}: stopped by a signal at step {step + 1}")
+    finally:
+        if log:
+            log.close()
+        if bar is not None:
+            bar.close()
+        if stop:
+            stop.restore()
+    if distributed and rows is not None:
+        box = [rows]
+        dist.broadcast_object_list(box, src=0)
+        rows = box[0]
     return model, pd.DataFrame(rows)
 
 
@@ -192,12 +340,134 @@ def _point(
     }
 
 
-def _micro_batches(first: int, batch: int, micro: int) -> Iterator[range]:
-    for start in range(first, first + batch, micro):
-        yield range(start, start + micro)
+def _micro_batches(rows: range | list[int], micro: int) -> Iterator[range | list[int]]:
+    for start in range(0, len(rows), micro):
+        yield rows[start : start + micro]
 
 
-def _autocast(dtype: str, device: str) -> AbstractContextManager:
-    if dtype == "float32":
+def _device(rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        index = rank % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def _train_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype; bfloat16 falls back to float32 on a GPU without it (with a warning)."""
+    dtype = getattr(torch, name)
+    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        print("train.dtype bfloat16: not supported by this GPU, training in float32", flush=True)
+        return torch.float32
+    return dtype
+
+
+def _autocast(dtype: torch.dtype, device: torch.device) -> AbstractContextManager:
+    if dtype == torch.float32:
         return nullcontext()
-    return torch.autocast(device_type=device, dtype=getattr(torch, dtype))
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _get_rng() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+class _StopSignal:
+    """Remembers SIGTERM/SIGUSR1 so the loop can checkpoint at the end of the current step."""
+
+    SIGNALS = ("SIGTERM", "SIGUSR1")
+
+    def __init__(self) -> None:
+        self.requested, self.name = False, ""
+        self._previous: dict[int, Any] = {}
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested, self.name = True, signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class _Status:
+    """tokens/s, MFU and ETA for the status line."""
+
+    def __init__(
+        self,
+        run: Run,
+        total_steps: int,
+        start_step: int,
+        tokens_per_step: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        seq_len: int,
+    ) -> None:
+        self.run, self.total, self.first = run, total_steps, start_step
+        self.tokens_per_step = tokens_per_step
+        self.flops_per_token = flops_per_token(run.shape, seq_len)
+        self.device, self.dtype = device, dtype
+        self.peak: float | None = None
+        self.every = max(1, total_steps // 20)
+        self.start = self.last = time.perf_counter()
+
+    def tokens_per_s(self, step: int) -> float:
+        elapsed = time.perf_counter() - self.start
+        return (step - self.first) * self.tokens_per_step / max(elapsed, 1e-9)
+
+    def maybe_print(self, step: int, loss: float, force: bool = False) -> None:
+        now = time.perf_counter()
+        due = force or step == self.first + 1 or step % self.every == 0
+        if not due and now - self.last < STATUS_SECONDS:
+            return
+        self.last = now
+        if self.peak is None:  # measured once, after the first step, with the run's own threads
+            size, seconds = (4096, 1.0) if self.device.type == "cuda" else (1024, 0.3)
+            self.peak = measure_matmul_peak(self.dtype, str(self.device), size, seconds)
+            self.start += time.perf_counter() - now  # the measurement is not training time
+        rate = self.tokens_per_s(step)
+        mfu = rate * self.flops_per_token / self.peak
+        eta = (self.total - step) * self.tokens_per_step / max(rate, 1e-9)
+        print(
+            f"{self.run.name} step {step}/{self.total} tokens {step * self.tokens_per_step:,} "
+            f"loss {loss:.4f} tokens/s {rate:,.0f} MFU {mfu:.1%} ETA {_hms(eta)}",
+            flush=True,
+        )
+
+
+def _progress_bar(name: str, total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=name,
+        unit="step",
+        mininterval=0.5 if tty else 30.0,
+        dynamic_ncols=tty,
+        file=sys.stderr,
+    )
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,153 @@
+"""Training checkpoints that survive a kill at any instant, and are never unpickled unsafely.
+
+A checkpoint is a directory ``step-00000123/`` under the run's ``checkpoints/`` folder:
+
+- ``model.safetensors``: the model's state dict;
+- ``state.pt``: optimizer state, RNG states and the per-step losses, loaded with
+  ``torch.load(weights_only=True)`` (tensors, numbers, strings, lists and dicts only);
+- ``state.json``: step, data position, the boundary points read so far, the learning-rate
+  schedule's position (the schedule is a pure function of the step, so the step *is* its state);
+- ``log.jsonl``: the run's step log up to this step (the resumed run starts its log from it);
+- ``manifest.json``, written last: the SHA-256 and size of every other file.
+
+The directory is written as ``.step-00000123.tmp`` and renamed into place, so a directory named
+``step-*`` always holds a complete write; a checkpoint whose files do not match its manifest
+(truncated, corrupted, or missing a file) is skipped with a warning and the previous one is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+MANIFEST = "manifest.json"
+KEEP = 2  # checkpoints kept on disk: the newest, and one to fall back on if it is damaged
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    step: int
+    model: dict[str, torch.Tensor]
+    state: dict[str, Any]  # from state.pt
+    meta: dict[str, Any]  # from state.json
+    log_lines: list[str]
+
+
+def step_dir(root: str | Path, step: int) -> Path:
+    return Path(root) / f"step-{step:08d}"
+
+
+def save(
+    root: str | Path,
+    step: int,
+    model_state: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    meta: dict[str, Any],
+    log_lines: list[str],
+    keep: int = KEEP,
+) -> Path:
+    """Write checkpoint ``step`` atomically, then delete all but the ``keep`` newest."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = step_dir(root, step)
+    tmp = root / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()}
+    save_file(tensors, tmp / "model.safetensors")
+    torch.save(state, tmp / "state.pt")
+    (tmp / "state.json").write_text(json.dumps({**meta, "step": step}, indent=1) + "\n")
+    (tmp / "log.jsonl").write_text("".join(line + "\n" for line in log_lines))
+    files = {p.name: _digest(p) for p in sorted(tmp.iterdir())}
+    (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1) + "\n")
+    for path in tmp.iterdir():
+        _fsync(path)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync(root)
+    for old in sorted(_step_dirs(root), reverse=True)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_latest(root: str | Path, device: str | torch.device = "cpu") -> Checkpoint | None:
+    """The newest checkpoint under ``root`` whose files match its manifest, else None."""
+    for path in sorted(_step_dirs(Path(root)), reverse=True):
+        problem = verify(path)
+        if problem:
+            print(f"checkpoint {path} skipped: {problem}", file=sys.stderr)
+            continue
+        meta = json.loads((path / "state.json").read_text())
+        return Checkpoint(
+            path=path,
+            step=meta["step"],
+            model=load_file(path / "model.safetensors", device=str(device)),
+            state=torch.load(path / "state.pt", map_location=device, weights_only=True),
+            meta=meta,
+            log_lines=(path / "log.jsonl").read_text().splitlines(),
+        )
+    return None
+
+
+def verify(path: str | Path) -> str | None:
+    """None if every file listed in the manifest exists with its size and SHA-256, else why not."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"unreadable manifest ({err})"
+    for name in ("model.safetensors", "state.pt", "state.json", "log.jsonl"):
+        if name not in files:
+            return f"manifest lists no {name}"
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != expected["bytes"]:
+            return f"{name} has {file.stat().st_size} bytes, the manifest says {expected['bytes']}"
+        if _digest(file)["sha256"] != expected["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def remove_all(root: str | Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _step_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")]
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return {"bytes": path.stat().st_size, "sha256": sha.hexdigest()}
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,54 @@
+"""Workflow wiring of the latency lab: sweeps, throughput, model, and the latency source switch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+from conftest import REPO
+from test_workflow import ENV, planned_jobs
+
+
+def dry_run(tmp_path, config: dict, *targets: str) -> dict[str, int]:
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        *targets,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(configfile),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return planned_jobs(proc.stdout)
+
+
+def test_latency_targets_are_planned(tmp_path, config):
+    jobs = dry_run(tmp_path, config, "latency_all")
+    assert jobs["latency_sweep"] == 3
+    assert jobs["latency_sweeps"] == jobs["latency_throughput"] == jobs["latency_model"] == 1
+    assert jobs["latency"] == 15  # 9 grid shapes + 6 candidates, all measured
+
+
+def test_predict_source_times_no_candidate(tmp_path, config):
+    config["select"]["latency_source"] = "predict"
+    jobs = dry_run(tmp_path, config, "results/select/candidates.csv")
+    assert jobs["latency"] == 9  # the grid's shapes only: the model predicts the candidates
+    assert jobs["latency_model"] == 1
+    assert jobs["latency_sweep"] == 3
+
+
+def test_measure_top_waits_for_the_shortlist(tmp_path, config):
+    config["select"]["latency_source"] = "measure_top"
+    config["select"]["measure_top"] = 3
+    jobs = dry_run(tmp_path, config, "results/select/candidates.csv")
+    assert jobs["latency_shortlist"] == 1
+    assert jobs["latency"] == 9  # the shortlist's measurements are planned once it exists

@@ -1,0 +1,39 @@
+"""Snakemake script (select.latency_source: measure_top): predict every candidate's latency and
+loss, and mark the top ``select.measure_top`` for measurement."""
+
+import pandas as pd
+
+from infscale.grid import run_table
+from infscale.io import log_output_to, read_json, write_csv
+from infscale.latency_model import predict_latency, shortlist
+from infscale.laws import predict
+
+log_output_to(snakemake.log[0])
+runs = [run_table(snakemake.config)[name] for name in snakemake.params.candidates]
+model, fit = read_json(snakemake.input.model), read_json(snakemake.input.fit)
+table = pd.DataFrame(
+    {
+        "name": [run.variant for run in runs],
+        "shape": [run.shape.label for run in runs],
+        "d_model": [run.shape.d_model for run in runs],
+        "n_layers": [run.shape.n_layers for run in runs],
+        "N": [run.shape.n_params for run in runs],
+        "D": [run.total_tokens for run in runs],
+    }
+)
+table["latency_pred_s"] = predict_latency(
+    model, table["d_model"], table["n_layers"], runs[0].shape.vocab_size
+)
+select = snakemake.config["select"]
+loss = predict(fit, table["N"], table["D"], table["d_model"] / table["n_layers"])
+table = shortlist(
+    table,
+    loss,
+    snakemake.params.n,
+    max_params=select.get("max_params"),
+    max_tokens=select.get("max_tokens"),
+    max_latency=select.get("max_latency_s"),
+    margin=model["loo_max_rel_err"],
+)
+write_csv(snakemake.output[0], table)
+print(table.to_string())
