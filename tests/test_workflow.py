@@ -20,8 +20,8 @@ MICRO = REPO / "tests" / "configs" / "micro.yaml"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = MICRO, **kwargs):
-    cmd = [
+def snakemake_cmd(workdir: Path, *args: str, configfile: Path = MICRO) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -33,6 +33,10 @@ def snakemake(workdir: Path, *args: str, configfile: Path = MICRO, **kwargs):
         str(configfile),
         *args,
     ]
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = MICRO, **kwargs):
+    cmd = snakemake_cmd(workdir, *args, configfile=configfile)
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kwargs)
 
 
@@ -76,19 +80,7 @@ def finished_job(workdir: Path, output_prefix: str) -> bool:
 def finished(tmp_path_factory):
     """The micro workflow run once to the end, interrupted once mid-training on the way."""
     workdir = tmp_path_factory.mktemp("micro")
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(MICRO),
-        "--cores",
-        "2",
-    ]
+    cmd = snakemake_cmd(workdir, "--cores", "2")
     first = subprocess.Popen(
         cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

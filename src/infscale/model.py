@@ -27,17 +27,24 @@ from transformers import (
 from infscale.shapes import Shape
 
 
+def _shape_fields(shape: Shape, max_position: int) -> dict[str, int]:
+    """The config fields a shape fixes, named alike in Llama's and StableLm's configs."""
+    return {
+        "vocab_size": shape.vocab_size,
+        "hidden_size": shape.d_model,
+        "intermediate_size": shape.ffn_hidden,
+        "num_hidden_layers": shape.n_layers,
+        "num_attention_heads": shape.n_heads,
+        "num_key_value_heads": shape.n_heads,
+        "max_position_embeddings": max_position,
+    }
+
+
 def llama_config(
     shape: Shape, *, max_position: int, rope_theta: float = 10000.0, norm_eps: float = 1e-5
 ) -> LlamaConfig:
     return LlamaConfig(
-        vocab_size=shape.vocab_size,
-        hidden_size=shape.d_model,
-        intermediate_size=shape.ffn_hidden,
-        num_hidden_layers=shape.n_layers,
-        num_attention_heads=shape.n_heads,
-        num_key_value_heads=shape.n_heads,
-        max_position_embeddings=max_position,
+        **_shape_fields(shape, max_position),
         rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
         rms_norm_eps=norm_eps,
         tie_word_embeddings=False,
@@ -58,13 +65,7 @@ def layernorm_config(
 ) -> StableLmConfig:
     """open_lm's block with LayerNorm (weight and bias) as a ``StableLmConfig``."""
     return StableLmConfig(
-        vocab_size=shape.vocab_size,
-        hidden_size=shape.d_model,
-        intermediate_size=shape.ffn_hidden,
-        num_hidden_layers=shape.n_layers,
-        num_attention_heads=shape.n_heads,
-        num_key_value_heads=shape.n_heads,
-        max_position_embeddings=max_position,
+        **_shape_fields(shape, max_position),
         rope_parameters={
             "rope_type": "default",
             "rope_theta": float(rope_theta),
