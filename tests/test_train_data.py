@@ -40,11 +40,12 @@ def test_local_file_is_packed_into_windows_with_eot_and_no_repeats(tmp_path, kin
         rows.to_json(path, orient="records", lines=True)
     else:
         rows.to_parquet(path)
-    texts = list(hf_texts(str(path), None, "train", "text", None))
+    texts = list(hf_texts(str(path), None, "train", "text"))
     assert texts == docs
     tokenizer = train_bpe(texts, 300, tmp_path / "tok")
     seq_len = 32
-    n = pack(tokenizer, iter(texts), tmp_path / "train.bin", seq_len)
+    pieces = (("train", text) for text in texts)
+    n = pack(tokenizer, pieces, {"train": tmp_path / "train.bin"}, seq_len)["train"]["n_windows"]
     windows = TokenWindows(tmp_path / "train.bin")
     assert len(windows) == n and windows.seq_len == seq_len
     flat = windows.batch(range(n)).reshape(-1).tolist()

