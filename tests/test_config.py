@@ -58,6 +58,7 @@ def test_paper_config_has_the_31_shapes_with_exact_n():
         (lambda c: c["train"].update(micro_batch_size=5), "train.micro_batch_size"),
         (lambda c: c.update(unknown_key=1), "unknown_key"),
         (lambda c: c["grid"]["sizes"]["xs"]["variants"]["v1"].update(d_model=26), "xs-v1"),
+        (lambda c: c["data"].update(max_tokens=1_000_000), "data.max_tokens: 1,000,000 is fewer"),
     ],
 )
 def test_bad_values_name_the_key(config, change, message):

@@ -46,7 +46,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
     for label, shape in latency_shapes(config).items():
         if shape.head_dim % 2:
             raise InputError(f"shape {label}: head_dim {shape.head_dim} is odd (rotary needs even)")
-    run_table(config)
+    _check_token_cap(config)
     select, sets = config["select"], config["fit"]["sets"]
     if select["fit_set"] not in sets:
         raise InputError(
@@ -67,3 +67,18 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 raise InputError(
                     f"config key fit.sets.{name}: unknown size group(s) {sorted(unknown)}"
                 )
+
+
+def _check_token_cap(config: dict[str, Any]) -> None:
+    """A ``data.max_tokens`` below the largest run's need would only fail at that run's start,
+    after the data stage has tokenized for hours; say so at parse time instead."""
+    cap = config["data"].get("max_tokens")
+    runs = run_table(config).values()
+    if cap is None or not runs:
+        return
+    largest = max(runs, key=lambda run: run.total_tokens)
+    if cap < largest.total_tokens:
+        raise InputError(
+            f"config key data.max_tokens: {cap:,} is fewer than the {largest.total_tokens:,} "
+            f"tokens run {largest.name} trains on"
+        )
