@@ -10,6 +10,9 @@ if not workflow.config_settings.configfiles:
     configfile: f"{workflow.basedir}/config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
@@ -22,4 +25,4 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        "results/report/summary.md",
+        rules.report.output,

@@ -6,6 +6,7 @@ from infscale.config import validate_config
 from infscale.errors import InputError
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
+from infscale.report import report_entries, report_files
 from infscale.sweeps import SWEEPS, latency_settings, sweep_shapes, throughput_shape
 
 try:
@@ -145,6 +146,25 @@ def candidate_files(pattern, wildcards):
     if baseline and baseline not in names:
         names.append(baseline)
     return [pattern.format(name=name) for name in names]
+
+
+def report_outputs():
+    """The report rule's outputs by name (infscale.report.report_files); those Snakemake's HTML
+    report shows are flagged with their caption (workflow/report/) and category."""
+    shown = report_entries()
+    outputs = {}
+    for key, path in report_files().items():
+        if key in shown:
+            caption, category, subcategory = shown[key]
+            outputs[key] = report(
+                str(path),
+                caption=f"../workflow/report/{caption}",
+                category=category,
+                subcategory=subcategory,
+            )
+        else:
+            outputs[key] = str(path)
+    return outputs
 
 
 # Cluster wall time for a training job (the SLURM profile's `runtime`, in minutes): 6·N·D FLOPs

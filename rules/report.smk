@@ -1,13 +1,20 @@
-# The report: tables, figures and the winner, from every result of the run.
+# The report: figures, tables and the winner, from every result of the run. Its outputs are
+# infscale.report's FIGURES and TABLES (rules/common.smk: report_outputs); `snakemake --report`
+# then gathers them, with their captions (workflow/report/), into one HTML file.
 
 
 rule report:
     input:
         points="results/fit/points.csv",
         fits=fit_files("results/fit/{law}-{fitset}.json"),
+        comparison="results/fit/comparison.csv",
+        downstream="results/fit/downstream.json",
         latency=latency_files(),
+        sweeps="results/latency/sweeps.csv",
+        sweep_fits="results/latency/sweep_fits.json",
+        throughput="results/latency/throughput.csv",
+        latency_model="results/latency/model.json",
         grid_eval=grid_files("results/eval/{run}.json"),
-        candidates="results/select/candidates.csv",
         selected="results/select/selected.csv",
         trained_points=lambda wc: candidate_files(
             "results/runs/candidates/{name}/points.csv", wc
@@ -16,8 +23,7 @@ rule report:
             "results/eval/candidates/{name}.json", wc
         ),
     output:
-        summary="results/report/summary.md",
-        predictions="results/report/predictions.csv",
+        **report_outputs(),
     log:
         "results/logs/report.log",
     benchmark:
@@ -26,6 +32,10 @@ rule report:
         "../envs/report.yaml"
     params:
         baseline=config["select"]["baseline"],
+        select_law=config["select"]["law"],
+        select_fit_set=config["select"]["fit_set"],
+        benchmarks="results/benchmarks",
+        own_benchmark="results/benchmarks/report.tsv",
         config_hash=CONFIG_HASH,
     script:
         "../workflow/scripts/report.py"

@@ -1,538 +1,634 @@
-"""The report: pure functions from result tables to figures, the winner and summary.md.
+"""The report: pure functions from result tables to the report's tables, the winner and
+summary.md, and the writer of every report file.
 
-Figures are drawn on plain ``Figure`` objects with an Agg canvas (no pyplot, no global figure
-state, no display needed) under one rc style, so every figure of a report looks alike and
-repeated runs write identical files. The caller loads the tables; nothing here reads results.
+``FIGURES`` and ``TABLES`` name every figure and table a report has (and the report category
+each is shown under): the workflow declares its outputs from them, tests check a run against
+them. The figures are drawn by infscale.figures; matplotlib is imported only to save them, so
+that reading the names costs a Snakefile nothing.
 """
 
 from __future__ import annotations
 
-import functools
+import html
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+import yaml
 
+from infscale.downstream import predict_accuracy
 from infscale.errors import InputError
-from infscale.io import atomic_write, write_text
-from infscale.laws import predict
+from infscale.io import write_csv, write_text
+from infscale.laws import PARAMS, TIED, free_params, metrics, predict, predict_interval
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FitKey = tuple[str, str]
-P = ParamSpec("P")
 
-# One style for every figure; the fixed SVG hash salt makes SVG output byte-reproducible.
-STYLE: dict[str, Any] = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "legend.fontsize": 7,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "legend.frameon": False,
-    "lines.markersize": 5,
-    "svg.hashsalt": "infscale",
+SELECTION = "1. Selection and winner"
+LAWS = "2. Scaling laws"
+LATENCY = "3. Latency"
+DOWNSTREAM = "4. Downstream accuracy"
+RUNS = "5. Runs and provenance"
+
+# name -> report category. Files: figures/<name>.png and .svg, tables/<name>.csv and .html.
+FIGURES: dict[str, str] = {
+    "accuracy_vs_latency": SELECTION,  # paper Fig. 1
+    "loss_vs_ratio": LAWS,  # Fig. 5
+    "predicted_vs_actual": LAWS,  # Figs 8-10
+    "spearman": LAWS,  # Figs 8-10, the bars
+    "loss_vs_flops": LAWS,
+    "isoflop": LAWS,
+    "latency_sweeps": LATENCY,  # Fig. 3
+    "throughput": LATENCY,  # Fig. 4
+    "accuracy_vs_loss": DOWNSTREAM,  # Fig. 7
 }
-DPI = 150
-PANEL_SIZE = (4.2, 3.3)
-MAX_COLUMNS = 3
-LOSS_LABEL = "loss (paper's EMA training loss, nats/token)"
+TABLES: dict[str, str] = {
+    "selection": SELECTION,
+    "winner": SELECTION,
+    "coefficients": LAWS,
+    "fit_sets": LAWS,
+    "law_comparison": LAWS,
+    "predictions": LAWS,
+    "latency_model": LATENCY,
+    "latency_sweeps": LATENCY,
+    "downstream": DOWNSTREAM,
+    "runs": RUNS,
+    "provenance": RUNS,
+}
+FIGURE_FORMATS = ("png", "svg")
+CANDIDATES = "candidates"  # the size_group of the trained candidates' points
 MISSING = "-"
 
 
-def _styled(draw: Callable[P, Figure]) -> Callable[P, Figure]:
-    """Draw under :data:`STYLE` without touching the caller's rcParams. One layout pass before
-    returning: constrained layout needs it to settle (square panels clip their labels on the
-    first pass)."""
+@dataclass(frozen=True)
+class Table:
+    """A report table: raw values (``frame``, written as CSV), how to show them (``formats``:
+    column -> format spec, or "yes/no" for 0/1 flags; other floats get 4 significant digits)
+    and a note said above it (in summary.md and the HTML table)."""
 
-    @functools.wraps(draw)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
-        with mpl.rc_context(STYLE):
-            fig = draw(*args, **kwargs)
-            fig.draw_without_rendering()
-            return fig
+    title: str
+    frame: pd.DataFrame
+    formats: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
 
-    return wrapper
-
-
-def _panels(
-    n: int, title: str, size: tuple[float, float] = PANEL_SIZE
-) -> tuple[Figure, list[Axes]]:
-    """A figure with exactly ``n`` panels on a grid (unused grid cells removed)."""
-    columns = max(1, min(MAX_COLUMNS, n))
-    rows = math.ceil(n / columns)
-    fig = Figure(figsize=(size[0] * columns, size[1] * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    grid = fig.subplots(rows, columns, squeeze=False).ravel()
-    for ax in grid[n:]:
-        ax.remove()
-    fig.suptitle(title)
-    return fig, list(grid[:n])
-
-
-def _log_x(ax: Axes) -> None:
-    """Log x with plain numbers as labels (the default 2x10^1 labels overlap on short ranges):
-    at 1, 2, 5 x 10^k, or denser where the data span less than 3x.
-    Call it after plotting, since the labels depend on the data range."""
-    ax.set_xscale("log")
-    low, high = ax.get_xlim()
-    subs = (1.0, 2.0, 5.0) if high / low >= 3 else (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
-    ax.xaxis.set_major_locator(LogLocator(subs=subs))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
-
-def _shared_legend(fig: Figure, axes: list[Axes]) -> None:
-    """One legend below the panels, each label once (panels share colours and markers), so
-    no legend hides data."""
-    handles: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    fig.legend(
-        list(handles.values()),
-        list(handles),
-        loc="outside lower center",
-        ncols=min(len(handles), 6),
-    )
-
-
-def linear_fit(x: Iterable[float], y: Iterable[float]) -> tuple[float, float, float] | None:
-    """Least-squares ``y = slope·x + intercept`` and its R²; None with fewer than 2 distinct x."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if np.unique(x).size < 2:
-        return None
-    slope, intercept = np.polyfit(x, y, 1)
-    ss_res = float(np.sum((y - (slope * x + intercept)) ** 2))
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan
-    return float(slope), float(intercept), r2
-
-
-@_styled
-def fig_latency_vs_layers(latency: pd.DataFrame) -> Figure:
-    """Paper Fig. 3: at batch 1 latency grows ~linearly with depth, and falls as R grows.
-
-    Left: latency vs n_layers, one line per d_model with at least two depths, every shape as a
-    dot, and the least-squares line over all shapes with its R². Right: latency vs R (log x),
-    coloured by N, to show that shapes of similar size differ in latency by their aspect ratio.
-    """
-    fig, (by_depth, by_ratio) = _panels(2, "Generation latency and model shape")
-    by_depth.scatter(
-        latency["n_layers"], latency["median_s"], color="0.6", s=14, zorder=1, label="all shapes"
-    )
-    for d_model, group in latency.groupby("d_model", sort=True):
-        if len(group) >= 2:
-            group = group.sort_values("n_layers")
-            by_depth.plot(
-                group["n_layers"],
-                group["median_s"],
-                marker="o",
-                zorder=2,
-                label=f"d_model {d_model}",
-            )
-    fit = linear_fit(latency["n_layers"], latency["median_s"])
-    if fit is not None:
-        slope, intercept, r2 = fit
-        xs = np.array([latency["n_layers"].min(), latency["n_layers"].max()])
-        label = f"least squares, all shapes:\n{slope * 1e3:.3g} ms/layer, R² = {r2:.3f}"
-        by_depth.plot(xs, slope * xs + intercept, "k--", lw=1, zorder=3, label=label)
-    by_depth.set(xlabel="n_layers (depth)", ylabel="latency (s)", title="latency vs depth")
-    _shared_legend(fig, [by_depth])
-
-    dots = by_ratio.scatter(
-        latency["R"], latency["median_s"], c=latency["N"], cmap="viridis", norm=LogNorm(), s=18
-    )
-    fig.colorbar(dots, ax=by_ratio, label="N (parameters)")
-    _log_x(by_ratio)
-    by_ratio.set(
-        xlabel="aspect ratio R = d_model / n_layers (log)",
-        ylabel="latency (s)",
-        title="latency vs aspect ratio",
-    )
-    return fig
-
-
-def _inference_fit(
-    fits: Mapping[FitKey, dict[str, Any]], fit_set: str | None
-) -> tuple[str, dict[str, Any]] | None:
-    """The inference-law fit to draw and its fit set: ``fit_set``'s, else the first one given."""
-    for (law, key_set), fit in fits.items():
-        if law == "inference" and fit_set in (None, key_set):
-            return key_set, fit
-    return None
-
-
-@_styled
-def fig_loss_vs_ratio(
-    points: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]], fit_set: str | None = None
-) -> Figure:
-    """Paper Figs 1 and 5: at fixed N and D the loss depends on the shape through R.
-
-    One panel per size group; each token multiplier has its own colour and marker. Where an
-    inference-law fit is given (``fit_set``, default the first in ``fits``), its curve is drawn
-    per multiplier at the group's mean N and that multiplier's mean D, over the group's R range.
-    """
-    found = _inference_fit(fits, fit_set)
-    groups = list(pd.unique(points["size_group"]))
-    title = "Loss (the paper's EMA training loss) vs aspect ratio per size group"
-    if found is not None:
-        title += f" (curves: inference law, fit set '{found[0]}')"
-    fig, axes = _panels(len(groups), title)
-    multipliers = sorted(pd.unique(points["multiplier"]))
-    style = {m: (f"C{i % 10}", "osD^v<>p*h"[i % 10]) for i, m in enumerate(multipliers)}
-    for ax, group_name in zip(axes, groups, strict=True):
-        group = points[points["size_group"] == group_name]
-        ratios = np.geomspace(group["R"].min() / 1.3, group["R"].max() * 1.3, 100)
-        for mult, at_mult in group.groupby("multiplier", sort=True):
-            color, marker = style[mult]
-            ax.scatter(
-                at_mult["R"],
-                at_mult["loss"],
-                color=color,
-                marker=marker,
-                label=f"{mult:g}N",
-                zorder=2,
-            )
-            if found is not None:
-                n_mean = np.full_like(ratios, at_mult["N"].mean())
-                d_mean = np.full_like(ratios, at_mult["D"].mean())
-                ax.plot(
-                    ratios,
-                    predict(found[1], n_mean, d_mean, ratios),
-                    color=color,
-                    lw=1,
-                    zorder=1,
-                    label=f"law at {mult:g}N",
-                )
-        _log_x(ax)
-        ax.set(
-            title=f"{group_name}: N ≈ {_human(group['N'].mean())}",
-            xlabel="R = d_model / n_layers (log)",
-            ylabel="loss (nats/token)",
+    def display(self) -> pd.DataFrame:
+        """Every cell as the string shown to a reader."""
+        return pd.DataFrame(
+            {
+                column: [_cell(v, self.formats.get(column)) for v in self.frame[column]]
+                for column in self.frame.columns
+            },
+            columns=self.frame.columns,
         )
-    _shared_legend(fig, axes)
-    return fig
 
 
-def _is_fit_point(frame: pd.DataFrame, fit_set: str) -> np.ndarray:
-    """Rows the law was fitted on; candidates are always held out."""
-    column = f"fit_{fit_set}"
-    if column not in frame.columns:
-        raise InputError(f"predictions for fit set '{fit_set}' lack the column {column}")
-    member = frame[column].fillna(0).astype(int).to_numpy() == 1
-    return member & (frame["size_group"] != "candidates").to_numpy()
+def _cell(value: Any, spec: str | None) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return MISSING
+    if spec == "yes/no" or isinstance(value, bool | np.bool_):
+        return "yes" if bool(value) else "no"
+    if spec is not None:
+        return format(value, spec)
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}"
+    if isinstance(value, int | np.integer):
+        return f"{value:,}"
+    return str(value)
 
 
-def _mse_r2(actual: pd.Series, predicted: pd.Series) -> tuple[float, float]:
-    residual = actual - predicted
-    ss_tot = float(((actual - actual.mean()) ** 2).sum())
-    r2 = 1.0 - float((residual**2).sum()) / ss_tot if ss_tot > 0 else math.nan
-    return float((residual**2).mean()), r2
-
-
-@_styled
-def fig_predicted_vs_actual(
-    predictions: Mapping[FitKey, pd.DataFrame], fits: Mapping[FitKey, dict[str, Any]]
-) -> Figure:
-    """Paper Figs 8-10: how well each law, fitted on each set, predicts every point.
-
-    One panel per (law, fit set). Filled dots were fitted on; hollow ones are held out, stars are
-    the trained candidates (held out, usually the largest extrapolation). The title gives the
-    fit's own MSE/R² and those over every point shown (the paper's test set: everything).
-    """
-    fig, axes = _panels(len(predictions), "Predicted vs actual loss", size=(4.2, 4.4))
-    for ax, ((law, fit_set), frame) in zip(axes, predictions.items(), strict=True):
-        fitted = _is_fit_point(frame, fit_set)
-        candidate = (frame["size_group"] == "candidates").to_numpy()
-        held_out = ~fitted & ~candidate
-        for mask, label, kwargs in (
-            (fitted, "fit points", {"color": "C0"}),
-            (held_out, "held out", {"facecolors": "none", "edgecolors": "C1"}),
-            (candidate, "candidates (held out)", {"color": "C3", "marker": "*", "s": 60}),
-        ):
-            if mask.any():
-                ax.scatter(
-                    frame.loc[mask, "loss"],
-                    frame.loc[mask, "loss_pred"],
-                    label=label,
-                    zorder=2,
-                    **kwargs,
-                )
-        values = pd.concat([frame["loss"], frame["loss_pred"]])
-        pad = 0.05 * (values.max() - values.min() or 1.0)
-        lims = (values.min() - pad, values.max() + pad)
-        ax.plot(lims, lims, color="0.4", lw=1, ls="--", zorder=1, label="y = x")
-        ax.set_box_aspect(1)  # square box and equal limits: equal scales (aspect breaks layout)
-        ax.set(
-            xlim=lims,
-            ylim=lims,
-            xlabel=f"actual {LOSS_LABEL}",
-            ylabel="predicted loss (nats/token)",
-        )
-        ax.set_title(_panel_title(law, fit_set, frame, fits.get((law, fit_set))))
-        ax.legend(loc="upper left")
-    return fig
-
-
-def _panel_title(law: str, fit_set: str, frame: pd.DataFrame, fit: dict | None) -> str:
-    mse, r2 = _mse_r2(frame["loss"], frame["loss_pred"])
-    lines = [f"{law} law, fit set '{fit_set}'"]
-    if fit is not None:
-        metrics = fit["metrics"]
-        lines.append(f"fit: MSE {metrics['mse']:.2g}, R² {metrics['r2']:.4f}")
-    lines.append(f"all points: MSE {mse:.2g}, R² {r2:.4f}")
-    return "\n".join(lines)
-
-
-def pareto_front(latency: Iterable[float], accuracy: Iterable[float]) -> np.ndarray:
-    """Mask of the points no other point beats: lower-or-equal latency and higher-or-equal
-    accuracy, one of them strictly. Equal points do not dominate each other; NaN is never on it.
-    """
-    lat = np.asarray(latency, dtype=float)
-    acc = np.asarray(accuracy, dtype=float)
-    no_worse = (lat[:, None] <= lat[None, :]) & (acc[:, None] >= acc[None, :])
-    better = (lat[:, None] < lat[None, :]) | (acc[:, None] > acc[None, :])
-    dominated = (no_worse & better).any(axis=0)
-    return ~dominated & ~np.isnan(lat) & ~np.isnan(acc)
-
-
-@_styled
-def fig_accuracy_vs_latency(trained: pd.DataFrame, grid: pd.DataFrame) -> Figure:
-    """Paper Table 2 / Fig. 7 as a picture: what each model buys in accuracy per second.
-
-    ``trained`` needs ``name, latency_s, average``; ``grid`` (grid models joined with their
-    latency) needs ``average`` and the latency table's ``median_s``. The Pareto front is taken
-    over both sets together.
-    """
-    trained = _one_row_per_name(trained)
-    fig, (ax,) = _panels(1, "Downstream accuracy vs generation latency", size=(6.0, 4.5))
-    if len(grid):
-        ax.scatter(grid["median_s"], grid["average"], color="0.6", s=16, label="grid models")
-    ax.scatter(
-        trained["latency_s"],
-        trained["average"],
-        color="C3",
-        marker="*",
-        s=80,
-        label="trained candidates",
-        zorder=3,
-    )
-    for row in trained.itertuples(index=False):
-        ax.annotate(
-            str(row.name),
-            (row.latency_s, row.average),
-            xytext=(5, 7),
-            textcoords="offset points",
-            fontsize=7,
-            va="bottom",
-        )
-    lat = np.concatenate([grid["median_s"].to_numpy(float), trained["latency_s"].to_numpy(float)])
-    acc = np.concatenate([grid["average"].to_numpy(float), trained["average"].to_numpy(float)])
-    front = pareto_front(lat, acc)
-    order = np.argsort(lat[front])
-    ax.step(
-        lat[front][order],
-        acc[front][order],
-        where="post",
-        color="k",
-        lw=1,
-        zorder=2,
-        label="Pareto front",
-    )
-    ax.scatter(lat[front], acc[front], facecolors="none", edgecolors="k", s=120, zorder=4)
-    ax.margins(x=0.1, y=0.08)
-    ax.set(xlabel="generation latency (s)", ylabel="average zero-shot accuracy")
-    ax.legend(loc="lower right")
-    return fig
-
-
-def choose_winner(
-    trained: pd.DataFrame, baseline: str, baseline_latency_s: float | None = None
-) -> dict[str, Any]:
-    """The release pick (paper step E): the highest average accuracy; ties go to the lower
-    latency, then to the name (so the pick never depends on row order).
-
-    Against ``baseline``: speed-up = baseline latency / winner latency, and the accuracy
-    difference winner - baseline. A baseline that was not trained has no accuracy (the
-    difference is None) and its latency comes from ``baseline_latency_s`` (its measured latency
-    in the candidates table; None leaves the speed-up None too).
-    """
-    models = _one_row_per_name(trained)
-    if models.empty:
-        raise InputError("no trained candidate to choose from")
-    best = models.sort_values(["average", "latency_s", "name"], ascending=[False, True, True]).iloc[
-        0
-    ]
-    base = models[models["name"] == baseline]
-    baseline_trained = not base.empty
-    if baseline_trained:
-        baseline_latency_s = float(base["latency_s"].iloc[0])
-    diff = float(best["average"] - base["average"].iloc[0]) if baseline_trained else None
-    speedup = (
-        baseline_latency_s / float(best["latency_s"]) if baseline_latency_s is not None else None
-    )
-    return {
-        "name": str(best["name"]),
-        "accuracy": float(best["average"]),
-        "latency_s": float(best["latency_s"]),
-        "baseline": baseline,
-        "baseline_trained": baseline_trained,
-        "baseline_latency_s": baseline_latency_s,
-        "speedup": speedup,
-        "accuracy_diff": diff,
-    }
-
-
-def _one_row_per_name(trained: pd.DataFrame) -> pd.DataFrame:
-    """A candidate's last boundary (largest D) is the model that was evaluated and timed."""
-    return trained.sort_values("D", kind="stable").drop_duplicates("name", keep="last")
-
-
-# ---------------------------------------------------------------- markdown
-
-
-def md_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured table of preformatted cells. Not ``DataFrame.to_markdown``: tabulate
-    is absent from the report stage's conda env (envs/report.yaml)."""
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join(" --- " for _ in frame.columns) + "|"
+def md_table(table: Table) -> str:
+    """A GitHub-flavoured table. Not ``DataFrame.to_markdown``: tabulate is absent from the
+    report stage's conda env (envs/report.yaml)."""
+    shown = table.display()
+    header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
+    rule = "|" + "|".join(" --- " for _ in shown.columns) + "|"
     rows = [
-        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-        for row in frame.itertuples(index=False)
+        "| " + " | ".join(v.replace("|", "\\|") for v in row) + " |"
+        for row in shown.itertuples(index=False)
     ]
     return "\n".join([header, rule, *rows])
 
 
-def _fmt(spec: str) -> Callable[[Any], str]:
-    """A cell formatter for numbers that writes a dash for missing values."""
-    return lambda v: MISSING if v is None or pd.isna(v) else format(v, spec)
+HTML_STYLE = (
+    "body{font-family:sans-serif;font-size:13px;margin:1em}"
+    "table{border-collapse:collapse}th,td{padding:3px 8px;border-bottom:1px solid #ddd;"
+    "text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}"
+)
 
 
-def _yes_no(value: Any) -> str:
-    return MISSING if pd.isna(value) else ("yes" if int(value) else "no")
+def html_table(table: Table) -> str:
+    """A small self-contained HTML page of the table, as the Snakemake report shows it."""
+    body = table.display().to_html(index=False, border=0, escape=True)
+    note = f"<p>{html.escape(table.note)}</p>" if table.note else ""
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(table.title)}</title><style>{HTML_STYLE}</style></head>"
+        f"<body><h3>{html.escape(table.title)}</h3>{note}\n{body}\n</body></html>\n"
+    )
 
 
-def _human(x: float) -> str:
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    return f"{x:.3g}"
+# ---------------------------------------------------------------- assembling the results
 
 
-def _shape_label(row: Mapping[str, Any]) -> str:
-    """Same spelling as ``Shape.label``."""
-    heads = row.get("n_heads")
-    label = f"d{int(row['d_model'])}-l{int(row['n_layers'])}"
-    return label if heads is None or pd.isna(heads) else f"{label}-h{int(heads)}"
+def accuracy_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per evaluated run ({run: eval JSON}): ``run, average`` and each task's value."""
+    return pd.DataFrame(
+        [
+            {
+                "run": run,
+                "average": result["average"],
+                **{name: task["value"] for name, task in result["tasks"].items()},
+            }
+            for run, result in results.items()
+        ]
+    )
 
 
-def _formatted(frame: pd.DataFrame, columns: Mapping[str, tuple[str, Callable]]) -> pd.DataFrame:
-    """``columns``: source column -> (header, formatter); keeps only those, in that order."""
-    return pd.DataFrame({header: frame[col].map(fmt) for col, (header, fmt) in columns.items()})
+def last_boundaries(points: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last loss point (largest D): the model that was evaluated and timed."""
+    return points.sort_values("D", kind="stable").drop_duplicates("run", keep="last")
 
 
-def _runs_table(
-    points: pd.DataFrame, latency: pd.DataFrame, accuracy: pd.DataFrame, trained: pd.DataFrame
+def evaluated_models(
+    points: pd.DataFrame,
+    trained_points: pd.DataFrame,
+    accuracy: pd.DataFrame,
+    latency: pd.DataFrame,
+    selected: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Every loss point of every run (grid, then trained candidates). Accuracy belongs to the
-    run's last boundary (the evaluated model), so earlier boundaries show none."""
-    grid = points.merge(
-        latency[["d_model", "n_layers", "n_heads", "median_s"]],
+    """One row per evaluated model, grid runs then trained candidates: the run's last point
+    with its accuracy (``average`` and per task), ``name`` and ``latency_s``. A grid model's
+    latency is its shape's measurement; a candidate's is what the selection used."""
+    grid = last_boundaries(points).merge(
+        latency[["d_model", "n_layers", "n_heads", "median_s"]].rename(
+            columns={"median_s": "latency_s"}
+        ),
         on=["d_model", "n_layers", "n_heads"],
         how="left",
     )
-    grid = grid.merge(accuracy[["run", "average"]], on="run", how="left")
-    grid = grid.rename(columns={"median_s": "latency_s"})
-    cands = trained.assign(run="candidates/" + trained["name"].astype(str))
-    runs = pd.concat([grid, cands], ignore_index=True)
-    last = runs.groupby("run")["D"].transform("max") == runs["D"]
-    runs["average"] = runs["average"].where(last)
-    runs["shape"] = [_shape_label(row) for row in runs.to_dict("records")]
-    return _formatted(
-        runs,
-        {
-            "run": ("run", str),
-            "shape": ("shape", str),
-            "N": ("N", _fmt(",.0f")),
-            "D": ("D", _fmt(",.0f")),
-            "R": ("R", _fmt(".4g")),
-            "loss": ("loss", _fmt(".4f")),
-            "val_loss": ("val loss", _fmt(".4f")),
-            "latency_s": ("latency (s)", _fmt(".3f")),
-            "average": ("accuracy", _fmt(".3f")),
-        },
+    grid = grid.assign(name=grid["run"])
+    trained = last_boundaries(trained_points)
+    trained = trained.assign(name=trained["variant"].astype(str)).merge(
+        selected[["name", "latency_s"]], on="name", how="left"
+    )
+    models = pd.concat([grid, trained], ignore_index=True)
+    return models.merge(accuracy, on="run", how="left")
+
+
+def test_predictions(
+    points: pd.DataFrame, trained_points: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]]
+) -> dict[FitKey, pd.DataFrame]:
+    """Every fit's prediction of every point (the paper's test set: the grid and the trained
+    candidates), with the bootstrap's 95% band where the fit has one."""
+    tested = pd.concat([points, trained_points], ignore_index=True)
+    out = {}
+    for key, fit in fits.items():
+        xs = (tested["N"], tested["D"], tested["R"])
+        frame = tested.assign(loss_pred=predict(fit, *xs))
+        band = predict_interval(fit, *xs)
+        if band is not None:
+            frame = frame.assign(loss_pred_lo=band[0], loss_pred_hi=band[1])
+        out[key] = frame
+    return out
+
+
+def choose_winner(models: pd.DataFrame, selected: pd.DataFrame, baseline: str) -> dict[str, Any]:
+    """The release pick (paper step E): of the trained candidates in ``models``
+    (evaluated_models), the highest average accuracy; ties go to the lower latency, then to the
+    name (so the pick never depends on row order).
+
+    Against ``baseline``: speed-up = baseline latency / winner latency, and the accuracy
+    difference winner - baseline. A baseline that was not trained has no accuracy (the
+    difference is None) and its latency is the selection's (``selected``); one absent there
+    too leaves the speed-up None.
+    """
+    trained = models[models["size_group"] == CANDIDATES]
+    if trained.empty:
+        raise InputError("no trained candidate to choose from")
+    best = trained.sort_values(
+        ["average", "latency_s", "name"], ascending=[False, True, True], kind="stable"
+    ).iloc[0]
+    base = trained[trained["name"] == baseline]
+    if base.empty:
+        base = selected[selected["name"] == baseline].assign(average=np.nan)
+    base_latency = float(base["latency_s"].iloc[0]) if len(base) else None
+    base_acc = float(base["average"].iloc[0]) if len(base) else math.nan
+    trained_baseline = not math.isnan(base_acc)
+    return {
+        "winner": str(best["name"]),
+        "accuracy": float(best["average"]),
+        "latency_s": float(best["latency_s"]),
+        "baseline": baseline,
+        "baseline_trained": trained_baseline,
+        "baseline_accuracy": base_acc if trained_baseline else None,
+        "baseline_latency_s": base_latency,
+        "speedup": base_latency / float(best["latency_s"]) if base_latency is not None else None,
+        "accuracy_diff": float(best["average"]) - base_acc if trained_baseline else None,
+    }
+
+
+def compute_spent(benchmarks: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+    """Wall-clock and CPU seconds summed over Snakemake's per-job benchmark files ({path:
+    table}; every row counts: a benchmark repeated k times has k rows)."""
+    frames = list(benchmarks.values())
+    return {
+        "jobs": len(frames),
+        "wall_s": float(sum(f["s"].sum() for f in frames)),
+        "cpu_s": float(sum(f["cpu_time"].sum() for f in frames)),
+    }
+
+
+def training_flops(points: pd.DataFrame, trained_points: pd.DataFrame) -> dict[str, float]:
+    """6·N·D summed over the grid's runs, the trained candidates' and both, D each run's last
+    boundary (a run trains to its last one)."""
+
+    def total(frame: pd.DataFrame) -> float:
+        last = last_boundaries(frame)
+        return float((6.0 * last["N"].astype(float) * last["D"].astype(float)).sum())
+
+    grid, candidates = total(points), total(trained_points)
+    return {"grid": grid, "candidates": candidates, "total": grid + candidates}
+
+
+# ---------------------------------------------------------------- the tables
+
+
+def _shape_label(frame: pd.DataFrame) -> pd.Series:
+    """Same spelling as ``Shape.label``."""
+    return (
+        "d"
+        + frame["d_model"].astype(int).astype(str)
+        + "-l"
+        + frame["n_layers"].astype(int).astype(str)
+        + "-h"
+        + frame["n_heads"].astype(int).astype(str)
     )
 
 
-COEFFICIENTS = ("A", "B", "E", "alpha", "beta", "gamma", "epsilon")
-METRICS = {"mse": ".3g", "r2": ".4f", "max_rel_err": ".2%", "spearman": ".3f"}
+def runs_table(points: pd.DataFrame, trained_points: pd.DataFrame, models: pd.DataFrame) -> Table:
+    """Every loss point of every run (grid, then trained candidates). Accuracy belongs to the
+    run's last boundary (the evaluated model), so earlier boundaries show none."""
+    runs = pd.concat([points, trained_points], ignore_index=True)
+    runs = runs.merge(models[["run", "latency_s", "average"]], on="run", how="left")
+    last = runs.groupby("run")["D"].transform("max") == runs["D"]
+    frame = pd.DataFrame(
+        {
+            "run": runs["run"],
+            "shape": _shape_label(runs),
+            "N": runs["N"],
+            "D": runs["D"],
+            "R": runs["R"],
+            "loss": runs["loss"],
+            "val_loss": runs["val_loss"],
+            "latency_s": runs["latency_s"],
+            "accuracy": runs["average"].where(last),
+        }
+    )
+    return Table(
+        "Every run: one row per loss point (multiplier boundary)",
+        frame,
+        {
+            "N": ",.0f",
+            "D": ",.0f",
+            "loss": ".4f",
+            "val_loss": ".4f",
+            "latency_s": ".3f",
+            "accuracy": ".3f",
+        },
+        "loss: the paper's metric (mean of the EMA of the training loss up to the boundary); "
+        "val_loss: held-out loss at the boundary; latency: the shape's median generation "
+        "latency; accuracy: the evaluated model's (each run's last boundary) average zero-shot "
+        "accuracy.",
+    )
 
 
-def _fits_section(fits: Mapping[FitKey, dict[str, Any]]) -> list[str]:
+def coefficients_table(fits: Mapping[FitKey, dict[str, Any]]) -> Table:
+    """Each fit's coefficients with their bootstrap 95% intervals (where the fit has them)."""
     rows = []
     for (law, fit_set), fit in fits.items():
-        params, metrics = fit["params"], fit["metrics"]
-        rows.append(
-            {
-                "law": law,
-                "fit set": fit_set,
-                "method": fit.get("method", MISSING),
-                "tie": fit.get("tie", MISSING),
-                "points": fit.get("n_points", MISSING),
-                **{name: _fmt(".4g")(params.get(name)) for name in COEFFICIENTS},
-                **{name: _fmt(spec)(metrics.get(name)) for name, spec in METRICS.items()},
-            }
-        )
+        intervals = fit.get("intervals") or {}
+        tied = TIED[fit["tie"]]
+        for name in PARAMS[law]:
+            lo, hi = intervals.get(name, (None, None))
+            rows.append(
+                {
+                    "law": law,
+                    "fit_set": fit_set,
+                    "method": fit["method"],
+                    "tie": fit["tie"],
+                    "n_points": fit["n_points"],
+                    "parameter": name,
+                    "value": fit["params"][name],
+                    "ci95_lo": lo,
+                    "ci95_hi": hi,
+                    "tied_to": "alpha" if name in tied else None,
+                    "resamples": (fit.get("bootstrap") or {}).get("k"),
+                }
+            )
     warnings = [
-        f"- {law} / {fit_set}: {text}"
+        f"{law} / {fit_set}: {text}"
         for (law, fit_set), fit in fits.items()
         for text in fit.get("warnings", [])
     ]
-    return [
-        "## Fitted laws",
-        "",
-        "L = E + A·N^-alpha + B·D^-beta (Chinchilla), times (1 + epsilon·R^gamma) "
-        "(inference-efficient). Metrics are over each fit's own points.",
-        "",
-        md_table(pd.DataFrame(rows)) if rows else "No fits.",
-        "",
-        "Fit warnings:" if warnings else "No fit warnings.",
-        *warnings,
-    ]
-
-
-def _selection_table(candidates: pd.DataFrame) -> pd.DataFrame:
-    ordered = candidates.sort_values(["rank", "loss_pred"], na_position="last", kind="stable")
-    ordered = ordered.assign(shape=[_shape_label(r) for r in ordered.to_dict("records")])
-    return _formatted(
-        ordered,
-        {
-            "name": ("name", str),
-            "shape": ("shape", str),
-            "N": ("N", _fmt(",.0f")),
-            "D": ("D", _fmt(",.0f")),
-            "R": ("R", _fmt(".4g")),
-            "loss_pred": ("predicted loss", _fmt(".4f")),
-            "latency_s": ("latency (s)", _fmt(".3f")),
-            "feasible": ("feasible", _yes_no),
-            "selected": ("selected", _yes_no),
-            "rank": ("rank", _fmt(".0f")),
-        },
+    return Table(
+        "Fitted coefficients with bootstrap 95% intervals",
+        pd.DataFrame(rows),
+        {"value": ".4g", "ci95_lo": ".4g", "ci95_hi": ".4g"},
+        "Chinchilla: L = E + A·N^-alpha + B·D^-beta; inference-efficient: the same times "
+        "(1 + epsilon·R^gamma). Intervals: 2.5th and 97.5th percentiles over bootstrap "
+        "resamples of the fit points. "
+        + ("Fit warnings: " + "; ".join(warnings) if warnings else "No fit warnings."),
     )
 
 
-def _headline(winner: dict[str, Any]) -> list[str]:
+def fit_sets_table(
+    predictions: Mapping[FitKey, pd.DataFrame], fits: Mapping[FitKey, dict[str, Any]]
+) -> Table:
+    """The fit-set ablation (paper Figs 8-10): each law fitted on each set, scored on its own
+    points and on every point (grid and trained candidates)."""
+    rows = []
+    for (law, fit_set), frame in predictions.items():
+        fit = fits[(law, fit_set)]
+        test = metrics(frame["loss"], frame["loss_pred"], frame["size_group"].astype(str))
+        held = frame[frame["size_group"] == CANDIDATES]
+        candidates = metrics(held["loss"], held["loss_pred"]) if len(held) else dict.fromkeys(test)
+        rows.append(
+            {
+                "law": law,
+                "fit_set": fit_set,
+                "n_fit": fit["n_points"],
+                "fit_mse": fit["metrics"]["mse"],
+                "fit_r2": fit["metrics"]["r2"],
+                "n_test": len(frame),
+                "test_mse": test["mse"],
+                "test_r2": test["r2"],
+                "test_max_rel_err": test["max_rel_err"],
+                "test_spearman": test["spearman"],
+                "candidates_max_rel_err": candidates["max_rel_err"],
+                "candidates_spearman": candidates["spearman"],
+                "warnings": len(fit.get("warnings", [])),
+            }
+        )
+    return Table(
+        "Fit-set ablation: each law on each fit set, tested on every point",
+        pd.DataFrame(rows),
+        {"test_max_rel_err": ".2%", "candidates_max_rel_err": ".2%"},
+        "fit_*: on the fit's own points; test_*: on every grid point and the trained "
+        "candidates; spearman: mean of the within-size-group rank correlations of predicted "
+        "with actual loss; candidates_*: on the trained candidates only (the largest "
+        "extrapolation).",
+    )
+
+
+def comparison_table(comparison: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]]) -> Table:
+    """The law-form comparison (results/fit/comparison.csv) with ΔAIC against the best form,
+    and the bootstrap intervals of the free coefficients where a fit of that form, tie and
+    method on all the same points has them."""
+    frame = comparison.copy()
+    frame.insert(frame.columns.get_loc("aic") + 1, "delta_aic", frame["aic"] - frame["aic"].min())
+    frame["ci95"] = [_intervals_text(row, fits) for row in comparison.to_dict(orient="records")]
+    if "params" in frame.columns:  # the fitted coefficients, last: the longest cells
+        frame = frame[[c for c in frame.columns if c != "params"] + ["params"]]
+    return Table(
+        "Law comparison: ways to put shape into the law, on the same points",
+        frame,
+        {"logo_rel_err": ".2%", "logo_max_rel_err": ".2%", "aic": ".2f", "delta_aic": ".2f"},
+        "Fitted on every grid point. aic = n·ln(RSS/n) + 2k; logo_*: leave-one-size-group-out "
+        "extrapolation (fit on the smaller groups, predict the next larger), mean and max "
+        "relative error; ci95: bootstrap intervals of the free coefficients where the "
+        "workflow's fits match the row.",
+    )
+
+
+def _intervals_text(row: Mapping[str, Any], fits: Mapping[FitKey, dict[str, Any]]) -> str | None:
+    for (law, _), fit in fits.items():
+        matches = (
+            law == row["form"]
+            and fit["tie"] == row["tie"]
+            and fit["method"] == row["method"]
+            and fit["n_points"] == row["n_points"]
+            and fit.get("intervals")
+        )
+        if matches:
+            return "; ".join(
+                f"{p} [{fit['intervals'][p][0]:.3g}, {fit['intervals'][p][1]:.3g}]"
+                for p in free_params(law, fit["tie"])
+            )
+    return None
+
+
+def latency_model_table(model: Mapping[str, Any]) -> Table:
+    """The latency model's coefficients, with its form and leave-one-out error in the note."""
+    frame = pd.DataFrame(
+        {
+            "term": list(model["coefficients"]),
+            "feature": [model["terms"][t] for t in model["coefficients"]],
+            "coefficient_s": list(model["coefficients"].values()),
+        }
+    )
+    return Table(
+        "Latency model: T(shape) fitted on the measured shapes",
+        frame,
+        {"coefficient_s": ".4g"},
+        f"Form {model['form']} (L = n_layers, d = d_model, V = vocabulary size), fitted by "
+        f"{model['fit']} on {model['n_shapes']} measured shapes. Median relative error: "
+        f"in sample {model['fit_median_rel_err']:.1%}, leave-one-out "
+        f"{model['loo_median_rel_err']:.1%} (max {model['loo_max_rel_err']:.1%}).",
+    )
+
+
+def sweeps_table(fits: Mapping[str, Any]) -> Table:
+    """What the latency sweeps (sweep_fits.json) show, one row per sweep."""
+    rows = []
+    for sweep in ("layers", "width"):
+        if sweep in fits:
+            fit = fits[sweep]
+            rows.append(
+                {
+                    "sweep": sweep,
+                    "x": fit["x"],
+                    "n": fit["n"],
+                    "slope_s": fit["slope"],
+                    "intercept_s": fit["intercept"],
+                    "r2": fit["r2"],
+                }
+            )
+    if "ratio" in fits:
+        ratio = fits["ratio"]
+        rows.append(
+            {
+                "sweep": "ratio",
+                "x": "R",
+                "n": ratio["n"],
+                "spearman_latency_vs_R": ratio["spearman_R_vs_latency"],
+                "fastest": ratio["fastest"],
+                "widest_shallowest": ratio["widest_shallowest"],
+                "widest_shallowest_fastest": ratio["widest_shallowest_fastest"],
+                "params_spread": ratio["params_spread"],
+            }
+        )
+    flagged = fits.get("flagged") or []
+    return Table(
+        "Latency sweeps (paper Fig. 3): what they show",
+        pd.DataFrame(rows),
+        {"r2": ".4f", "spearman_latency_vs_R": ".3f", "params_spread": ".3f"},
+        "layers, width: least-squares line of median latency on x, slope in s per unit of x; "
+        "ratio: shapes of about equal N (params_spread = max N / min N), Spearman correlation "
+        "of latency with R and whether the widest-shallowest shape is the fastest. "
+        + (
+            f"Flagged (CV above the bound): {', '.join(flagged)}."
+            if flagged
+            else "No measurement flagged."
+        ),
+    )
+
+
+def downstream_table(downstream: Mapping[str, Any]) -> Table:
+    """Loss -> accuracy (Gadre et al.): the fit's predictions of the trained candidates."""
+    frame = pd.DataFrame(
+        downstream["predictions"], columns=["name", "loss", "acc_pred", "acc_actual"]
+    )
+    frame["abs_err"] = (frame["acc_pred"] - frame["acc_actual"]).abs()
+    params, m = downstream["params"], downstream["metrics"]
+    return Table(
+        "Loss -> downstream accuracy: predictions of the trained candidates",
+        frame,
+        {"loss": ".4f", "acc_pred": ".3f", "acc_actual": ".3f", "abs_err": ".3f"},
+        f"Fit {downstream['form']} on {m['n_grid']} grid models: E = {params['E']:.4g}, "
+        f"a = {params['a']:.4g}, b = {params['b']:.4g}; on the grid MSE {m['grid_mse']:.3g}, "
+        f"R² {_cell(m['grid_r2'], '.3f')}; on the {m['n_candidates']} trained candidates mean "
+        f"absolute error {_cell(m['candidate_mae'], '.3f')}, max "
+        f"{_cell(m['candidate_max_abs_err'], '.3f')}.",
+    )
+
+
+def selection_table(
+    selected: pd.DataFrame,
+    fit: Mapping[str, Any],
+    fit_set: str,
+    downstream: Mapping[str, Any],
+    models: pd.DataFrame,
+    baseline: str,
+) -> Table:
+    """The selection (paper Fig. 6): every candidate with its predicted loss (and the fit's
+    bootstrap band), latency, feasibility and rank, the accuracy the loss->accuracy fit
+    predicts from that loss, and the measured accuracy of those trained."""
+    ordered = selected.sort_values(["rank", "loss_pred"], na_position="last", kind="stable")
+    band = predict_interval(fit, ordered["N"], ordered["D"], ordered["R"])
+    trained = models.loc[models["size_group"] == CANDIDATES, ["name", "average"]]
+    accuracy = ordered[["name"]].merge(trained, on="name", how="left")["average"].to_numpy()
+    frame = pd.DataFrame(
+        {
+            "rank": ordered["rank"],
+            "name": ordered["name"],
+            "shape": _shape_label(ordered),
+            "N": ordered["N"],
+            "D": ordered["D"],
+            "R": ordered["R"],
+            "loss_pred": ordered["loss_pred"],
+            "loss_pred_lo": band[0] if band is not None else np.nan,
+            "loss_pred_hi": band[1] if band is not None else np.nan,
+            "latency_s": ordered["latency_s"],
+            "latency_source": ordered.get("latency_source"),
+            "feasible": ordered["feasible"],
+            "selected": ordered["selected"],
+            "baseline": ordered["name"] == baseline,
+            "acc_pred": predict_accuracy(downstream["params"], ordered["loss_pred"]),
+            "accuracy": accuracy,
+        }
+    )
+    return Table(
+        "Selection: every candidate, its predicted loss and latency, and the chosen",
+        frame,
+        {
+            "N": ",.0f",
+            "D": ",.0f",
+            "loss_pred": ".4f",
+            "loss_pred_lo": ".4f",
+            "loss_pred_hi": ".4f",
+            "latency_s": ".3f",
+            "feasible": "yes/no",
+            "selected": "yes/no",
+            "acc_pred": ".3f",
+            "accuracy": ".3f",
+        },
+        f"loss_pred: the {fit['law']} law (fit set '{fit_set}'), with its "
+        "bootstrap 95% band (lo, hi) where the fit has one; feasible: within the parameter, "
+        "token and latency budgets; rank: among the selected, by predicted loss; acc_pred: "
+        "the loss->accuracy fit at loss_pred; accuracy: measured, for the trained (selected "
+        "and the baseline).",
+    )
+
+
+def winner_table(winner: Mapping[str, Any]) -> Table:
+    return Table(
+        "The winner against the baseline",
+        pd.DataFrame([winner]),
+        {
+            "accuracy": ".3f",
+            "latency_s": ".3f",
+            "baseline_accuracy": ".3f",
+            "baseline_latency_s": ".3f",
+            "speedup": ".2f",
+            "accuracy_diff": "+.3f",
+        },
+        "Winner: the trained candidate of highest average accuracy (ties: the lower latency). "
+        "speedup = baseline latency / winner latency; accuracy_diff = winner - baseline.",
+    )
+
+
+def provenance_table(
+    provenance: Mapping[str, Any], compute: Mapping[str, float], flops: Mapping[str, float]
+) -> Table:
+    """Where the results came from, and the compute they cost."""
+    rows = [(key, value) for key, value in provenance.items() if not isinstance(value, Mapping)]
+    rows += [(f"version: {lib}", v) for lib, v in provenance.get("versions", {}).items()]
+    rows += [
+        ("benchmarked jobs", f"{compute['jobs']:,}"),
+        ("wall-clock time, summed over jobs (s)", f"{compute['wall_s']:,.1f}"),
+        ("CPU time, summed over jobs (s)", f"{compute['cpu_s']:,.1f}"),
+        *((f"training FLOPs 6·N·D, {part}", f"{value:.4g}") for part, value in flops.items()),
+    ]
+    return Table(
+        "Provenance and compute spent",
+        pd.DataFrame(rows, columns=["item", "value"]),
+        note="Compute: the sum over the per-job benchmark files in results/benchmarks (each "
+        "job's latest run; the report job itself excluded) and, independently of the machine, "
+        "the training FLOPs 6·N·D summed over the trained runs (D: each run's last boundary).",
+    )
+
+
+def predictions_table(predictions: Mapping[FitKey, pd.DataFrame]) -> Table:
+    keep = ["law", "fit_set", "run", "size_group", "N", "D", "R", "loss", "loss_pred"]
+    frame = pd.concat(
+        [f.assign(law=law, fit_set=s) for (law, s), f in predictions.items()], ignore_index=True
+    )
+    frame = frame[keep + [c for c in ("loss_pred_lo", "loss_pred_hi") if c in frame.columns]]
+    return Table(
+        "Every fit's prediction of every point",
+        frame,
+        {
+            "N": ",.0f",
+            "D": ",.0f",
+            "loss": ".4f",
+            "loss_pred": ".4f",
+            "loss_pred_lo": ".4f",
+            "loss_pred_hi": ".4f",
+        },
+        "The data behind the predicted-vs-actual figure; lo, hi: bootstrap 95% band.",
+    )
+
+
+# ---------------------------------------------------------------- summary.md
+
+
+def _headline(winner: Mapping[str, Any]) -> list[str]:
     base = f"the baseline `{winner['baseline']}`"
     if winner["baseline_latency_s"] is None:
         speed = f"- Speed-up over {base}: unknown (its latency was not measured)."
@@ -547,7 +643,7 @@ def _headline(winner: dict[str, Any]) -> list[str]:
         else f"{winner['accuracy_diff']:+.3f}"
     )
     return [
-        f"**Winner: `{winner['name']}`**, average accuracy {winner['accuracy']:.3f} at "
+        f"**Winner: `{winner['winner']}`**, average accuracy {winner['accuracy']:.3f} at "
         f"{winner['latency_s']:.3f} s latency.",
         "",
         speed,
@@ -556,69 +652,99 @@ def _headline(winner: dict[str, Any]) -> list[str]:
     ]
 
 
-def _provenance_section(provenance: Mapping[str, Any]) -> list[str]:
-    lines = ["## Provenance", ""]
-    for key, value in provenance.items():
-        if isinstance(value, Mapping):
-            value = ", ".join(f"{name} {version}" for name, version in value.items())
-        lines.append(f"- **{key.replace('_', ' ')}**: `{value}`")
-    return lines
+# summary.md's sections and the tables each shows (predictions: CSV and HTML only).
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Selection", ("selection", "winner")),
+    ("Fitted laws", ("coefficients", "fit_sets", "law_comparison")),
+    ("Latency", ("latency_model", "latency_sweeps")),
+    ("Loss to downstream accuracy", ("downstream",)),
+    ("Runs", ("runs",)),
+)
 
 
 def summary_markdown(
-    *,
-    points: pd.DataFrame,
-    latency: pd.DataFrame,
-    accuracy: pd.DataFrame,
-    fits: Mapping[FitKey, dict[str, Any]],
-    candidates: pd.DataFrame,
-    trained: pd.DataFrame,
-    baseline: str,
-    provenance: Mapping[str, Any],
+    tables: Mapping[str, Table],
+    winner: Mapping[str, Any],
     figures: Iterable[str],
+    config: Mapping[str, Any],
 ) -> str:
-    """summary.md: the headline first, then the evidence (runs, fits, selection), the figures
-    (``figures``: names written by :func:`write_report` beside summary.md) and the provenance."""
-    at_baseline = candidates.loc[candidates["name"] == baseline, "latency_s"]
-    winner = choose_winner(
-        trained, baseline, float(at_baseline.iloc[0]) if len(at_baseline) else None
+    """summary.md: the headline first, then the evidence (a section per topic), the figures
+    (``figures``: names under figures/ beside summary.md), provenance and the config."""
+    parts = ["# infscale report", "\n".join(_headline(winner))]
+    for heading, names in SECTIONS:
+        parts.append(f"## {heading}")
+        for name in names:
+            table = tables[name]
+            parts.append(f"### {table.title}")
+            if table.note:
+                parts.append(table.note)
+            parts.append(md_table(table))
+    parts.append("## Figures")
+    parts.append(
+        "\n\n".join(
+            f"![{name}](figures/{name}.png)  \n"
+            + " · ".join(f"[{name}.{ext}](figures/{name}.{ext})" for ext in FIGURE_FORMATS)
+            for name in figures
+        )
     )
-    figure_links = [
-        f"![{name}]({name}.png)  \n[{name}.png]({name}.png) · [{name}.svg]({name}.svg)"
-        for name in figures
-    ]
-    sections = [
-        ["# infscale report", "", *_headline(winner)],
-        [
-            "## Runs",
-            "",
-            "One row per loss point (multiplier boundary); accuracy is the "
-            "evaluated model's, at its run's last boundary.",
-            "",
-            md_table(_runs_table(points, latency, accuracy, trained)),
-        ],
-        _fits_section(fits),
-        ["## Selection", "", md_table(_selection_table(candidates))],
-        ["## Figures", "", "\n\n".join(figure_links)],
-        _provenance_section(provenance),
-    ]
-    return "\n\n".join("\n".join(section) for section in sections) + "\n"
+    provenance = tables["provenance"]
+    parts += ["## Provenance", provenance.note, md_table(provenance)]
+    parts += ["### Config", "```yaml\n" + yaml.safe_dump(dict(config), sort_keys=True) + "```"]
+    return "\n\n".join(parts) + "\n"
 
 
-def _save(fig: Figure, path: Path, fmt: str) -> Path:
-    # No date in the SVG, so an unchanged figure rewrites an identical file.
-    metadata = {"Date": None} if fmt == "svg" else None
-    with mpl.rc_context(STYLE):
-        return atomic_write(path, lambda p: fig.savefig(p, format=fmt, dpi=DPI, metadata=metadata))
+# ---------------------------------------------------------------- writing
 
 
-def write_report(out_dir: str | Path, figures: Mapping[str, Figure], markdown: str) -> list[Path]:
-    """Write ``<name>.png`` and ``<name>.svg`` per figure, then summary.md (last, so its presence
-    means the figures it links are there); every file atomically. Returns the paths written."""
+def report_files(out_dir: str | Path = "results/report") -> dict[str, Path]:
+    """Every file a report writes, by output name (``<figure>_<fmt>``, ``<table>_csv``,
+    ``<table>_html``, ``summary``): what the workflow declares, what write_report writes."""
     out_dir = Path(out_dir)
+    files = {
+        f"{name}_{fmt}": out_dir / "figures" / f"{name}.{fmt}"
+        for name in FIGURES
+        for fmt in FIGURE_FORMATS
+    }
+    for name in TABLES:
+        files[f"{name}_csv"] = out_dir / "tables" / f"{name}.csv"
+        files[f"{name}_html"] = out_dir / "tables" / f"{name}.html"
+    return files | {"summary": out_dir / "summary.md"}
+
+
+def report_entries() -> dict[str, tuple[str, str, str]]:
+    """What Snakemake's HTML report shows, by output name (as in report_files): each figure's
+    PNG, each table's HTML page and summary.md, with its caption file (under workflow/report/),
+    category and subcategory."""
+    return (
+        {f"{n}_png": (f"figures/{n}.rst", c, "Figures") for n, c in FIGURES.items()}
+        | {f"{n}_html": (f"tables/{n}.rst", c, "Tables") for n, c in TABLES.items()}
+        | {"summary": ("summary.rst", SELECTION, "Summary")}
+    )
+
+
+def write_report(
+    out_dir: str | Path,
+    figures: Mapping[str, Figure],
+    tables: Mapping[str, Table],
+    markdown: str,
+) -> list[Path]:
+    """Write every figure (PNG and SVG), every table (CSV and HTML), then summary.md (last, so
+    its presence means the rest is there); each file atomically. The names must be exactly
+    FIGURES and TABLES, so the files are what the workflow declares. Returns the paths."""
+    from infscale.figures import save_figure
+
+    for kind, given, expected in (("figures", figures, FIGURES), ("tables", tables, TABLES)):
+        if set(given) != set(expected):
+            raise InputError(
+                f"report {kind} {sorted(given)} are not the declared {sorted(expected)}"
+            )
+    files = report_files(out_dir)
     written = [
-        _save(fig, out_dir / f"{name}.{fmt}", fmt)
+        save_figure(fig, files[f"{name}_{fmt}"])
         for name, fig in figures.items()
-        for fmt in ("png", "svg")
+        for fmt in FIGURE_FORMATS
     ]
-    return [*written, write_text(out_dir / "summary.md", markdown)]
+    for name, table in tables.items():
+        written.append(write_csv(files[f"{name}_csv"], table.frame))
+        written.append(write_text(files[f"{name}_html"], html_table(table)))
+    return [*written, write_text(files["summary"], markdown)]

@@ -1,85 +1,78 @@
-"""Snakemake script: load every result into tables, draw the figures, write summary.md."""
+"""Snakemake script: load every result, draw the figures, build the tables, write the report."""
 
 from pathlib import Path
 
 import pandas as pd
 
-from infscale import report
-from infscale.io import log_output_to, read_csv, read_json, write_csv
-from infscale.laws import predict
+from infscale import figures, report
+from infscale.io import log_output_to, read_csv, read_json
 from infscale.provenance import provenance
 
 log_output_to(snakemake.log[0])
-inp, out = snakemake.input, snakemake.output
+inp, params = snakemake.input, snakemake.params
+
 points = read_csv(inp.points)
+trained_points = pd.concat([read_csv(path) for path in inp.trained_points], ignore_index=True)
+# results/fit/<law>-<fit set>.json
 fits = {
     (fit["law"], Path(path).stem.split("-", 1)[1]): fit
     for path in inp.fits
     for fit in [read_json(path)]
 }
 latency = pd.DataFrame([read_json(path) for path in inp.latency])
-latency["R"] = latency["d_model"] / latency["n_layers"]
-
-
-def accuracy_row(path, run):
-    result = read_json(path)
-    tasks = {name: task["value"] for name, task in result["tasks"].items()}
-    return {"run": run, "average": result["average"], **tasks}
-
-
-grid_runs = list(points["run"].drop_duplicates())
-candidates = read_csv(snakemake.input.selected)
-# The selected candidates plus the baseline: results/runs/candidates/<name>/points.csv.
-trained_names = [Path(path).parent.name for path in inp.trained_points]
-accuracy = pd.DataFrame(
-    [accuracy_row(p, r) for p, r in zip(inp.grid_eval, grid_runs, strict=True)]
-    + [
-        accuracy_row(p, f"candidates/{n}")
-        for p, n in zip(inp.trained_eval, trained_names, strict=True)
-    ]
+accuracy = report.accuracy_table(
+    {Path(path).stem: read_json(path) for path in inp.grid_eval}
+    | {f"candidates/{Path(path).stem}": read_json(path) for path in inp.trained_eval}
 )
-trained_points = pd.concat([read_csv(p) for p in inp.trained_points], ignore_index=True)
-trained = trained_points.merge(
-    candidates[["name", "latency_s"]], left_on="variant", right_on="name"
-).merge(accuracy[["run", "average"]], on="run")
-
-held_out = trained_points.assign(size_group="candidates")
-tested = pd.concat([points, held_out], ignore_index=True)
-predictions = {
-    key: tested.assign(loss_pred=predict(fit, tested["N"], tested["D"], tested["R"]))
-    for key, fit in fits.items()
+selected = read_csv(inp.selected)
+comparison = read_csv(inp.comparison)
+downstream = read_json(inp.downstream)
+sweeps, sweep_fits = read_csv(inp.sweeps), read_json(inp.sweep_fits)
+throughput = read_csv(inp.throughput)
+latency_model = read_json(inp.latency_model)
+benchmarks = {
+    str(path): pd.read_csv(path, sep="\t")
+    for path in sorted(Path(params.benchmarks).rglob("*.tsv"))
+    if path != Path(params.own_benchmark)
 }
-write_csv(
-    out.predictions,
-    pd.concat(
-        [frame.assign(law=law, fit_set=fit_set) for (law, fit_set), frame in predictions.items()],
-        ignore_index=True,
+
+models = report.evaluated_models(points, trained_points, accuracy, latency, selected)
+predictions = report.test_predictions(points, trained_points, fits)
+fit_set = params.select_fit_set
+tasks = [column for column in accuracy.columns if column not in ("run", "average")]
+every_point = pd.concat([points, trained_points], ignore_index=True)  # the test set
+drawn = {
+    "accuracy_vs_latency": figures.fig_accuracy_vs_latency(models),
+    "loss_vs_ratio": figures.fig_loss_vs_ratio(points, fits, fit_set),
+    "predicted_vs_actual": figures.fig_predicted_vs_actual(predictions, fits),
+    "spearman": figures.fig_spearman(predictions),
+    "loss_vs_flops": figures.fig_loss_vs_flops(every_point, fits, fit_set),
+    "isoflop": figures.fig_isoflop(every_point, fits, fit_set),
+    "latency_sweeps": figures.fig_latency_sweeps(sweeps, sweep_fits),
+    "throughput": figures.fig_throughput(throughput),
+    "accuracy_vs_loss": figures.fig_accuracy_vs_loss(models, tasks, downstream),
+}
+
+winner = report.choose_winner(models, selected, params.baseline)
+tables = {
+    "selection": report.selection_table(
+        selected, fits[(params.select_law, fit_set)], fit_set, downstream, models, params.baseline
     ),
-)
-
-grid_perf = (
-    points.drop_duplicates("run", keep="last")
-    .merge(
-        latency[["d_model", "n_layers", "n_heads", "median_s"]],
-        on=["d_model", "n_layers", "n_heads"],
-    )
-    .merge(accuracy, on="run")
-)
-figures = {
-    "latency_vs_layers": report.fig_latency_vs_layers(latency),
-    "loss_vs_ratio": report.fig_loss_vs_ratio(points, fits),
-    "predicted_vs_actual": report.fig_predicted_vs_actual(predictions, fits),
-    "accuracy_vs_latency": report.fig_accuracy_vs_latency(trained, grid_perf),
+    "winner": report.winner_table(winner),
+    "coefficients": report.coefficients_table(fits),
+    "fit_sets": report.fit_sets_table(predictions, fits),
+    "law_comparison": report.comparison_table(comparison, fits),
+    "predictions": report.predictions_table(predictions),
+    "latency_model": report.latency_model_table(latency_model),
+    "latency_sweeps": report.sweeps_table(sweep_fits),
+    "downstream": report.downstream_table(downstream),
+    "runs": report.runs_table(points, trained_points, models),
+    "provenance": report.provenance_table(
+        provenance(snakemake.config),
+        report.compute_spent(benchmarks),
+        report.training_flops(points, trained_points),
+    ),
 }
-markdown = report.summary_markdown(
-    points=points,
-    latency=latency,
-    accuracy=accuracy,
-    fits=fits,
-    candidates=candidates,
-    trained=trained,
-    baseline=snakemake.params.baseline,
-    provenance=provenance(snakemake.config),
-    figures=list(figures),
-)
-report.write_report(Path(out.summary).parent, figures, markdown)
+markdown = report.summary_markdown(tables, winner, list(drawn), snakemake.config)
+for path in report.write_report(Path(snakemake.output.summary).parent, drawn, tables, markdown):
+    print(path)
