@@ -1,5 +1,6 @@
 # Generation latency of every grid and candidate shape, on a randomly initialised model.
-# A latency job takes every core the run was given, so no other job runs beside it.
+# A latency job takes every core the run was given, so no other job runs beside it (threads is
+# a function: a command that runs no job, such as `snakemake --report`, then needs no --cores).
 from dataclasses import asdict
 
 
@@ -12,7 +13,7 @@ rule latency:
         "results/benchmarks/latency/{shape}.tsv"
     conda:
         "../envs/latency.yaml"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     params:
         shape=lambda wildcards: SHAPES[wildcards.shape],
         protocol=LATENCY,
@@ -47,7 +48,7 @@ rule latency_sweep:
         sweep="layers|width|ratio",
     conda:
         "../envs/latency.yaml"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     params:
         shapes=lambda wildcards: [
             asdict(shape) for shape in sweep_shapes(config, wildcards.sweep)
@@ -84,7 +85,7 @@ rule latency_throughput:
         "results/benchmarks/latency_throughput.tsv"
     conda:
         "../envs/latency.yaml"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     params:
         shape=asdict(throughput_shape(config)),
         batch_sizes=latency_settings(config)["throughput"]["batch_sizes"],
