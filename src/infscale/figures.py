@@ -56,15 +56,14 @@ N_GRID = 400  # points per log-spaced N axis of the law curves (IsoFLOP, compute
 
 
 def _styled(draw: Callable[P, Figure]) -> Callable[P, Figure]:
-    """Draw under :data:`STYLE` without touching the caller's rcParams. Constrained layout
-    settles in two passes (square panels clip their labels after one); then it is frozen, so
-    that every format saved shows the same layout and saving does not redo it."""
+    """Draw under :data:`STYLE` without touching the caller's rcParams. Constrained layout runs
+    once and is then frozen, so that every format saved shows the same layout and saving
+    (the costly part of a report) does not redo it."""
 
     @functools.wraps(draw)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
         with mpl.rc_context(STYLE):
             fig = draw(*args, **kwargs)
-            fig.draw_without_rendering()
             fig.draw_without_rendering()
             fig.set_layout_engine("none")
             return fig
