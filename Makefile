@@ -1,5 +1,6 @@
-# Two entry points (README): `make run` runs the default workflow end to end, `make test` the
-# test suite. Both create .venv from pyproject.toml first and reuse it while it is up to date.
+# Two entry points (README): `make run` runs the default workflow end to end, then builds its
+# HTML report (results/report.html); `make test` runs the test suite. Both create .venv from
+# pyproject.toml first and reuse it while it is up to date.
 
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -18,6 +19,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	snakemake --cores $(CORES)
+	snakemake --report results/report.html
 
 test: $(STAMP)
 	pytest

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from conftest import REPO
 
+from infscale.report import FIGURES, TABLES, report_files
+
 MICRO = REPO / "tests" / "configs" / "micro.yaml"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -62,46 +64,55 @@ def test_paper_config_plans_31_training_jobs(tmp_path):
     assert jobs["evaluate"] == 31
 
 
-def finished_job(workdir: Path, output_prefix: str) -> bool:
-    """Whether Snakemake's log records the job writing ``output_prefix*`` as finished.
+def finished_runs(workdir: Path) -> list[str]:
+    """Grid runs whose training job Snakemake's log records as finished.
 
     An output file on disk is not enough: Snakemake marks the job complete a moment later, and
     an interrupt in between rightly makes it rerun the job.
     """
     logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
     if not logs:
-        return False
+        return []
     text = logs[-1].read_text()
-    job = re.search(rf"output: {re.escape(output_prefix)}.*?\n\s+jobid: (\d+)", text, re.S)
-    return bool(job) and f"Finished jobid: {job.group(1)} " in text
+    jobs = re.findall(r"output: results/runs/([A-Za-z0-9-]+)/model.*?\n\s+jobid: (\d+)", text, re.S)
+    return [run for run, job in jobs if f"Finished jobid: {job} " in text]
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """The micro workflow run once to the end, interrupted once mid-training on the way."""
+    """The micro workflow run once to the end, interrupted once mid-training on the way (as
+    soon as a training run has finished, whichever the scheduler ran first). The middle item:
+    the points.csv modification times of the runs finished before the interrupt."""
     workdir = tmp_path_factory.mktemp("micro")
     cmd = snakemake_cmd(workdir, "--cores", "2")
     first = subprocess.Popen(
         cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    done = workdir / "results" / "runs" / "a-v1" / "points.csv"
     deadline = time.monotonic() + 240
-    while not finished_job(workdir, "results/runs/a-v1/") and time.monotonic() < deadline:
-        assert first.poll() is None, "the first workflow run stopped early"
-        time.sleep(0.5)
-    assert done.exists(), "the first training run never finished"
-    os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C does
-    first.wait(timeout=60)
-    stamp = done.stat().st_mtime_ns
+    try:
+        while not finished_runs(workdir) and time.monotonic() < deadline:
+            assert first.poll() is None, "the first workflow run stopped early"
+            time.sleep(0.5)
+        runs = finished_runs(workdir)
+        assert runs, "no training run finished"
+        stamps = {
+            run: (workdir / "results" / "runs" / run / "points.csv").stat().st_mtime_ns
+            for run in runs
+        }
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C does
+            first.wait(timeout=60)
     proc = snakemake(workdir, "--cores", "2", "--rerun-incomplete")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir, stamp, proc
+    return workdir, stamps, proc
 
 
 def test_interrupted_run_finishes_without_redoing_finished_runs(finished):
-    workdir, stamp, proc = finished
-    assert (workdir / "results" / "runs" / "a-v1" / "points.csv").stat().st_mtime_ns == stamp
-    assert "output: results/runs/a-v1/" not in proc.stdout + proc.stderr
+    workdir, stamps, proc = finished
+    for run, stamp in stamps.items():
+        assert (workdir / "results" / "runs" / run / "points.csv").stat().st_mtime_ns == stamp
+        assert f"output: results/runs/{run}/" not in proc.stdout + proc.stderr
 
 
 def test_outputs_of_every_stage(finished):
@@ -134,6 +145,37 @@ def test_outputs_of_every_stage(finished):
     assert "winner" in summary.lower()
 
 
+def test_report_has_every_figure_and_table(finished):
+    workdir, _, _ = finished
+    report = workdir / "results" / "report"
+    files = report_files(report)
+    assert len(files) == 2 * len(FIGURES) + 2 * len(TABLES) + 1
+    for name in FIGURES:
+        assert files[f"{name}_png"].read_bytes().startswith(b"\x89PNG"), name
+        assert "</svg>" in files[f"{name}_svg"].read_text(), name
+    for name in TABLES:
+        assert len(pd.read_csv(files[f"{name}_csv"])) > 0, name
+        assert files[f"{name}_html"].read_text().startswith("<!DOCTYPE html>"), name
+    summary = files["summary"].read_text()
+    assert all(f"(figures/{name}.png)" in summary for name in FIGURES)
+    runs = pd.read_csv(files["runs_csv"])
+    assert len(runs) == 8 + 3  # every grid point and the three trained candidates
+    sweeps = pd.read_csv(files["latency_sweeps_csv"])
+    assert set(sweeps["sweep"]) == {"layers", "width", "ratio"}
+
+
+def test_snakemake_html_report_holds_every_figure(finished, tmp_path):
+    workdir, _, _ = finished
+    html = tmp_path / "report.html"
+    proc = snakemake(workdir, "--report", str(html))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = html.read_text()
+    for name in FIGURES:
+        assert f"{name}.png" in page, name
+    for name in TABLES:
+        assert f"{name}.html" in page, name
+
+
 def test_complete_run_has_nothing_left_to_do(finished):
     workdir, _, _ = finished
     proc = snakemake(workdir, "-n")
@@ -149,4 +191,6 @@ def test_changing_a_fit_option_reruns_only_fit_and_what_follows(finished, tmp_pa
     changed.write_text(yaml.safe_dump(config))
     proc = snakemake(workdir, "-n", configfile=changed)
     assert proc.returncode == 0, proc.stderr
-    assert set(planned_jobs(proc.stdout)) == {"fit", "select", "report", "all"}
+    # downstream follows select: its inputs are the candidates the select checkpoint picks
+    planned = set(planned_jobs(proc.stdout))
+    assert planned == {"fit", "select", "downstream", "report", "all"}
