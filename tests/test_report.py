@@ -422,7 +422,7 @@ def test_isoflop_says_when_the_law_has_no_optimum_in_range(points, fits):
     flat = fit("chinchilla", 0.9) | {"params": CHINCHILLA | {"alpha": 0.0}}  # no N penalty
     fig = figures.fig_isoflop(points, {("chinchilla", "all"): flat}, budgets=2)
     (ax,) = fig.axes
-    assert "no optimum N in range" in ax.get_title()
+    assert "no optimum N in range at 2 of 2 budgets" in ax.get_title()
     assert not [c for c in ax.collections if c.get_label() == "law's optimum N"]
 
 

@@ -577,7 +577,7 @@ def fig_isoflop(
             n, loss, best = compute_optimal(fit, level, _n_range(points), at_ratio)
             ax.plot(n, loss, color=color, lw=1.2, label=f"C = {level:.2g} FLOPs")
             if best is None:
-                no_optimum.append(f"{level:.2g}")
+                no_optimum.append(level)
             else:
                 ax.scatter(
                     n[best],
@@ -602,7 +602,7 @@ def fig_isoflop(
         _log_axis(ax)
         title = f"{law} law" + (f" at R = {ratio:.3g} (median of the points)" if at_ratio else "")
         if no_optimum:
-            title += f"\nno optimum N in range at C = {', '.join(no_optimum)}"
+            title += f"\nno optimum N in range at {len(no_optimum)} of {len(levels)} budgets"
         ax.set(title=title, xlabel="parameters N (log)", ylabel="loss (nats/token)")
         low, high = points["loss"].min(), points["loss"].max()
         span = high - low or 0.1
