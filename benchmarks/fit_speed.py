@@ -9,12 +9,18 @@ at the paper's scale with 1% noise (fixed seed); the fit is Chinchilla with alph
 optima (objective and parameters). ``--starts K`` times the reference on every (4500/K)-th start
 only and extrapolates linearly to 4,500 (printed as such); the default runs them all.
 
-    python benchmarks/fit_speed.py [--points 250] [--starts 4500] [--bootstrap 1000]
+scipy's L-BFGS-B makes small BLAS calls every iteration. With OpenBLAS's default threads on a
+busy machine they can make the reference several times slower (the vectorised fit hardly calls
+BLAS), so the header prints OPENBLAS_NUM_THREADS; set it to 1 for a ratio free of that effect.
+
+    [OPENBLAS_NUM_THREADS=1] python benchmarks/fit_speed.py [--points 250] [--starts 4500]
+        [--bootstrap 1000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -68,7 +74,11 @@ def main() -> None:
     free, where = free_params(LAW, TIE), positions(LAW, TIE)
     logs = (np.log(N), np.log(D), None, np.log(loss))
     starts = huber.grid_starts(free, where, LAW, logs)
-    print(f"{args.points} points, {len(starts)} starts, law {LAW}, tie {TIE}")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    print(
+        f"{args.points} points, {len(starts)} starts, law {LAW}, tie {TIE}, "
+        f"OPENBLAS_NUM_THREADS={blas}"
+    )
 
     t0 = time.perf_counter()
     params = fit_huber(LAW, TIE, N, D, None, loss)

@@ -109,6 +109,42 @@ def test_objective_gradient_is_exact(form, weighted):
     np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("form", huber.FORMS)
+def test_objective_stays_exact_where_a_term_overflows_exp(form):
+    # log A = 800: A·N^-alpha / E is beyond exp's range at every point (the shifted path).
+    law = "chinchilla" if form == "chinchilla" else "inference"
+    where = positions(law, "none")
+    points, _, y = synthetic(law, "none", "tiny", noise=0.01)
+    log_n, log_d, log_r = (np.log(points[k]) for k in ("N", "D", "R"))
+    logs = (log_n, log_d, log_r, np.log(y))
+    u = np.array([800.0, 4.0, 0.5, 0.3, 0.4] + ([0.5, -2.0] if law == "inference" else []))
+    col = {p: u[j] for p, j in where.items()}
+    parts = [col["A"] - col["alpha"] * log_n, col["B"] - col["beta"] * log_d]
+    parts.append(np.full_like(log_n, col["E"]))
+    with np.errstate(over="ignore"):
+        assert np.all(np.isinf(np.exp(parts[0] - col["E"])))
+    shape = col["epsilon"] + col["gamma"] * log_r if law == "inference" else None
+    if form == "additive":
+        parts.append(shape)
+    log_pred = np.logaddexp.reduce(parts, axis=0)
+    if form == "inference":
+        log_pred += np.logaddexp(0.0, shape)
+    r = np.abs(logs[3] - log_pred)
+    expected = np.sum(np.where(r <= huber.DELTA, r**2 / 2, huber.DELTA * (r - huber.DELTA / 2)))
+    value, grad = huber.objective(u, form, where, logs)
+    assert value == pytest.approx(expected, rel=1e-12)
+    h = 1e-6
+    central = [
+        (
+            huber.objective(u + h * e, form, where, logs)[0]
+            - huber.objective(u - h * e, form, where, logs)[0]
+        )
+        / (2 * h)
+        for e in np.eye(len(u))
+    ]
+    np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-9)
+
+
 def test_vectorised_fit_reaches_scipys_optimum_from_the_same_starts():
     from scipy.optimize import minimize
 

@@ -15,7 +15,7 @@ from every start of the grid, keeping the best objective. Instead of one L-BFGS 
 as (starts × points) arrays, with the analytic gradient of :func:`objective`; each start stops on
 its own test (scipy L-BFGS-B's defaults: relative objective change under ``FTOL``, or largest
 gradient entry under ``GTOL``) and leaves the batch. The few best distinct runs are then polished
-by scipy L-BFGS-B with tight tolerances, and the best of those is the fit.
+by the same batched L-BFGS with tight tolerances, and the best of those is the fit.
 
 The same machinery fits bootstrap resamples together: a resample is a row of point weights
 (how often each point was drawn), and every resample starts at the full fit's optimum.
@@ -36,88 +36,144 @@ LOG_PARAMS = ("A", "B", "E", "epsilon")  # optimised as logs
 FTOL = float(np.finfo(float).eps) * 1e7  # scipy L-BFGS-B's default factr = 1e7
 GTOL = 1e-5  # scipy L-BFGS-B's default pgtol
 MEMORY = 10  # scipy L-BFGS-B's default maxcor
-MAX_ITER = 300  # per start; the best few are polished by scipy to full precision anyway
-POLISH_OPTIONS = {"ftol": 0.0, "gtol": 1e-13, "maxiter": 3000}
-N_POLISH = 3  # distinct best batch runs that scipy polishes
+MAX_ITER = 300  # per start; the best few are polished to full precision anyway
+ARMIJO = 1e-4  # sufficient decrease a line-search step must give
+MAX_TRIALS = 40  # line-search steps tried before a row counts as at its optimum
+POLISH = {"ftol": 0.0, "gtol": 1e-13, "max_iter": 3000}
+N_POLISH = 3  # distinct best runs that are polished
+TINY = float(np.finfo(float).tiny)  # curvature pairs below it are skipped: 1 / s·y would overflow
+BLOCK = 64  # rows per pass of the objective: its temporaries then stay in the CPU cache
+
+Logs = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]
+
+
+def linear_terms(form: str, where: Mapping[str, int], logs: Logs) -> np.ndarray:
+    """The law's terms as linear maps of u: M (k, p, n), with term j at point i = u @ M[j, :, i].
+
+    The terms are the logs of A·N^-alpha and B·D^-beta (additive form: and epsilon·R^gamma)
+    relative to e = log E, so that log L̂ = e + log(1 + sum_j exp(term_j)); for the inference
+    form the last term is the shape factor's exponent, f + gamma·log R. Tied exponents share a
+    column, so their rows add up.
+    """
+    log_n, log_d, log_r, _ = logs
+    linear = [("A", "alpha", -log_n), ("B", "beta", -log_d)]
+    if form != "chinchilla":
+        linear.append(("epsilon", "gamma", log_r))
+    m = np.zeros((len(linear), max(where.values()) + 1, len(log_n)))
+    for j, (coef, exponent, x) in enumerate(linear):
+        m[j, where[coef]] += 1.0
+        m[j, where[exponent]] += x
+        if form != "inference" or coef != "epsilon":
+            m[j, where["E"]] -= 1.0
+    return m
 
 
 def objective(
     u: np.ndarray,
     form: str,
     where: Mapping[str, int],
-    logs: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray],
+    logs: Logs,
     weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Huber objective and its gradient for free vectors ``u`` of shape (..., p).
 
     ``logs`` = (log N, log D, log R or None, log loss), each of shape (n,); ``weights`` (shape
-    (..., n), optional) multiplies each point's term (bootstrap counts). Written for speed: few
-    temporaries, in-place arithmetic, and the sums over points as matrix products.
+    (..., n), optional) multiplies each point's term (bootstrap counts).
     """
-    log_n, log_d, log_r, log_loss = logs
-    col = {p: u[..., j, None] for p, j in where.items()}
-    # log L̂ = logsumexp of the additive terms' logs; share_k = term_k / sum, d log L̂ / d term.
-    logs_terms = [col["A"] - col["alpha"] * log_n, col["B"] - col["beta"] * log_d]
-    logs_terms.append(np.broadcast_to(col["E"], logs_terms[0].shape))
-    if form == "additive":
-        logs_terms.append(col["epsilon"] + col["gamma"] * log_r)
-    top = np.maximum(logs_terms[0], logs_terms[1])
-    for t in logs_terms[2:]:
-        np.maximum(top, t, out=top)
-    shares = [np.exp(t - top) for t in logs_terms]
-    total = shares[0] + shares[1]
-    for w in shares[2:]:
-        total += w
-    for w in shares:
-        w /= total
-    np.log(total, out=total)
-    log_pred = total
-    log_pred += top
+    m = linear_terms(form, where, logs)
+    return _objective(np.asarray(u, dtype=float), form, m, where["E"], logs[3], weights)
+
+
+def _objective(
+    u: np.ndarray,
+    form: str,
+    m: np.ndarray,
+    e: int,
+    log_loss: np.ndarray,
+    weights: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`objective` given the law's :func:`linear_terms` ``m`` and log E's column ``e``.
+
+    Rows go through :func:`_block` ``BLOCK`` at a time, several times faster than all at once;
+    rows where an exp overflowed (a non-finite value) are redone with shifted terms.
+    """
+    n = len(log_loss)
+    rows = u.reshape(-1, u.shape[-1])
+    w = None if weights is None else np.broadcast_to(weights, (*u.shape[:-1], n)).reshape(-1, n)
+    value, grad = np.empty(len(rows)), np.empty(rows.shape)
+    for i in range(0, len(rows), BLOCK):
+        b = slice(i, i + BLOCK)
+        wb = None if w is None else w[b]
+        with np.errstate(over="ignore", invalid="ignore"):  # the overflow is handled here
+            v, g = _block(rows[b], form, m, e, log_loss, wb, shifted=False)
+        over = ~np.isfinite(v)
+        if over.any():
+            v[over], g[over] = _block(
+                rows[b][over], form, m, e, log_loss, None if wb is None else wb[over], shifted=True
+            )
+        value[b], grad[b] = v, g
+    return value.reshape(u.shape[:-1]), grad.reshape(u.shape)
+
+
+def _block(
+    u: np.ndarray,
+    form: str,
+    m: np.ndarray,
+    e: int,
+    log_loss: np.ndarray,
+    w: np.ndarray | None,
+    *,
+    shifted: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`objective` for rows ``u`` (r, p), in place on one (terms, r, n) array.
+
+    log L̂ = e + log(1 + sum_j exp(z_j)) needs no max-shift while no exp overflows (the sum is at
+    least 1: no underflow, no lost digits); ``shifted`` subtracts the largest of 0 and the z_j at
+    each point first. d log L̂ / d z_j is term j's share of L̂ (inference form: plus softplus of the
+    shape exponent s, derivative sigmoid(s)). Huber: with c = clip(resid, ±delta),
+    value = c·(resid - c/2) and d value / d log L̂ = -c; the chain rule back through M is one
+    matrix product.
+    """
+    z = u @ m  # (k, r, n)
+    lse = z[:2] if form == "inference" else z
+    if shifted:
+        top = np.maximum(lse.max(axis=0), 0.0)
+        lse -= top
+    np.exp(lse, out=lse)
+    total = np.exp(-top) if shifted else np.ones(lse.shape[1:])  # E's term
+    for term in lse:
+        total += term
+    resid = np.log(total)
+    if shifted:
+        resid += top
+    resid += u[:, e, None]
     if form == "inference":
-        shape = col["epsilon"] + col["gamma"] * log_r
-        log_pred += np.logaddexp(0.0, shape)
-        with np.errstate(over="ignore"):
-            sigmoid = 1.0 / (1.0 + np.exp(-shape))  # d log(1 + e^shape) / d shape
-    # Huber: with c = clip(r, -delta, delta), value = c·(r - c/2); d value / d log L̂ = -c.
-    resid = np.subtract(log_loss, log_pred, out=log_pred)
+        s = z[2]
+        softplus = np.abs(s)  # log(1 + e^s) = max(s, 0) + log1p(e^-|s|)
+        np.negative(softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        np.log1p(softplus, out=softplus)
+        softplus += np.maximum(s, 0.0)
+        resid += softplus
+        s -= softplus
+        np.exp(s, out=s)  # sigmoid(s) = e^(s - softplus(s))
+    np.subtract(log_loss, resid, out=resid)
     c = np.clip(resid, -DELTA, DELTA)
-    resid -= 0.5 * c
-    resid *= c
-    if weights is not None:
-        resid *= weights
-        c *= weights
-    value = resid.sum(axis=-1)
-    grad = np.zeros(u.shape)
-
-    def add(p: str, weighted: np.ndarray, x: np.ndarray | None) -> None:
-        # d objective / d p = -sum_i c_i · share_i · x_i  (x = 1 when absent)
-        total_p = weighted.sum(axis=-1) if x is None else weighted @ x
-        grad[..., where[p]] -= total_p
-
-    cs = c * shares[0]
-    add("A", cs, None)
-    add("alpha", cs, -log_n)
-    cs = np.multiply(c, shares[1], out=cs)
-    add("B", cs, None)
-    add("beta", cs, -log_d)
-    cs = np.multiply(c, shares[2], out=cs)
-    add("E", cs, None)
-    if form == "additive":
-        cs = np.multiply(c, shares[3], out=cs)
-        add("epsilon", cs, None)
-        add("gamma", cs, log_r)
+    cw = c if w is None else c * w
+    value = np.vecdot(cw, resid) - 0.5 * np.vecdot(cw, c)
+    lse *= np.divide(cw, total, out=total)  # c times each term's share of L̂
     if form == "inference":
-        cs = np.multiply(c, sigmoid, out=cs)
-        add("epsilon", cs, None)
-        add("gamma", cs, log_r)
-    return value, grad
+        z[2] *= cw
+    grad = np.matmul(z, m.transpose(0, 2, 1)).sum(axis=0)
+    grad[:, e] += cw.sum(axis=1)  # log L̂'s own e
+    return value, np.negative(grad, out=grad)
 
 
 def batched_lbfgs(
     u0: np.ndarray,
     form: str,
     where: Mapping[str, int],
-    logs: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray],
+    logs: Logs,
     weights: np.ndarray | None = None,
     *,
     ftol: float = FTOL,
@@ -126,140 +182,120 @@ def batched_lbfgs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """L-BFGS from every row of ``u0`` (S, p) at once; (optima, objectives, converged).
 
-    Two-loop recursion per row over its last ``MEMORY`` curvature pairs (pairs with s·y <= 0 are
-    skipped), initial Hessian scaled by s·y / y·y, backtracking Armijo line search from step 1
-    (the first step is scaled to unit length). Rows with a non-finite objective, or where no
-    step decreases it, stop there.
+    Two-loop recursion per row over its last ``MEMORY`` curvature pairs (a pair with s·y not above
+    1e-12·y·y, or under ``TINY``, is skipped), initial inverse Hessian s·y / y·y of the newest
+    kept pair (before any: 1 / max(1, |g|) at the start, so the first step has unit length).
+    Backtracking Armijo line search from step 1, each retry at the minimum of the quadratic
+    through f(0), f'(0) and the rejected step, kept within [0.1, 0.5] of it. A row
+    stops on scipy L-BFGS-B's tests (relative objective change under ``ftol``, largest gradient
+    entry under ``gtol``), when no step decreases it (its optimum, to precision), or when its
+    start is not finite; stopped rows leave the batch, so the arrays shrink with it.
     """
-    u = np.array(u0, dtype=float)
-    n_start, p = u.shape
-    w_all = None if weights is None else np.asarray(weights, dtype=float)
+    x = np.array(u0, dtype=float)
+    p = x.shape[1]
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    m = linear_terms(form, where, logs)
 
-    def f_and_g(rows: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = None if w_all is None else w_all[rows]
+    def f_and_g(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(all="ignore"):
-            return objective(x, form, where, logs, w)
+            return _objective(x, form, m, where["E"], logs[3], w)
 
-    f, g = f_and_g(np.arange(n_start), u)
-    converged = np.zeros(n_start, dtype=bool)
-    active = np.isfinite(f) & np.all(np.isfinite(g), axis=1)
-    s_hist = np.zeros((MEMORY, n_start, p))
-    y_hist = np.zeros((MEMORY, n_start, p))
-    rho = np.zeros((MEMORY, n_start))  # 0 marks an empty or skipped slot
-    done_grad = np.max(np.abs(g), axis=1) <= gtol
-    converged |= active & done_grad
-    active &= ~done_grad
+    f, g = f_and_g(x, w)
+    u_out, f_out = x.copy(), np.where(np.isfinite(f), f, np.inf)
+    finite = np.isfinite(f) & np.all(np.isfinite(g), axis=1)
+    converged = finite & (np.max(np.abs(g), axis=1) <= gtol)
+    rows = np.flatnonzero(finite & ~converged)
+    x, f, g = x[rows], f[rows], g[rows]
+    w = None if w is None else w[rows]
+    s_hist, y_hist = np.zeros((MEMORY, len(rows), p)), np.zeros((MEMORY, len(rows), p))
+    rho = np.zeros((MEMORY, len(rows)))  # 1 / s·y; 0 marks an empty or skipped slot
+    h0 = 1.0 / np.maximum(1.0, np.linalg.norm(g, axis=1))
     for it in range(max_iter):
-        rows = np.flatnonzero(active)
         if rows.size == 0:
             break
-        gr = g[rows]
-        # Two-loop recursion, newest pair first.
-        q = gr.copy()
-        alphas = np.zeros((MEMORY, rows.size))
+        # Two-loop recursion, newest pair first: d = -H·g.
+        d = g.copy()
         order = [(it - 1 - k) % MEMORY for k in range(min(it, MEMORY))]
+        alphas = np.empty((MEMORY, rows.size))
         for slot in order:
-            a = rho[slot, rows] * np.sum(s_hist[slot, rows] * q, axis=1)
-            alphas[slot] = a
-            q -= a[:, None] * y_hist[slot, rows]
-        if order:
-            newest = order[0]
-            sy = np.sum(s_hist[newest, rows] * y_hist[newest, rows], axis=1)
-            yy = np.sum(y_hist[newest, rows] ** 2, axis=1)
-            usable = (rho[newest, rows] > 0) & (yy > 0)
-            scale = np.where(usable, sy / np.where(usable, yy, 1.0), 1.0)
-        else:
-            scale = 1.0 / np.maximum(1.0, np.linalg.norm(gr, axis=1))
-        r = q * scale[:, None]
+            alphas[slot] = rho[slot] * np.einsum("ij,ij->i", s_hist[slot], d)
+            d -= alphas[slot][:, None] * y_hist[slot]
+        d *= h0[:, None]
         for slot in reversed(order):
-            b = rho[slot, rows] * np.sum(y_hist[slot, rows] * r, axis=1)
-            r += (alphas[slot] - b)[:, None] * s_hist[slot, rows]
-        d = -r
-        slope = np.sum(d * gr, axis=1)
+            beta = rho[slot] * np.einsum("ij,ij->i", y_hist[slot], d)
+            d += (alphas[slot] - beta)[:, None] * s_hist[slot]
+        np.negative(d, out=d)
+        slope = np.einsum("ij,ij->i", d, g)
         bad = ~(slope < 0)  # not a descent direction: fall back to steepest descent
         if bad.any():
-            d[bad] = -gr[bad] / np.maximum(1.0, np.linalg.norm(gr[bad], axis=1))[:, None]
-            slope[bad] = np.sum(d[bad] * gr[bad], axis=1)
-        # Backtracking Armijo line search, all rows together.
+            d[bad] = -g[bad] / np.maximum(1.0, np.linalg.norm(g[bad], axis=1))[:, None]
+            slope[bad] = np.einsum("ij,ij->i", d[bad], g[bad])
+        # Backtracking line search, all rows together; `pending` rows are still looking.
         step = np.ones(rows.size)
-        f_new = np.full(rows.size, np.nan)
-        g_new = np.zeros((rows.size, p))
+        f_new, g_new = np.full(rows.size, np.nan), g.copy()
         pending = np.arange(rows.size)
-        for _ in range(40):
-            x_try = u[rows[pending]] + step[pending, None] * d[pending]
-            f_try, g_try = f_and_g(rows[pending], x_try)
-            ok = np.isfinite(f_try) & (
-                f_try <= f[rows[pending]] + 1e-4 * step[pending] * slope[pending]
+        for _ in range(MAX_TRIALS):
+            st = step[pending]
+            f_try, g_try = f_and_g(
+                x[pending] + st[:, None] * d[pending], None if w is None else w[pending]
             )
-            f_new[pending[ok]] = f_try[ok]
-            g_new[pending[ok]] = g_try[ok]
-            pending = pending[~ok]
+            ok = (f_try <= f[pending] + ARMIJO * st * slope[pending]) & np.all(
+                np.isfinite(g_try), axis=1
+            )
+            f_new[pending[ok]], g_new[pending[ok]] = f_try[ok], g_try[ok]
+            pending, st, f_try = pending[~ok], st[~ok], f_try[~ok]
             if pending.size == 0:
                 break
-            step[pending] *= 0.5
-        stuck = np.isnan(f_new)
-        # Rows where no step decreased the objective are at their optimum (to precision).
-        converged[rows[stuck]] = True
-        active[rows[stuck]] = False
-        moved = np.flatnonzero(~stuck)
-        rm = rows[moved]
-        s = step[moved, None] * d[moved]
-        y = g_new[moved] - g[rm]
-        sy = np.sum(s * y, axis=1)
+            with np.errstate(all="ignore"):
+                curve = f_try - f[pending] - slope[pending] * st
+                best = np.nan_to_num(-slope[pending] * st * st / (2.0 * curve), nan=0.0)
+            step[pending] = np.clip(best, 0.1 * st, 0.5 * st)
+        moved = ~np.isnan(f_new)
+        s = step[:, None] * d
+        y = g_new - g
+        sy, yy = np.einsum("ij,ij->i", s, y), np.einsum("ij,ij->i", y, y)
+        kept = moved & (sy > 1e-12 * yy) & (np.minimum(sy, yy) > TINY)
         slot = it % MEMORY
-        s_hist[slot, rm], y_hist[slot, rm] = s, y
-        rho[slot, rm] = np.where(
-            sy > 1e-12 * np.sum(y * y, axis=1), 1.0 / np.where(sy > 0, sy, 1), 0
-        )
-        rho[slot, rows[stuck]] = 0.0
-        f_old = f[rm]
-        u[rm] += s
-        f[rm], g[rm] = f_new[moved], g_new[moved]
-        small_change = (f_old - f[rm]) <= ftol * np.maximum(
-            np.maximum(np.abs(f_old), np.abs(f[rm])), 1.0
-        )
-        flat = np.max(np.abs(g[rm]), axis=1) <= gtol
-        stop = small_change | flat
-        converged[rm[stop]] = True
-        active[rm[stop]] = False
-    f = np.where(np.isfinite(f), f, np.inf)
-    return u, f, converged
+        s_hist[slot], y_hist[slot] = s, y
+        rho[slot] = np.where(kept, 1.0 / np.where(kept, sy, 1.0), 0.0)
+        h0 = np.where(kept, sy / np.where(kept, yy, 1.0), h0)
+        f_old = f
+        x = np.where(moved[:, None], x + s, x)
+        f, g = np.where(moved, f_new, f), np.where(moved[:, None], g_new, g)
+        small_change = (f_old - f) <= ftol * np.maximum(np.maximum(np.abs(f_old), np.abs(f)), 1.0)
+        done = ~moved | small_change | (np.max(np.abs(g), axis=1) <= gtol)
+        if done.any():
+            u_out[rows[done]], f_out[rows[done]] = x[done], f[done]
+            converged[rows[done]] = True
+            go = ~done
+            rows, x, f, g, h0 = rows[go], x[go], f[go], g[go], h0[go]
+            s_hist, y_hist, rho = s_hist[:, go], y_hist[:, go], rho[:, go]
+            w = None if w is None else w[go]
+    u_out[rows], f_out[rows] = x, f
+    return u_out, f_out, converged
 
 
 def fit_starts(
-    starts: np.ndarray,
-    form: str,
-    where: Mapping[str, int],
-    logs: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray],
+    starts: np.ndarray, form: str, where: Mapping[str, int], logs: Logs
 ) -> tuple[np.ndarray, float]:
-    """The best optimum over ``starts``: batched L-BFGS, then scipy polishes the best few.
+    """The best optimum over ``starts``: batched L-BFGS, then the best few polished.
 
-    Returns (u, objective); objective is inf when no start reached a finite value.
+    The polish is the same batched L-BFGS from the ``N_POLISH`` best distinct optima with
+    ``POLISH``'s tolerances (no relative-change test: it runs until no step helps). Returns
+    (u, objective); objective is inf when no start reached a finite value.
     """
-    from scipy.optimize import minimize
-
     u, f, _ = batched_lbfgs(starts, form, where, logs)
-    order = np.argsort(f)
     picked: list[int] = []
-    for i in order:
+    for i in np.argsort(f):
         if not np.isfinite(f[i]) or len(picked) == N_POLISH:
             break
         if all(np.max(np.abs(u[i] - u[j])) > 1e-6 for j in picked):
             picked.append(int(i))
     if not picked:
         return starts[0], float("inf")
-    best_u, best_f = u[picked[0]], float(f[picked[0]])
-
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        with np.errstate(all="ignore"):
-            value, grad = objective(x, form, where, logs)
-        return float(value), grad
-
-    for i in picked:
-        run = minimize(fun, u[i], jac=True, method="L-BFGS-B", options=POLISH_OPTIONS)
-        if np.isfinite(run.fun) and run.fun < best_f:
-            best_u, best_f = run.x, float(run.fun)
-    return np.asarray(best_u, dtype=float), best_f
+    u, f, _ = batched_lbfgs(u[picked], form, where, logs, **POLISH)
+    best = int(np.argmin(f))
+    return u[best], float(f[best])
 
 
 # Chinchilla's start grid (FACTS.md) over a = log A, b = log B, e = log E and the exponents.
