@@ -1,8 +1,15 @@
-"""Shared fixtures: repository paths and the embedded default config."""
+"""Shared fixtures: repository paths, the embedded default config, and the micro workflow run
+(once per session: the workflow tests and the HTML report test both read it)."""
 
 from __future__ import annotations
 
 import copy
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,3 +28,94 @@ def default_config() -> dict:
 def config(default_config) -> dict:
     """A private copy of the default config that a test may change."""
     return copy.deepcopy(default_config)
+
+
+MICRO = REPO / "tests" / "configs" / "micro.yaml"
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake_cmd(workdir: Path, *args: str, configfile: Path = MICRO) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = MICRO, **kwargs):
+    cmd = snakemake_cmd(workdir, *args, configfile=configfile)
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kwargs)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The job-count table of a dry run, as {rule: count}."""
+    lines = output.splitlines()
+    start = lines.index("Job stats:") + 3
+    counts = {}
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def finished_runs(workdir: Path) -> list[str]:
+    """Grid runs whose training job Snakemake's log records as finished.
+
+    An output file on disk is not enough: Snakemake marks the job complete a moment later, and
+    an interrupt in between rightly makes it rerun the job.
+    """
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        return []
+    text = logs[-1].read_text()
+    jobs = re.findall(r"output: results/runs/([A-Za-z0-9-]+)/model.*?\n\s+jobid: (\d+)", text, re.S)
+    return [run for run, job in jobs if f"Finished jobid: {job} " in text]
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """The micro workflow run once to the end, interrupted once mid-training on the way (as
+    soon as a training run has finished, whichever the scheduler ran first). The middle item:
+    the points.csv modification times of the runs finished before the interrupt."""
+    workdir = tmp_path_factory.mktemp("micro")
+    cmd = snakemake_cmd(workdir, "--cores", "2")
+    first = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while not finished_runs(workdir) and time.monotonic() < deadline:
+            assert first.poll() is None, "the first workflow run stopped early"
+            time.sleep(0.5)
+        runs = finished_runs(workdir)
+        assert runs, "no training run finished"
+        stamps = {
+            run: (workdir / "results" / "runs" / run / "points.csv").stat().st_mtime_ns
+            for run in runs
+        }
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C does
+            first.wait(timeout=60)
+    proc = snakemake(workdir, "--cores", "2", "--rerun-incomplete")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return workdir, stamps, proc
+
+
+@pytest.fixture(scope="session")
+def micro_report_html(finished, tmp_path_factory) -> Path:
+    """``snakemake --report`` of the finished micro run."""
+    workdir, _, _ = finished
+    html = tmp_path_factory.mktemp("report") / "report.html"
+    done = snakemake(workdir, "--report", str(html))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return html

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import yaml
-from conftest import REPO
-from test_workflow import ENV, planned_jobs
+from conftest import planned_jobs, snakemake
 
 
 def dry_run(tmp_path, config: dict, *targets: str) -> dict[str, int]:
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-n",
-        *targets,
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(configfile),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+    proc = snakemake(tmp_path, "-n", *targets, configfile=configfile)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return planned_jobs(proc.stdout)
 

@@ -3,56 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
-from conftest import REPO
+from conftest import MICRO, REPO, planned_jobs, snakemake
 
 from infscale.report import FIGURES, TABLES, report_files
-
-MICRO = REPO / "tests" / "configs" / "micro.yaml"
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-
-def snakemake_cmd(workdir: Path, *args: str, configfile: Path = MICRO) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        *args,
-    ]
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path = MICRO, **kwargs):
-    cmd = snakemake_cmd(workdir, *args, configfile=configfile)
-    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kwargs)
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """The job-count table of a dry run, as {rule: count}."""
-    lines = output.splitlines()
-    start = lines.index("Job stats:") + 3
-    counts = {}
-    for line in lines[start:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def test_paper_config_plans_31_training_jobs(tmp_path):
@@ -62,50 +18,6 @@ def test_paper_config_plans_31_training_jobs(tmp_path):
     assert jobs["train"] == 31
     assert jobs["latency"] == 31 + 12
     assert jobs["evaluate"] == 31
-
-
-def finished_runs(workdir: Path) -> list[str]:
-    """Grid runs whose training job Snakemake's log records as finished.
-
-    An output file on disk is not enough: Snakemake marks the job complete a moment later, and
-    an interrupt in between rightly makes it rerun the job.
-    """
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    if not logs:
-        return []
-    text = logs[-1].read_text()
-    jobs = re.findall(r"output: results/runs/([A-Za-z0-9-]+)/model.*?\n\s+jobid: (\d+)", text, re.S)
-    return [run for run, job in jobs if f"Finished jobid: {job} " in text]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """The micro workflow run once to the end, interrupted once mid-training on the way (as
-    soon as a training run has finished, whichever the scheduler ran first). The middle item:
-    the points.csv modification times of the runs finished before the interrupt."""
-    workdir = tmp_path_factory.mktemp("micro")
-    cmd = snakemake_cmd(workdir, "--cores", "2")
-    first = subprocess.Popen(
-        cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + 240
-    try:
-        while not finished_runs(workdir) and time.monotonic() < deadline:
-            assert first.poll() is None, "the first workflow run stopped early"
-            time.sleep(0.5)
-        runs = finished_runs(workdir)
-        assert runs, "no training run finished"
-        stamps = {
-            run: (workdir / "results" / "runs" / run / "points.csv").stat().st_mtime_ns
-            for run in runs
-        }
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C does
-            first.wait(timeout=60)
-    proc = snakemake(workdir, "--cores", "2", "--rerun-incomplete")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return workdir, stamps, proc
 
 
 def test_interrupted_run_finishes_without_redoing_finished_runs(finished):
@@ -164,12 +76,8 @@ def test_report_has_every_figure_and_table(finished):
     assert set(sweeps["sweep"]) == {"layers", "width", "ratio"}
 
 
-def test_snakemake_html_report_holds_every_figure(finished, tmp_path):
-    workdir, _, _ = finished
-    html = tmp_path / "report.html"
-    proc = snakemake(workdir, "--report", str(html))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    page = html.read_text()
+def test_snakemake_html_report_holds_every_figure(micro_report_html):
+    page = micro_report_html.read_text()
     for name in FIGURES:
         assert f"{name}.png" in page, name
     for name in TABLES:
