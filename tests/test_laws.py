@@ -209,6 +209,8 @@ def test_warnings_name_negative_coefficients_and_dropped_terms():
     assert any(w.startswith("A = -5 is negative") for w in found)
     assert any(w.startswith("B·D^-beta is below 1e-6") for w in found)
     assert fit_warnings({**params, "A": 5.0, "beta": 0.3}, N, D) == []
+    negative_e = fit_warnings({**params, "A": 5.0, "beta": 0.3, "E": -11821.0}, N, D)
+    assert negative_e == ["E = -11821 is negative: the fitted law is not physical"]
 
 
 def test_bootstrap_intervals_are_seeded_and_bracket_the_fit():

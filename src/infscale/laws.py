@@ -332,10 +332,11 @@ def predict_interval(
 
 def fit_warnings(params: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> list[str]:
     """Signs of an unphysical fit: a negative coefficient (the paper saw A < 0 with 20N-only
-    points), or a term the fit has dropped (LM from ones does this when gamma is free)."""
+    points; E < 0 claims a loss below zero at infinite scale), or a term the fit has dropped
+    (LM from ones does this when gamma is free)."""
     found = [
         f"{p} = {params[p]:.6g} is negative: the fitted law is not physical"
-        for p in ("A", "B")
+        for p in ("A", "B", "E")
         if params[p] < 0
     ]
     with np.errstate(all="ignore"):
