@@ -1,8 +1,9 @@
 # Training: one job per grid run (paper protocol: one run per shape, points read at every
 # multiplier boundary; independent: one run per multiplier), and one per selected candidate.
-# A job with resources gpus=G > 1 runs G processes under torchrun (DDP). Checkpoints live in
-# results/runs/<run>/checkpoints/ (deliberately not an output, so a failed or preempted job
-# keeps them); the script exits 75 after a SIGTERM/SIGUSR1 checkpoint and a rerun resumes.
+# A job with resources gpus=G > 1 runs G processes under torchrun (train.parallel: ddp or fsdp).
+# Checkpoints live in results/runs/<run>/checkpoints/ (deliberately not an output, so a failed
+# or preempted job keeps them); the script exits 75 after a SIGTERM/SIGUSR1 checkpoint and a
+# rerun resumes.
 
 
 rule train:

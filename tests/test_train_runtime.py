@@ -1,4 +1,5 @@
-"""The trainer under stress: killed and resumed, signalled, multi-process, and non-finite loss.
+"""The trainer under stress: killed and resumed, signalled, multi-process (DDP and FSDP), and
+non-finite loss.
 
 Tiny models on a random corpus; the multi-process and kill tests start Python subprocesses.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,7 +165,8 @@ def test_signal_checkpoints_exits_75_and_rerun_continues(data, tmp_path, signame
     assert resumed.wait(timeout=300) == 0
     assert f"resumed from step {stopped.step}" in (tmp_path / "stdout.txt").read_text()
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert {"event": "resumed", "step": stopped.step} in lines
+    events = [(r["event"], r["step"]) for r in lines if "event" in r]
+    assert events == [("start", 0), ("resumed", stopped.step)]
     assert [r["step"] for r in lines if "loss" in r] == list(range(1, 301))
 
 
@@ -213,23 +216,95 @@ def test_non_finite_loss_names_step_and_keeps_last_checkpoint(data, tmp_path, mo
     assert ckpt.load_latest(tmp_path / "checkpoints").step == 4
 
 
-def test_two_gloo_processes_match_one_process(data, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    for out in (one, two):
-        out.mkdir()
-    steps = 6
-    spec1 = _spec(data, one, steps=steps, checkpoint_every=0)
-    spec2 = _spec(data, two, steps=steps, checkpoint_every=0, micro_batch_size=4)
-    spec2["threads"] = 2
-    assert launch(spec1, 1, one / "spec.json") == 0
-    assert launch(spec2, 2, two / "spec.json") == 0
-    l1, l2 = _steps(one / "log.jsonl"), _steps(two / "log.jsonl")
-    assert len(l1) == len(l2) == steps
-    for a, b in zip(l1, l2, strict=True):
-        assert abs(a["loss"] - b["loss"]) < 1e-4, (a, b)
-    w1 = load_file(one / "model" / "model.safetensors")
-    w2 = load_file(two / "model" / "model.safetensors")
-    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
+PARALLEL_STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def one_process(data, tmp_path_factory) -> Path:
+    """The reference for the multi-process runs: one process, the same global batch."""
+    out = tmp_path_factory.mktemp("one")
+    spec = _spec(data, out, steps=PARALLEL_STEPS, checkpoint_every=0)
+    assert launch(spec, 1, out / "spec.json") == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(data, tmp_path_factory) -> Path:
+    """2 gloo processes under FSDP, 2 micro-batches per rank, checkpoints kept at steps 4 and 6."""
+    out = tmp_path_factory.mktemp("fsdp")
+    spec = _spec(data, out, steps=PARALLEL_STEPS, checkpoint_every=2, parallel="fsdp")
+    spec.update(threads=2, keep_checkpoints=True)
+    assert launch(spec, 2, out / "spec.json") == 0
+    return out
+
+
+def _assert_close_runs(a: Path, b: Path, tol: float = 1e-4) -> None:
+    la, lb = _steps(a / "log.jsonl"), _steps(b / "log.jsonl")
+    assert len(la) == len(lb) == PARALLEL_STEPS
+    for x, y in zip(la, lb, strict=True):
+        assert abs(x["loss"] - y["loss"]) < tol, (x, y)
+    wa = load_file(a / "model" / "model.safetensors")
+    wb = load_file(b / "model" / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < tol
+    pa, pb = pd.read_csv(a / "points.csv"), pd.read_csv(b / "points.csv")
+    assert (pa["N_module"] == pb["N_module"]).all()
+    np.testing.assert_allclose(pa["val_loss"], pb["val_loss"], atol=tol)
+
+
+def test_two_gloo_processes_match_one_process(data, one_process, tmp_path):
+    spec = _spec(data, tmp_path, steps=PARALLEL_STEPS, checkpoint_every=0, micro_batch_size=4)
+    spec["threads"] = 2
+    assert launch(spec, 2, tmp_path / "spec.json") == 0
+    _assert_close_runs(one_process, tmp_path)
+    start = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])
+    whole = count_parameters(build_model(SHAPE, max_position=SEQ, seed=0, norm="layernorm"))
+    assert (start["parallel"], start["params_per_rank"]) == ("ddp", whole)  # a whole copy each
+
+
+def test_fsdp_two_gloo_processes_match_one_process(one_process, fsdp_run):
+    _assert_close_runs(one_process, fsdp_run)
+    start = json.loads((fsdp_run / "log.jsonl").read_text().splitlines()[0])
+    whole = count_parameters(build_model(SHAPE, max_position=SEQ, seed=0, norm="layernorm"))
+    assert start["parallel"] == "fsdp" and start["processes"] == 2
+    assert start["params_per_rank"] < 0.6 * whole  # each rank holds about half
+    # the weights are sharded while training and whole in the saved model and checkpoints
+    single = build_model(SHAPE, max_position=SEQ, seed=0, norm="layernorm").state_dict()
+    latest = ckpt.load_latest(fsdp_run / "checkpoints")
+    assert latest.step == PARALLEL_STEPS
+    assert {k: v.shape for k, v in latest.model.items()} == {k: v.shape for k, v in single.items()}
+    moments = latest.state["optimizer"]["state"]
+    assert {k: v["exp_avg"].shape for k, v in moments.items()} == {
+        k: v.shape for k, v in single.items()
+    }
+
+
+def test_fsdp_checkpoint_resumes_under_fsdp(data, fsdp_run, tmp_path):
+    shutil.copytree(fsdp_run / "checkpoints", tmp_path / "checkpoints")
+    shutil.rmtree(ckpt.step_dir(tmp_path / "checkpoints", PARALLEL_STEPS))  # newest gone
+    spec = _spec(data, tmp_path, steps=PARALLEL_STEPS, checkpoint_every=2, parallel="fsdp")
+    spec["threads"] = 2
+    assert launch(spec, 2, tmp_path / "spec.json") == 0
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    events = [r for r in lines if "event" in r]
+    assert [(r["event"], r["step"], r["parallel"]) for r in events] == [
+        ("start", 0, "fsdp"),
+        ("resumed", PARALLEL_STEPS - 2, "fsdp"),
+    ]
+    _assert_same_result(fsdp_run, tmp_path)
+
+
+def test_fsdp_checkpoint_resumes_in_one_process(data, fsdp_run, tmp_path):
+    shutil.copytree(fsdp_run / "checkpoints", tmp_path / "checkpoints")
+    shutil.rmtree(ckpt.step_dir(tmp_path / "checkpoints", PARALLEL_STEPS))
+    spec = _spec(data, tmp_path, steps=PARALLEL_STEPS, checkpoint_every=2)
+    assert launch(spec, 1, tmp_path / "spec.json") == 0
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(r["event"], r["processes"]) for r in lines if "event" in r] == [
+        ("start", 2),
+        ("resumed", 1),
+    ]
+    _assert_close_runs(fsdp_run, tmp_path)
 
 
 def test_shards_are_disjoint_and_cover_each_step():

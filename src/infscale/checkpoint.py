@@ -2,8 +2,9 @@
 
 A checkpoint is a directory ``step-00000123/`` under the run's ``checkpoints/`` folder:
 
-- ``model.safetensors``: the model's state dict;
-- ``state.pt``: optimizer state, RNG states and the per-step losses, loaded with
+- ``model.safetensors``: the model's full state dict (gathered from every rank under FSDP);
+- ``state.pt``: the full optimizer state (keyed by parameter name, so it loads under any
+  process layout: parallel.py), RNG states and the per-step losses, loaded with
   ``torch.load(weights_only=True)`` (tensors, numbers, strings, lists and dicts only);
 - ``state.json``: step, data position, the boundary points read so far, the learning-rate
   schedule's position (the schedule is a pure function of the step, so the step *is* its state);

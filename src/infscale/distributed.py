@@ -1,4 +1,4 @@
-"""One training job, in one process or in several under ``torchrun`` (DDP).
+"""One training job, in one process or in several under ``torchrun`` (DDP or FSDP).
 
 A job is described by a plain JSON-able *spec* (the run, data files, train config, output paths).
 :func:`launch` runs it in this process when one process is asked for, else starts
@@ -33,7 +33,7 @@ def run_job(spec: dict[str, Any]) -> None:
     """Train the spec's run on this rank; rank 0 writes the model, the points and the log."""
     import torch.distributed as dist
 
-    from infscale import checkpoint
+    from infscale import checkpoint, parallel
     from infscale.grid import Run
     from infscale.io import atomic_write_dir, write_csv
     from infscale.tokens import TokenWindows
@@ -66,11 +66,12 @@ def run_job(spec: dict[str, Any]) -> None:
             checkpoint_dir=spec.get("checkpoint_dir"),
             progress=spec.get("progress", True),
         )
+        weights = parallel.model_state(model) if spec.get("model_out") else {}  # all ranks
         if rank == 0:
             if spec.get("model_out"):
 
                 def save_model(tmp: Path) -> None:
-                    model.save_pretrained(tmp)
+                    model.save_pretrained(tmp, state_dict=weights)
                     if spec.get("tokenizer"):
                         from transformers import AutoTokenizer
 

@@ -5,7 +5,7 @@ warmup then cosine to the cooldown LR over the whole run, z-loss, gradient clipp
 autocast where the hardware has it. A point is read at each multiplier boundary: the paper's
 metric (mean of the EMA of the training loss since step 0) beside a held-out validation loss.
 
-The loop runs in one process or in several under ``torchrun`` (DDP, see distributed.py). Step
+The loop runs in one process or in several under ``torchrun`` (DDP or FSDP: parallel.py). Step
 ``s`` reads the global windows ``s·B … (s+1)·B - 1`` of the packed corpus; rank ``r`` of ``W``
 takes the ``r``-th contiguous ``B/W`` of them, in micro-batches (gradient accumulation). So the
 data a step sees depends only on the step, never on the number of processes or on a restart, and
@@ -13,6 +13,15 @@ no window is read twice unless ``train.epochs`` allows it. Checkpoints (checkpoi
 every ``train.checkpoint_every`` steps and when SIGTERM or SIGUSR1 arrives (SLURM's warning before
 a time limit); the run then exits with :data:`REQUEUE_EXIT` and the rerun resumes from the newest
 good checkpoint, bitwise identical to an uninterrupted run on CPU.
+
+One optimisation step is :class:`TrainStep`, the only code that trains (benchmarks/train_mfu.py
+times it). What makes it fast on small models, each measured on this step:
+``train.compile`` compiles each decoder block and the loss rather than the whole model (the
+rotary cos/sin is then computed once per forward instead of being fused into, and recomputed by,
+every attention kernel, and the one block graph serves every layer, so compiling takes seconds);
+fused AdamW; no KV cache built in training forwards; one logsumexp shared by cross-entropy and
+z-loss; one host read per step; and on CPU, freed activation memory kept for the next step instead
+of being returned to the OS and faulted in again.
 """
 
 from __future__ import annotations
@@ -30,9 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from infscale import checkpoint as ckpt
+from infscale import parallel
 from infscale.errors import InputError
 from infscale.flops import flops_per_token, measure_matmul_peak
 from infscale.grid import Run
@@ -74,11 +85,15 @@ def paper_loss_metric(losses: np.ndarray, weight: float = EMA_WEIGHT) -> np.ndar
 def lm_loss(
     logits: torch.Tensor, targets: torch.Tensor, z_loss: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy plus ``z_loss·mean(logsumexp(logits)²)``; returns (total, cross-entropy)."""
+    """Cross-entropy plus ``z_loss·mean(logsumexp(logits)²)``; returns (total, cross-entropy).
+
+    Cross-entropy is written as ``logsumexp - target logit`` so that both terms share one
+    logsumexp (one pass over the logits forward and one backward instead of two).
+    """
     logits = logits.float().reshape(-1, logits.shape[-1])
-    ce = F.cross_entropy(logits, targets.reshape(-1))
-    z = torch.logsumexp(logits, dim=-1).pow(2).mean()
-    return ce + z_loss * z, ce
+    lse = torch.logsumexp(logits, dim=-1)
+    ce = (lse - logits.gather(1, targets.reshape(-1, 1)).squeeze(1)).mean()
+    return ce + z_loss * lse.pow(2).mean(), ce
 
 
 def boundary_steps(run: Run, tokens_per_step: int) -> list[int]:
@@ -99,16 +114,82 @@ def shard_rows(step: int, batch: int, rank: int, world: int, n_windows: int) -> 
     return [i % n_windows for i in range(first, first + per_rank)]
 
 
+class TrainStep:
+    """One optimisation step: forward and backward over the micro-batches (gradient accumulation,
+    gradients reduced across ranks only after the last), z-loss, gradient clipping, AdamW.
+
+    Builds what the step needs from a freshly built (or resumed) ``model``: the compiled blocks and
+    loss when ``train.compile`` is set, the DDP/FSDP layout of ``train.parallel`` for ``world`` > 1
+    processes, and the optimizer (weight decay on every parameter, norms and embeddings included).
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, cfg: dict[str, Any], device: torch.device, world: int
+    ) -> None:
+        if device.type == "cpu":
+            _retain_freed_memory()
+        self.loss = lm_loss
+        if cfg.get("compile", False):
+            for block in model.model.layers:
+                block.compile()  # in place: state-dict names are unchanged
+            self.loss = torch.compile(lm_loss)
+        self.model, self.world, self.device = model, world, device
+        self.net = parallel.wrap(model, cfg.get("parallel", "ddp"), world, device)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=cfg["lr"],
+            betas=tuple(cfg["betas"]),
+            eps=cfg["eps"],
+            weight_decay=cfg["weight_decay"],
+            fused=True,
+        )
+        self.dtype = _train_dtype(cfg["dtype"], device)
+        self.z_loss, self.grad_clip = cfg["z_loss"], cfg["grad_clip"]
+        model.train()
+
+    def __call__(self, batches: list[torch.Tensor], lr: float, stop: bool = False) -> torch.Tensor:
+        """Train on this rank's micro-batches (windows of ``seq_len + 1`` tokens) at ``lr``.
+
+        Returns float64 ``[loss, cross-entropy, stop, grad norm]``: the losses averaged over the
+        global batch and ``stop`` true if any rank asked to stop, identical on every rank. The
+        caller reads it once; nothing in the step waits for the device.
+        """
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        per_rank = sum(len(x) for x in batches)
+        stats = torch.zeros(4, dtype=torch.float64, device=self.device)
+        for i, x in enumerate(batches):
+            with parallel.grad_sync(self.net, i == len(batches) - 1):
+                with _autocast(self.dtype, self.device):
+                    logits = self.net(input_ids=x[:, :-1], use_cache=False).logits
+                total, cross = self.loss(logits, x[:, 1:], self.z_loss)
+                # the ranks' gradients are averaged: weight each micro-batch by its share of
+                # this rank's rows
+                (total * (len(x) / per_rank)).backward()
+            stats[0] += total.detach().double() * (len(x) / (per_rank * self.world))
+            stats[1] += cross.detach().double() * (len(x) / (per_rank * self.world))
+        stats[2] = float(stop)
+        if self.world > 1:
+            dist.all_reduce(stats)
+        stats[3] = parallel.clip_grad_norm(self.model, self.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return stats
+
+
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, val: TokenWindows, n_windows: int, batch: int) -> float:
-    """Mean next-token cross-entropy over the first ``n_windows`` held-out windows."""
+    """Mean next-token cross-entropy over the first ``n_windows`` held-out windows.
+
+    Every rank computes it on the same windows (under FSDP every rank must run the forwards).
+    """
     model.eval()
     device = next(model.parameters()).device
     n = min(n_windows, len(val))
     total = 0.0
     for start in range(0, n, batch):
         x = val.batch(range(start, min(n, start + batch))).to(device)
-        logits = model(input_ids=x[:, :-1]).logits.float()
+        logits = model(input_ids=x[:, :-1], use_cache=False).logits.float()
         total += (
             F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum"
@@ -134,11 +215,10 @@ def train_run(
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Train ``run`` (resuming from ``checkpoint_dir`` if it holds a good checkpoint).
 
-    Returns the model and one row per multiplier boundary. Under ``torchrun`` every rank calls
-    this; rank 0 writes the log and the checkpoints.
+    Returns the model (sharded under FSDP: save it through :func:`parallel.model_state`) and one
+    row per multiplier boundary. Under ``torchrun`` every rank calls this; rank 0 writes the log
+    and the checkpoints.
     """
-    import torch.distributed as dist
-
     distributed = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
@@ -162,51 +242,50 @@ def train_run(
             "pass without repeats"
         )
     device = _device(rank)
+    home = parallel.home(cfg.get("parallel", "ddp"), world, device)
     model = build_model(
         run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta, norm=norm
-    ).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg["lr"],
-        betas=tuple(cfg["betas"]),
-        eps=cfg["eps"],
-        weight_decay=cfg["weight_decay"],  # every parameter, norms and embeddings included
-    )
+    ).to(home)
     losses = np.empty(total_steps)
     rows: list[dict[str, Any]] = []
     lines: list[str] = []
     start_step = 0
-    resumed = ckpt.load_latest(checkpoint_dir, device) if checkpoint_dir else None
+    resumed = ckpt.load_latest(checkpoint_dir, home) if checkpoint_dir else None
     if resumed is not None:
-        model.load_state_dict(resumed.model)
-        optimizer.load_state_dict(resumed.state["optimizer"])
+        model.load_state_dict(resumed.model)  # whole, before FSDP shards it
+    train_step = TrainStep(model, cfg, device, world)
+    if resumed is not None:
+        parallel.load_optimizer_state(model, train_step.optimizer, resumed.state["optimizer"])
         start_step = resumed.step
         losses[:start_step] = resumed.state["losses"].numpy()
         rows = resumed.meta["points"]
         lines = resumed.log_lines
         _set_rng(resumed.state["rng"])
-        lines.append(json.dumps({"event": "resumed", "step": start_step}))
         if rank == 0:
             print(f"{run.name}: resumed from step {start_step} ({resumed.path})", flush=True)
-    dtype = _train_dtype(cfg["dtype"], device)
-    net: torch.nn.Module = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.get("compile", False):
-        net = torch.compile(net)
+    held = sum(parallel.local(p).numel() for p in model.parameters())  # under FSDP: a shard
+    event = "resumed" if resumed else "start"
+    layout = {"processes": world, "parallel": cfg.get("parallel", "ddp") if world > 1 else None}
+    lines.append(
+        json.dumps({"event": event, "step": start_step, **layout, "params_per_rank": held})
+    )
     stop = _StopSignal() if checkpoint_dir else None
-    status = _Status(run, total_steps, start_step, tokens_per_step, device, dtype, train.seq_len)
+    status = _Status(
+        run, total_steps, start_step, tokens_per_step, device, train_step.dtype, train.seq_len
+    )
 
     def save_checkpoint(step: int) -> None:
-        if rank == 0 and checkpoint_dir:
+        if not checkpoint_dir:
+            return
+        weights = parallel.model_state(model)  # gathered to rank 0 under FSDP
+        optimizer_state = parallel.optimizer_state(model, train_step.optimizer)
+        if rank == 0:
             ckpt.save(
                 checkpoint_dir,
                 step,
-                model.state_dict(),
+                weights,
                 {
-                    "optimizer": optimizer.state_dict(),
+                    "optimizer": optimizer_state,
                     "losses": torch.from_numpy(losses[:step].copy()),
                     "rng": _get_rng(),
                 },
@@ -222,7 +301,6 @@ def train_run(
         if distributed:
             dist.barrier()
 
-    model.train()
     bar = _progress_bar(run.name, total_steps, start_step, progress and rank == 0)
     log = open(log_path, "w") if rank == 0 else None  # noqa: SIM115 - closed in finally
     try:
@@ -231,27 +309,15 @@ def train_run(
             log.flush()
         for step in range(start_step, total_steps):
             lr = lr_at(step, total_steps, cfg["warmup_steps"], cfg["lr"], cfg["min_lr"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             rows_idx = shard_rows(step, batch, rank, world, len(train))
-            sums = torch.zeros(3, dtype=torch.float64, device=device)  # one sync per step
-            chunks = list(_micro_batches(rows_idx, micro))
-            for i, chunk in enumerate(chunks):
-                x = train.batch(chunk).to(device, non_blocking=True)
-                sync = nullcontext() if world == 1 or i == len(chunks) - 1 else net.no_sync()
-                with sync:
-                    with _autocast(dtype, device):
-                        logits = net(input_ids=x[:, :-1]).logits
-                    total, cross = lm_loss(logits, x[:, 1:], cfg["z_loss"])
-                    # DDP averages gradients over ranks: scale each rank's share to its rows
-                    (total * (len(chunk) / per_rank)).backward()
-                sums[0] += total.detach().double() * (len(chunk) / batch)
-                sums[1] += cross.detach().double() * (len(chunk) / batch)
-            sums[2] = float(stop.requested) if stop else 0.0
-            if distributed:
-                dist.all_reduce(sums)
-            loss, ce, stop_flag = sums.tolist()
+            batches = [
+                train.batch(chunk).to(device, non_blocking=True)
+                for chunk in _micro_batches(rows_idx, micro)
+            ]
+            stats = train_step(batches, lr, stop.requested if stop else False)
+            loss, ce, stop_flag, grad_norm = stats.tolist()  # the step's one host read
             stop_now = bool(stop_flag)
+            # checked after the update: the weights it spoiled are never saved
             if not math.isfinite(loss):
                 raise NonFiniteLoss(
                     f"{run.name}: non-finite training loss {loss} at step {step + 1}; "
@@ -261,9 +327,6 @@ def train_run(
                         else "no checkpoint directory was given"
                     )
                 )
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
             losses[step] = loss
             tokens = (step + 1) * tokens_per_step
             record = {
@@ -272,7 +335,7 @@ def train_run(
                 "loss": loss,
                 "ce": ce,
                 "lr": lr,
-                "grad_norm": float(grad_norm),
+                "grad_norm": grad_norm,
                 "tokens_per_s": status.tokens_per_s(step + 1),
             }
             lines.append(json.dumps(record))
@@ -281,7 +344,7 @@ def train_run(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            if step + 1 in steps_at and rank == 0:
+            if step + 1 in steps_at:
                 i = steps_at.index(step + 1)
                 point_val = validation_loss(model, val, cfg["val_windows"], micro)
                 rows.append(_point(run, model, i, tokens, losses[: step + 1], point_val))
@@ -308,10 +371,6 @@ def train_run(
             bar.close()
         if stop:
             stop.restore()
-    if distributed and rows is not None:
-        box = [rows]
-        dist.broadcast_object_list(box, src=0)
-        rows = box[0]
     return model, pd.DataFrame(rows)
 
 
@@ -366,6 +425,26 @@ def _autocast(dtype: torch.dtype, device: torch.device) -> AbstractContextManage
     if dtype == torch.float32:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _retain_freed_memory() -> None:
+    """Keep freed memory in the process heap (glibc only) for the next step's activations.
+
+    By default glibc serves allocations above 128 KiB-32 MiB (most activations of a training
+    step) with mmap and unmaps them when freed, so every step faults its activations in again,
+    page by page: about 2,000 page faults per step and 5-15 % of the step time of the largest
+    default shape. Raising the mmap and trim thresholds keeps that memory for reuse, as the CUDA
+    caching allocator does on GPUs; the heap then stays at the step's peak.
+    """
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL(None)
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    for option in (m_trim_threshold, m_mmap_threshold):
+        libc.mallopt(option, 1 << 30)
 
 
 def _get_rng() -> dict[str, Any]:
