@@ -1,7 +1,8 @@
 """Snakemake script: train one run (grid or candidate) and save model, log and points.
 
-One process, or ``resources.gpus`` processes under torchrun (DDP). Exits 75 after writing a
-checkpoint when SIGTERM/SIGUSR1 arrives; a rerun resumes from results/runs/<run>/checkpoints/.
+One process, or ``resources.gpus`` processes under torchrun (DDP or FSDP: ``train.parallel``).
+Exits 75 after writing a checkpoint when SIGTERM/SIGUSR1 arrives; a rerun resumes from
+results/runs/<run>/checkpoints/.
 """
 
 import sys
