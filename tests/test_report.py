@@ -493,13 +493,10 @@ def test_evaluated_models_take_the_last_boundary_and_the_right_latency(models):
     assert len(models) == 7
 
 
-def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
-    predictions = report.test_predictions(points, trained_points, fits)
-    banded = predictions[("inference", "all")]
-    assert len(banded) == 11
-    row = banded.iloc[-1]
-    # bootstrap samples: every parameter x 0.9, 1.0, 1.1
-    samples = [
+def bootstrap_predictions(row: pd.Series) -> list[float]:
+    """The inference law's loss at ``row`` under each bootstrap sample of the ``fits`` fixture
+    (every parameter x 0.9, 1.0, 1.1)."""
+    return [
         predict(
             {"law": "inference", "params": {k: v * s for k, v in INFERENCE.items()}},
             [row["N"]],
@@ -508,6 +505,14 @@ def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
         )[0]
         for s in (0.9, 1.0, 1.1)
     ]
+
+
+def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
+    predictions = report.test_predictions(points, trained_points, fits)
+    banded = predictions[("inference", "all")]
+    assert len(banded) == 11
+    row = banded.iloc[-1]
+    samples = bootstrap_predictions(row)
     assert (row["loss_pred_lo"], row["loss_pred_hi"]) == pytest.approx(
         np.percentile(samples, [2.5, 97.5])
     )
@@ -630,16 +635,7 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
     frame = report.selection_table(selected, fit, "all", downstream, models, "2048x24").frame
     assert frame["name"].tolist() == ["3072x12", "2560x16", "2048x24", "4096x6"]  # by rank
     row = frame.iloc[0]
-    # bootstrap samples: every parameter x 0.9, 1.0, 1.1
-    preds = [
-        predict(
-            {"law": "inference", "params": {k: v * s for k, v in INFERENCE.items()}},
-            [row["N"]],
-            [row["D"]],
-            [row["R"]],
-        )[0]
-        for s in (0.9, 1.0, 1.1)
-    ]
+    preds = bootstrap_predictions(row)
     assert (row["loss_pred_lo"], row["loss_pred_hi"]) == pytest.approx(
         np.percentile(preds, [2.5, 97.5])
     )
