@@ -1,11 +1,13 @@
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from conftest import REPO
 
 from infscale.config import validate_config
 from infscale.errors import InputError
+from infscale.fitsets import in_set
 from infscale.grid import candidate_runs, grid_runs, latency_shapes
 
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -23,6 +25,30 @@ def test_default_config_is_valid_and_follows_the_paper_pattern(default_config):
     largest_grid = max(run.shape.n_params for run in grid_runs(default_config))
     assert min(run.shape.n_params for run in candidate_runs(default_config)) > largest_grid
     assert default_config["select"]["k"] >= 2
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_random_fit_sets_are_distinct_trials(name):
+    """Two seeds drawing the same shapes would make one of the paper's three trials a repeat."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    points = pd.DataFrame(
+        {
+            "size_group": run.size,
+            "d_model": run.shape.d_model,
+            "n_layers": run.shape.n_layers,
+            "multiplier": mult,
+        }
+        for run in grid_runs(config)
+        for mult in run.multipliers
+    )
+    draws = [
+        tuple(in_set(points, rules))
+        for set_name, rules in config["fit"]["sets"].items()
+        if set_name.startswith("random")
+    ]
+    assert len(draws) == 3 and len(set(draws)) == 3
 
 
 def test_paper_config_has_the_31_shapes_with_exact_n():
