@@ -18,6 +18,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+# A shell that starts the suite in the background (`make test &`, nohup) ignores SIGINT, and
+# every child inherits that: the tests' Ctrl-C of a workflow would then be lost. Children of a
+# process with Python's handler start with the default action instead.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(scope="session")
 def default_config() -> dict:
