@@ -78,6 +78,8 @@ def test_noisy_measurement_is_repeated_then_flagged():
         SHAPE, input_tokens=8, output_tokens=4, trials=3, warmup=0, max_cv=1e-9, max_repeats=2
     )
     assert result["repeats"] == 2
+    assert len(result["trials_s"]) == 9  # each repeat's 3 trials pooled with the first 3
+    assert result["median_s"] == np.median(result["trials_s"])
     assert result["flagged"] is True
     assert result["max_cv"] == 1e-9
 

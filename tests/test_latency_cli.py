@@ -39,7 +39,7 @@ def test_lat_json_records_protocol_and_spread(tmp_path, capsys):
     result = json.loads(out.read_text())
     for key in ("median_s", "mean_s", "min_s", "iqr_s", "cv", "per_token_ms", "ttft_s"):
         assert result[key] >= 0
-    assert len(result["trials_s"]) == 2
+    assert len(result["trials_s"]) == 4  # 2 trials, then 2 more pooled by the one repeat
     assert result["threads"] == 1 and result["backend"] == "hf"
     assert result["do_sample"] is False and result["output_tokens"] == 4
     assert {"torch", "transformers"} <= set(result["versions"])

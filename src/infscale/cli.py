@@ -372,7 +372,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-repeats",
         type=_count,
         default=0,
-        help="re-timings allowed by --max-cv (default: %(default)s)",
+        help="re-timings allowed by --max-cv, each adding --trials trials (default: %(default)s)",
     )
     sub.add_argument("--greedy", action="store_true", help="greedy decoding, not sampling")
     sub.add_argument("--temperature", type=_positive_float, default=0.8)

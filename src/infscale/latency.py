@@ -10,8 +10,8 @@ Several measurements (shapes, or batch sizes of one shape) are timed *interleave
 A, B, C, then trial 2 of A, B, C, ..., so that a slow drift of the machine (another process,
 thermal throttling) hits every measurement alike instead of biasing whichever ran last. A
 measurement whose coefficient of variation exceeds ``max_cv`` is timed again (at most
-``max_repeats`` times, again interleaved with the other noisy ones) and flagged if it stays
-noisy.
+``max_repeats`` times, again interleaved with the other noisy ones, the new trials pooled with
+the old) and flagged if it stays noisy.
 
 Two backends: ``hf`` (transformers ``generate``, the paper's) and ``vllm`` (Appendix D; needs
 vLLM and a GPU, and says so on one line where either is missing).
@@ -136,8 +136,9 @@ def measure_interleaved(
 
     One model per distinct shape is built up front. Every item gets ``warmup`` untimed calls,
     then round r times trial r of every item in turn; the same for the time to first token. An
-    item whose CV exceeds ``max_cv`` is re-timed (at most ``max_repeats`` times) and, if still
-    above, returned with ``flagged`` true.
+    item whose CV exceeds ``max_cv`` gets another ``trials`` rounds (at most ``max_repeats``
+    times), pooled with its earlier trials: on a machine whose speed drifts, a new sample is no
+    steadier than the old, but the median of both is. Still above: returned with ``flagged``.
     """
     protocol.check()
     if not items:
@@ -166,7 +167,7 @@ def measure_interleaved(
                 break
             again = _rounds([calls[i] for i in noisy], protocol.output_tokens, protocol.trials)
             for i, new in zip(noisy, again, strict=True):
-                times[i], repeats[i] = new, repeats[i] + 1
+                times[i], repeats[i] = np.concatenate([times[i], new]), repeats[i] + 1
             noisy = [i for i in noisy if _over(times[i], max_cv)]
 
     results = []
