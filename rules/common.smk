@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from infscale.config import validate_config
+from infscale.config import select_source, validate_config
 from infscale.errors import InputError
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
@@ -67,14 +67,19 @@ LATENCY = {
     for k, v in latency_settings(config).items()
     if k not in ("sweeps", "throughput")
 }
-LATENCY_SOURCE = config["select"].get("latency_source", "measure")
+LATENCY_SOURCE = select_source(config)
+
+
+def latency_labels():
+    """The shapes timed per shape: the grid's, and the candidates' when all are measured."""
+    if LATENCY_SOURCE != "measure":
+        return sorted({run.shape.label for run in GRID})
+    return list(SHAPES)
 
 
 def latency_files():
-    """Per-shape latency results: the grid's, and the candidates' when all are measured."""
-    if LATENCY_SOURCE != "measure":
-        return sorted({f"results/latency/{run.shape.label}.json" for run in GRID})
-    return [f"results/latency/{label}.json" for label in SHAPES]
+    """Per-shape latency results, one JSON per shape of ``latency_labels``."""
+    return [f"results/latency/{label}.json" for label in latency_labels()]
 
 
 def candidate_latency_files(wildcards):

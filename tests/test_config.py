@@ -85,6 +85,8 @@ def test_paper_config_has_the_31_shapes_with_exact_n():
         (lambda c: c.update(unknown_key=1), "unknown_key"),
         (lambda c: c["grid"]["sizes"]["xs"]["variants"]["v1"].update(d_model=26), "xs-v1"),
         (lambda c: c["data"].update(max_tokens=1_000_000), "data.max_tokens: 1,000,000 is fewer"),
+        (lambda c: c["select"].update(latency_source="measure_top"), "latency.interleave"),
+        (lambda c: c["latency"].update(interleave="yes"), "latency.interleave"),
     ],
 )
 def test_bad_values_name_the_key(config, change, message):

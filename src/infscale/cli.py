@@ -123,7 +123,7 @@ def _latency(args: argparse.Namespace) -> None:
             "(rotary embeddings need it even)"
         )
     from infscale.io import write_json
-    from infscale.latency import measure_latency, set_threads
+    from infscale.latency import measure_latency, set_threads, summary_line
     from infscale.provenance import provenance
 
     set_threads(args.threads)
@@ -146,12 +146,7 @@ def _latency(args: argparse.Namespace) -> None:
         max_repeats=args.max_repeats,
     )
     write_json(args.out, {**result, "provenance": provenance()})
-    print(
-        f"{shape.label}: median {result['median_s']:.4g} s "
-        f"({result['per_token_ms']:.4g} ms/token, cv {result['cv']:.3f}"
-        f"{', flagged' if result['flagged'] else ''}), "
-        f"ttft {result['ttft_s']:.4g} s on {result['device']}"
-    )
+    print(summary_line(result))
 
 
 def _shape(args: argparse.Namespace) -> Shape:

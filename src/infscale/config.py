@@ -47,6 +47,11 @@ def _check_semantics(config: dict[str, Any]) -> None:
         if shape.head_dim % 2:
             raise InputError(f"shape {label}: head_dim {shape.head_dim} is odd (rotary needs even)")
     _check_token_cap(config)
+    if config["latency"].get("interleave") and select_source(config) == "measure_top":
+        raise InputError(
+            "config key latency.interleave: true times every shape in one job, but "
+            "select.latency_source measure_top picks its shapes only after the fits"
+        )
     select, sets = config["select"], config["fit"]["sets"]
     if select["fit_set"] not in sets:
         raise InputError(
@@ -82,3 +87,8 @@ def _check_token_cap(config: dict[str, Any]) -> None:
             f"config key data.max_tokens: {cap:,} is fewer than the {largest.total_tokens:,} "
             f"tokens run {largest.name} trains on"
         )
+
+
+def select_source(config: dict[str, Any]) -> str:
+    """Where the candidates' latency comes from (``select.latency_source``, default measure)."""
+    return config["select"].get("latency_source", "measure")

@@ -207,6 +207,16 @@ def measure_interleaved(
     return results
 
 
+def summary_line(result: dict[str, Any]) -> str:
+    """One line per measurement for the log: the median, its spread, and the flag."""
+    return (
+        f"{result['shape']}: median {result['median_s']:.4g} s "
+        f"({result['per_token_ms']:.4g} ms/token, cv {result['cv']:.3f}"
+        f"{', flagged' if result['flagged'] else ''}), "
+        f"ttft {result['ttft_s']:.4g} s on {result['device']}"
+    )
+
+
 def _rounds(
     calls: Sequence[tuple[Callable[[int, int], float], int]], new_tokens: int, trials: int
 ) -> list[np.ndarray]:

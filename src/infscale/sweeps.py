@@ -77,6 +77,7 @@ def latency_settings(config: dict[str, Any]) -> dict[str, Any]:
         "max_position": 2048,
         "max_cv": None,
         "max_repeats": 0,
+        "interleave": False,
         "sweeps": DEFAULT_SWEEPS,
         "throughput": DEFAULT_THROUGHPUT,
         **config["latency"],
