@@ -207,6 +207,20 @@ def measure_interleaved(
     return results
 
 
+def measure_shapes(
+    shapes: Sequence[Shape], settings: dict[str, Any], seed: int
+) -> list[dict[str, Any]]:
+    """Every shape at the batch size of a config's ``latency`` section, interleaved, with its
+    repeat rule: what a sweep job and the all-shapes job both time."""
+    protocol = Protocol.from_config(settings, seed=seed)
+    return measure_interleaved(
+        [(shape, protocol.batch_size) for shape in shapes],
+        protocol,
+        max_cv=settings["max_cv"],
+        max_repeats=settings["max_repeats"],
+    )
+
+
 def summary_line(result: dict[str, Any]) -> str:
     """One line per measurement for the log: the median, its spread, and the flag."""
     return (
