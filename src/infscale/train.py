@@ -134,7 +134,7 @@ class TrainStep:
                 block.compile()  # in place: state-dict names are unchanged
             self.loss = torch.compile(lm_loss)
         self.model, self.world, self.device = model, world, device
-        self.net = parallel.wrap(model, cfg.get("parallel", "ddp"), world, device)
+        self.net = parallel.wrap(model, parallel.configured(cfg), world, device)
         self.optimizer = torch.optim.AdamW(
             model.parameters(),
             lr=cfg["lr"],
@@ -242,7 +242,7 @@ def train_run(
             "pass without repeats"
         )
     device = _device(rank)
-    home = parallel.home(cfg.get("parallel", "ddp"), world, device)
+    home = parallel.home(parallel.configured(cfg), world, device)
     model = build_model(
         run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta, norm=norm
     ).to(home)
@@ -265,7 +265,7 @@ def train_run(
             print(f"{run.name}: resumed from step {start_step} ({resumed.path})", flush=True)
     held = sum(parallel.local(p).numel() for p in model.parameters())  # under FSDP: a shard
     event = "resumed" if resumed else "start"
-    layout = {"processes": world, "parallel": cfg.get("parallel", "ddp") if world > 1 else None}
+    layout = {"processes": world, "parallel": parallel.configured(cfg) if world > 1 else None}
     lines.append(
         json.dumps({"event": event, "step": start_step, **layout, "params_per_rank": held})
     )
