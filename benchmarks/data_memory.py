@@ -1,7 +1,8 @@
 """Peak memory of the data stage against the size of its input: it should not grow with it.
 
 For each size, writes a synthetic jsonl corpus (Zipf-distributed pseudo-words in paragraphs,
-fixed seed) and runs ``infscale.data.prepare_data`` on it through the ``datasets`` json builder,
+fixed seed) and runs ``infscale.data.prepare.prepare_data`` on it through the ``datasets`` json
+builder,
 in a fresh process, as the workflow's ``prepare_data`` rule would (val_fraction 0.05). Prints the
 input size, what was packed, the peak RSS of that process, and the RSS of a process that only
 imports the data stage (torch and transformers come with it), so the difference is what the data
@@ -60,13 +61,13 @@ def _peak_rss_mb() -> float:
 
 
 def _import_only() -> float:
-    import infscale.data  # noqa: F401
+    import infscale.data.prepare  # noqa: F401
 
     return _peak_rss_mb()
 
 
 def _prepare(data_cfg: dict, tok_cfg: dict, root: str, cache: str) -> tuple[dict, float, float]:
-    from infscale.data import prepare_data
+    from infscale.data.prepare import prepare_data
 
     out = {"tokenizer": f"{root}/tokenizer", "train": f"{root}/train.bin", "val": f"{root}/val.bin"}
     start = time.perf_counter()

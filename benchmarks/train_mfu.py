@@ -1,6 +1,6 @@
 """Training throughput and MFU of the trainer's step on this machine (a benchmark, not a test).
 
-What is timed is :class:`infscale.train.TrainStep`, the object the training loop calls once per
+What is timed is :class:`infscale.train.loop.TrainStep`, the object the training loop calls once per
 step (forward and backward over the micro-batches, z-loss, clipping, fused AdamW), built from the
 config exactly as the trainer builds it; only the data is random. A setting is what a run can be
 given: ``train.batch_size``, ``train.micro_batch_size``, ``train.dtype``, ``train.compile``,
@@ -40,12 +40,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from infscale.flops import flops_per_token, measure_matmul_peak
 from infscale.grid import grid_runs
 from infscale.io import write_json
-from infscale.model import build_model
 from infscale.shapes import Shape
-from infscale.train import TrainStep
+from infscale.train.flops import flops_per_token, measure_matmul_peak
+from infscale.train.loop import TrainStep
+from infscale.train.model import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 PEAK_SIZE, PEAK_WINDOW_S = 2048, 0.4

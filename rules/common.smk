@@ -6,8 +6,8 @@ from infscale.config import select_source, validate_config
 from infscale.errors import InputError
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
-from infscale.report import report_entries, report_files
-from infscale.sweeps import SWEEPS, latency_settings, sweep_shapes, throughput_shape
+from infscale.report.story import report_entries, report_files
+from infscale.latency.sweeps import SWEEPS, latency_settings, sweep_shapes, throughput_shape
 
 try:
     validate_config(config, workflow.source_path("../config/schema.yaml"))
@@ -154,7 +154,7 @@ def candidate_files(pattern, wildcards):
 
 
 def report_outputs():
-    """The report rule's outputs by name (infscale.report.report_files); those Snakemake's HTML
+    """The report rule's outputs by name (infscale.report.story.report_files); those Snakemake's HTML
     report shows are flagged with their caption (workflow/report/) and category."""
     shown = report_entries()
     outputs = {}

@@ -1,5 +1,5 @@
 # The report: figures, tables and the winner, from every result of the run. Its outputs are
-# infscale.report's FIGURES and TABLES (rules/common.smk: report_outputs); `snakemake --report`
+# infscale.report.story's FIGURES and TABLES (rules/common.smk: report_outputs); `snakemake --report`
 # then gathers them, with their captions (workflow/report/), into one HTML file.
 
 

@@ -125,3 +125,12 @@ def micro_report_html(finished, tmp_path_factory) -> Path:
     done = snakemake(workdir, "--report", str(html))
     assert done.returncode == 0, done.stderr[-3000:]
     return html
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    """``infscale ARGS`` in this process: exit code, stdout, stderr."""
+    from infscale.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err

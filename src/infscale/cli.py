@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from infscale import __version__
 from infscale.errors import InputError
-from infscale.laws import LAWS, METHODS, TIES
+from infscale.fit.laws import LAWS, METHODS, TIES
 from infscale.shapes import PAPER_MULTIPLE_OF, Shape
 
 if TYPE_CHECKING:
@@ -38,8 +38,8 @@ def _params(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> None:
+    from infscale.fit.laws import fit_law
     from infscale.io import read_csv, write_json
-    from infscale.laws import fit_law
     from infscale.provenance import provenance
 
     points = read_csv(args.data, required=_point_columns(args.law, loss=True))
@@ -77,8 +77,8 @@ def _fit(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from infscale.fit.laws import predict, predict_interval
     from infscale.io import read_csv, write_csv
-    from infscale.laws import predict, predict_interval
 
     fit = _read_fit(args.fit)
     points = read_csv(args.data, required=_point_columns(fit["law"], loss=False))
@@ -91,9 +91,9 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _select(args: argparse.Namespace) -> None:
+    from infscale.fit.laws import predict
     from infscale.io import read_csv, write_csv
-    from infscale.laws import predict
-    from infscale.select import CANDIDATE_COLUMNS, select_top_k
+    from infscale.select.ilp import CANDIDATE_COLUMNS, select_top_k
 
     fit = _read_fit(args.fit)
     candidates = read_csv(args.candidates, required=CANDIDATE_COLUMNS)
@@ -123,7 +123,7 @@ def _latency(args: argparse.Namespace) -> None:
             "(rotary embeddings need it even)"
         )
     from infscale.io import write_json
-    from infscale.latency import measure_latency, set_threads, summary_line
+    from infscale.latency.measure import measure_latency, set_threads, summary_line
     from infscale.provenance import provenance
 
     set_threads(args.threads)
@@ -190,7 +190,7 @@ def _points(
 def _column(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray:
     import pandas as pd
 
-    from infscale.laws import positive
+    from infscale.fit.laws import positive
 
     return positive(f"{path}: column {name}", pd.to_numeric(frame[name], errors="coerce"))
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from infscale.grid import run_table
 from infscale.io import log_output_to, read_json, write_csv
-from infscale.latency_model import predict_latency
+from infscale.latency.model import predict_latency
 
 log_output_to(snakemake.log[0])
 runs = run_table(snakemake.config)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from infscale.fitsets import mark_fit_sets
+from infscale.fit.fitsets import mark_fit_sets
 from infscale.io import log_output_to, read_csv, write_csv
 
 log_output_to(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Snakemake script: the law comparison table (forms x tie modes: LOGO error, AIC, MSE, R²)."""
 
-from infscale.compare import compare_laws
+from infscale.fit.compare import compare_laws
 from infscale.io import log_output_to, read_csv, write_csv
 
 log_output_to(snakemake.log[0])

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from infscale.downstream import downstream
+from infscale.fit.downstream import downstream
 from infscale.io import log_output_to, read_csv, read_json, write_json
 from infscale.provenance import provenance
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from infscale.evaluate import evaluate_model
+from infscale.evaluate.harness import evaluate_model
 from infscale.io import log_output_to, write_json
 from infscale.provenance import provenance
 

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from infscale.io import log_output_to, read_csv, read_json, write_json
-from infscale.latency_model import fit_latency_model, measured_table
+from infscale.latency.model import fit_latency_model, measured_table
 from infscale.provenance import provenance
 
 log_output_to(snakemake.log[0])

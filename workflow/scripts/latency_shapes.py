@@ -1,7 +1,7 @@
 """Snakemake script: every per-shape latency of the run, timed interleaved in one job."""
 
 from infscale.io import log_output_to, write_json
-from infscale.latency import measure_shapes, set_threads, summary_line
+from infscale.latency.measure import measure_shapes, set_threads, summary_line
 from infscale.provenance import provenance
 from infscale.shapes import Shape
 

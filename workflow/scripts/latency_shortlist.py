@@ -3,10 +3,10 @@ loss, and mark the top ``select.measure_top`` for measurement."""
 
 import pandas as pd
 
+from infscale.fit.laws import predict
 from infscale.grid import run_table
 from infscale.io import log_output_to, read_json, write_csv
-from infscale.latency_model import predict_latency, shortlist
-from infscale.laws import predict
+from infscale.latency.model import predict_latency, shortlist
 
 log_output_to(snakemake.log[0])
 runs = [run_table(snakemake.config)[name] for name in snakemake.params.candidates]

@@ -1,9 +1,9 @@
 """Snakemake script: one latency sweep (paper Fig. 3), its shapes timed interleaved."""
 
 from infscale.io import log_output_to, write_csv
-from infscale.latency import measure_shapes, set_threads
+from infscale.latency.measure import measure_shapes, set_threads
+from infscale.latency.sweeps import sweep_rows
 from infscale.shapes import Shape
-from infscale.sweeps import sweep_rows
 
 log_output_to(snakemake.log[0])
 set_threads(snakemake.threads)

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from infscale.io import log_output_to, read_csv, write_csv, write_json
+from infscale.latency.sweeps import sweep_fits
 from infscale.provenance import provenance
-from infscale.sweeps import sweep_fits
 
 log_output_to(snakemake.log[0])
 table = pd.concat([read_csv(path) for path in snakemake.input], ignore_index=True)

@@ -1,9 +1,9 @@
 """Snakemake script: tokens per second vs batch size (paper Fig. 4), batch sizes interleaved."""
 
 from infscale.io import log_output_to, write_csv
-from infscale.latency import Protocol, measure_interleaved, set_threads
+from infscale.latency.measure import Protocol, measure_interleaved, set_threads
+from infscale.latency.sweeps import throughput_rows
 from infscale.shapes import Shape
-from infscale.sweeps import throughput_rows
 
 log_output_to(snakemake.log[0])
 set_threads(snakemake.threads)

@@ -2,7 +2,7 @@
 
 import sys
 
-from infscale.data import prepare_data
+from infscale.data.prepare import prepare_data
 from infscale.errors import InputError
 from infscale.io import log_output_to, write_json
 from infscale.provenance import provenance

@@ -1,7 +1,7 @@
 """Snakemake script: lm-eval task definitions that read the eval data from local files."""
 
+from infscale.evaluate.tasks import prepare_tasks
 from infscale.io import log_output_to
-from infscale.tasks import prepare_tasks
 
 log_output_to(snakemake.log[0])
 params = snakemake.params

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from infscale import figures, report
 from infscale.io import log_output_to, read_csv, read_json
 from infscale.provenance import provenance
+from infscale.report import figures
+from infscale.report import story as report
 
 log_output_to(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from infscale.distributed import launch
 from infscale.grid import Run
 from infscale.io import log_output_to
+from infscale.train.launch import launch
 
 log_output_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

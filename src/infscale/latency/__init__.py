@@ -1,0 +1,2 @@
+"""The latency stage (rules/latency.smk): generation timing, the paper's
+sweeps, the latency model."""

@@ -1,0 +1,123 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from infscale.config import validate_config
+from infscale.errors import InputError
+from infscale.fit.fitsets import in_set
+from infscale.grid import candidate_runs, grid_runs, latency_shapes
+
+SCHEMA = REPO / "config" / "schema.yaml"
+
+
+def test_default_config_is_valid_and_follows_the_paper_pattern(default_config):
+    validate_config(default_config, SCHEMA)
+    sizes = default_config["grid"]["sizes"]
+    assert len(sizes) >= 3
+    assert all(len(group["variants"]) >= 3 for group in sizes.values())
+    base = min(min(g["multipliers"]) for g in sizes.values())
+    assert all(base in g["multipliers"] for g in sizes.values())
+    smallest = min(grid_runs(default_config), key=lambda run: run.shape.n_params).size
+    assert max(sizes[smallest]["multipliers"]) > base  # the smallest group is over-trained
+    largest_grid = max(run.shape.n_params for run in grid_runs(default_config))
+    assert min(run.shape.n_params for run in candidate_runs(default_config)) > largest_grid
+    assert default_config["select"]["k"] >= 2
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_random_fit_sets_are_distinct_trials(name):
+    """Two seeds drawing the same shapes would make one of the paper's three trials a repeat."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    points = pd.DataFrame(
+        {
+            "size_group": run.size,
+            "d_model": run.shape.d_model,
+            "n_layers": run.shape.n_layers,
+            "multiplier": mult,
+        }
+        for run in grid_runs(config)
+        for mult in run.multipliers
+    )
+    draws = [
+        tuple(in_set(points, rules))
+        for set_name, rules in config["fit"]["sets"].items()
+        if set_name.startswith("random")
+    ]
+    assert len(draws) == 3 and len(set(draws)) == 3
+
+
+def test_paper_config_has_the_31_shapes_with_exact_n():
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    validate_config(config, SCHEMA)
+    runs = grid_runs(config)
+    assert len(runs) == 31
+    expected = {
+        "80M-v1": (78_914_048, (20, 40, 160)),
+        "116M-v6": (114_793_440, (20,)),
+        "339M-v1": (339_182_208, (20, 160)),
+    }
+    by_name = {run.name: run for run in runs}
+    for name, (n, mults) in expected.items():
+        assert by_name[name].shape.n_params == n
+        assert by_name[name].multipliers == mults
+        assert by_name[name].tokens[-1] == mults[-1] * n
+    assert len(latency_shapes(config)) == 31 + 12
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["train"].update(lr=-1), "train.lr"),
+        (lambda c: c["train"].update(protocol="bogus"), "train.protocol"),
+        (lambda c: c["grid"]["sizes"]["xs"].update(multipliers=[]), "grid.sizes.xs.multipliers"),
+        (lambda c: c["latency"].update(trials=1), "latency.trials"),
+        (lambda c: c["select"].update(fit_set="nope"), "select.fit_set"),
+        (lambda c: c["select"].update(baseline="zz"), "select.baseline"),
+        (lambda c: c["tokenizer"].update(vocab_size=600), "tokenizer.vocab_size"),
+        (lambda c: c["train"].update(micro_batch_size=5), "train.micro_batch_size"),
+        (lambda c: c.update(unknown_key=1), "unknown_key"),
+        (lambda c: c["grid"]["sizes"]["xs"]["variants"]["v1"].update(d_model=26), "xs-v1"),
+        (lambda c: c["data"].update(max_tokens=1_000_000), "data.max_tokens: 1,000,000 is fewer"),
+        (lambda c: c["select"].update(latency_source="measure_top"), "latency.interleave"),
+        (lambda c: c["latency"].update(interleave="yes"), "latency.interleave"),
+    ],
+)
+def test_bad_values_name_the_key(config, change, message):
+    change(config)
+    with pytest.raises(InputError, match=message.replace(".", r"\.")):
+        validate_config(config, SCHEMA)
+
+
+def test_snakemake_stops_on_a_bad_config_with_one_line(tmp_path, default_config):
+    import yaml
+
+    bad = dict(default_config, train={**default_config["train"], "lr": -1})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    expected = "config key train.lr: -1 is less than or equal to the minimum of 0"
+    assert lines[-1] == f"infscale: invalid config: {expected}"

@@ -1,0 +1,129 @@
+"""Random-shape fit sets, the law comparison table and the loss -> accuracy fit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run
+
+from infscale.errors import InputError
+from infscale.fit.compare import COLUMNS, compare_laws, fit_form, form_loss
+from infscale.fit.downstream import downstream, fit_accuracy, predict_accuracy
+from infscale.fit.fitsets import in_set, mark_fit_sets
+from infscale.fit.laws import law_loss
+
+TRUTH = {"A": 60.0, "B": 80.0, "E": 2.0, "alpha": 0.3, "beta": 0.3, "gamma": 0.3, "epsilon": 0.02}
+
+
+def grid_points() -> pd.DataFrame:
+    """3 size groups x 3 shapes x multipliers 4/8/16, loss from the tied inference law."""
+    rows = []
+    for g, (size, n0) in enumerate((("xs", 1e5), ("s", 3e5), ("m", 1e6))):
+        for v, (d, layers) in enumerate(((24 + 8 * g, 8), (32 + 8 * g, 4), (40 + 8 * g, 2))):
+            for mult in (4, 8, 16):
+                N = n0 * (1 + 0.05 * v)
+                rows.append(
+                    {
+                        "run": f"{size}-v{v}",
+                        "size_group": size,
+                        "d_model": d,
+                        "n_layers": layers,
+                        "N": N,
+                        "D": mult * N,
+                        "multiplier": mult,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    frame["loss"] = law_loss(
+        "inference",
+        TRUTH,
+        frame["N"].to_numpy(),
+        frame["D"].to_numpy(),
+        (frame["d_model"] / frame["n_layers"]).to_numpy(),
+    )
+    return frame
+
+
+def test_random_shape_rule_picks_one_shape_per_size_group_reproducibly():
+    points = grid_points()
+    rule = [{"shapes_per_size": 1, "seed": 1, "multipliers": [4]}]
+    member = in_set(points, rule)
+    chosen = points[member]
+    assert len(chosen) == 3 and chosen["size_group"].nunique() == 3
+    assert (chosen["multiplier"] == 4).all()
+    assert np.array_equal(member, in_set(points, rule))
+    seeds = {tuple(in_set(points, [{"shapes_per_size": 1, "seed": s}])) for s in range(6)}
+    assert len(seeds) > 1
+    marked = mark_fit_sets(points, {"random1": [{"shapes_per_size": 2, "seed": 0}]})
+    assert marked["fit_random1"].sum() == 3 * 2 * 3
+
+
+def test_comparison_table_has_every_column_and_a_row_per_spec():
+    specs = [("chinchilla", "all", "lm"), ("inference", "all", "lm")]
+    table = compare_laws(grid_points(), specs)
+    assert list(table.columns) == COLUMNS
+    assert {"form", "tie", "n_params", "aic", "mse", "r2", "logo_rel_err"} <= set(table.columns)
+    assert list(table["n_params"]) == [4, 5]
+    inference = table.iloc[1]
+    assert inference["r2"] == pytest.approx(1.0) and inference["logo_rel_err"] < 1e-6
+    assert inference["logo_folds"] == 2
+    assert table.iloc[0]["aic"] > inference["aic"]
+
+
+@pytest.mark.slow
+def test_comparison_with_the_additive_form_and_huber():
+    table = compare_laws(grid_points(), [("additive", "none", "huber")])
+    assert table.iloc[0]["n_params"] == 7 and table.iloc[0]["r2"] > 0.99
+
+
+def test_additive_form_recovers_itself():
+    points = grid_points()
+    N, D = points["N"].to_numpy(), points["D"].to_numpy()
+    R = (points["d_model"] / points["n_layers"]).to_numpy()
+    truth = {**TRUTH, "epsilon": 0.05, "gamma": 0.3}
+    y = form_loss("additive", truth, N, D, R)
+    params = fit_form("additive", "all", "huber", N, D, R, y)
+    assert params == pytest.approx(truth, rel=1e-5)
+
+
+def test_accuracy_fit_recovers_known_parameters():
+    loss = np.linspace(2.5, 6.0, 12)
+    truth = {"E": 0.8, "a": 3.0, "b": 0.7}
+    acc = predict_accuracy(truth, loss)
+    assert fit_accuracy(loss, acc) == pytest.approx(truth, rel=1e-5)
+
+
+def test_downstream_json_has_the_agreed_keys():
+    loss = np.linspace(3.0, 5.0, 8)
+    truth = {"E": 0.8, "a": 3.0, "b": 0.7}
+    grid = {
+        f"r{i}": (lo, a)
+        for i, (lo, a) in enumerate(zip(loss, predict_accuracy(truth, loss), strict=True))
+    }
+    result = downstream(grid, {"c1": (2.9, 0.4)})
+    assert {"params", "metrics", "predictions"} <= set(result)
+    (pred,) = result["predictions"]
+    assert set(pred) == {"name", "loss", "acc_pred", "acc_actual"}
+    assert pred["acc_pred"] == pytest.approx(predict_accuracy(truth, [2.9])[0], rel=1e-6)
+    json.dumps(result, allow_nan=False)
+    with pytest.raises(InputError, match="need at least 3"):
+        fit_accuracy([3.0, 4.0], [0.3, 0.2])
+
+
+def test_cli_huber_bootstrap_fit_and_predict_band(capsys, tmp_path):
+    path = tmp_path / "points.csv"
+    grid_points().to_csv(path, index=False)
+    fit_json, pred = tmp_path / "fit.json", tmp_path / "pred.csv"
+    args = ["fit", "--data", path, "--law", "inference", "--method", "huber"]
+    code, _, _ = run(capsys, *args, "--bootstrap", "20", "--out", fit_json)
+    fit = json.loads(fit_json.read_text())
+    assert code == 0 and set(fit["intervals"]) == set(TRUTH)
+    assert len(fit["bootstrap"]["samples"]["A"]) == 20 - fit["bootstrap"]["failed"]
+    code, _, _ = run(capsys, "predict", "--fit", fit_json, "--data", path, "--out", pred)
+    table = pd.read_csv(pred)
+    assert code == 0 and list(table.columns[-3:]) == ["loss_pred", "loss_pred_lo", "loss_pred_hi"]
+    assert (table["loss_pred_lo"] <= table["loss_pred_hi"]).all()
+    np.testing.assert_allclose(table["loss_pred"], table["loss"], rtol=1e-9)

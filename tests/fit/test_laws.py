@@ -1,0 +1,263 @@
+"""The laws and their fits, on synthetic points drawn from each law at two scales.
+
+``paper``: N 8e7-3.4e8, D 20/40/160 x N, R 17-213 (the authors' grid). ``tiny``: N 1e5-1e6,
+D 2/4/8 x N, R 3-48 (a CPU grid). Findings the tests pin down about the paper's procedure (LM
+from all ones): it recovers the law exactly wherever gamma is tied to alpha, at both scales; it
+never leaves its start for Chinchilla with beta free at the paper's scale (an error); with gamma
+free it lands on a degenerate fit (R² near 0, a term dropped) at both scales (warnings).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from infscale.errors import InputError
+from infscale.fit.laws import (
+    PARAMS,
+    FitError,
+    _huber_objective,
+    expand,
+    fit_law,
+    fit_warnings,
+    free_params,
+    law_loss,
+    metrics,
+    positions,
+    predict,
+    spearman_by_group,
+)
+
+SCALES = {
+    "paper": dict(n=(8e7, 3.4e8), mults=(20, 40, 160), r=(17, 213), A=406.4, B=410.7, E=1.69),
+    "tiny": dict(n=(1e5, 1e6), mults=(2, 4, 8), r=(3, 48), A=60.0, B=80.0, E=2.0),
+}
+EXPONENTS = {"alpha": 0.34, "beta": 0.28, "gamma": 0.2, "epsilon": 0.02}
+
+
+def grid(scale: str) -> dict[str, np.ndarray]:
+    """6 sizes x 5 aspect ratios x 3 multipliers; N jittered so no two shapes share it."""
+    s = SCALES[scale]
+    n, r, m = np.meshgrid(
+        np.geomspace(*s["n"], 6), np.geomspace(*s["r"], 5), s["mults"], indexing="ij"
+    )
+    N = n.ravel() * (1 + 0.01 * (np.arange(n.size) % 7))
+    return {"N": N, "D": m.ravel() * N, "R": r.ravel(), "group": np.repeat(np.arange(6), 15)}
+
+
+def truth(law: str, tie: str, scale: str) -> dict[str, float]:
+    s = SCALES[scale]
+    theta = [{"A": s["A"], "B": s["B"], "E": s["E"], **EXPONENTS}[p] for p in free_params(law, tie)]
+    return expand(law, tie, theta)
+
+
+def synthetic(law: str, tie: str, scale: str, noise: float = 0.0):
+    points, params = grid(scale), truth(law, tie, scale)
+    y = law_loss(law, params, points["N"], points["D"], points["R"])
+    y = y * (1 + noise * np.random.default_rng(0).standard_normal(y.size))
+    return points, params, y
+
+
+def fit(law, tie, points, y, **kwargs):
+    return fit_law(law, points["N"], points["D"], y, points["R"], tie=tie, **kwargs)
+
+
+RECOVERED = [  # (scale, law, tie) where LM from ones finds the true law
+    *[(s, "chinchilla", t) for s in SCALES for t in ("all", "alpha-beta")],
+    ("tiny", "chinchilla", "none"),
+    *[(s, "inference", "all") for s in SCALES],
+]
+
+
+@pytest.mark.parametrize(("scale", "law", "tie"), RECOVERED)
+def test_lm_recovers_noise_free_law(scale, law, tie):
+    points, params, y = synthetic(law, tie, scale)
+    result = fit(law, tie, points, y)
+    assert result["params"] == pytest.approx(params, rel=1e-6)
+    assert result["metrics"]["r2"] == pytest.approx(1.0, abs=1e-12)
+    assert result["warnings"] == []
+
+
+@pytest.mark.parametrize(("scale", "law", "tie"), RECOVERED)
+def test_lm_with_small_noise_stays_close(scale, law, tie):
+    """0.2% noise: coefficients wander (A and B trade against E), the law itself does not."""
+    points, params, y = synthetic(law, tie, scale, noise=0.002)
+    result = fit(law, tie, points, y)
+    clean = law_loss(law, params, points["N"], points["D"], points["R"])
+    fitted = law_loss(law, result["params"], points["N"], points["D"], points["R"])
+    assert np.max(np.abs(fitted / clean - 1)) < 0.002
+    for p in ("alpha", "beta"):
+        assert result["params"][p] == pytest.approx(params[p], abs=0.07)
+    assert result["metrics"]["r2"] > 0.99
+
+
+def test_lm_never_leaves_its_start_for_free_beta_at_paper_scale():
+    points, _, y = synthetic("chinchilla", "none", "paper")
+    with pytest.raises(FitError, match="never left its start"):
+        fit("chinchilla", "none", points, y)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+@pytest.mark.parametrize("tie", ["alpha-beta", "none"])
+def test_lm_with_free_gamma_lands_on_a_degenerate_fit(scale, tie):
+    """The paper tied gamma to alpha; freed, LM from ones drops the N and D terms."""
+    points, params, y = synthetic("inference", tie, scale)
+    result = fit("inference", tie, points, y)
+    assert result["metrics"]["r2"] < 0.1
+    assert result["warnings"]
+    assert result["params"]["alpha"] > 100 * params["alpha"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("scale", "law", "tie"), [("tiny", "chinchilla", "all"), ("paper", "inference", "alpha-beta")]
+)
+def test_huber_recovers_noise_free_law(scale, law, tie):
+    """Including gamma free, where LM from ones fails."""
+    points, params, y = synthetic(law, tie, scale)
+    result = fit(law, tie, points, y, method="huber")
+    assert result["method"] == "huber"
+    assert result["params"] == pytest.approx(params, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("law", "tie"), [("chinchilla", "none"), ("inference", "all"), ("inference", "none")]
+)
+def test_huber_gradient_is_exact(law, tie):
+    points, _, y = synthetic(law, tie, "tiny", noise=0.01)
+    logs = (np.log(points["N"]), np.log(points["D"]), np.log(points["R"]), np.log(y))
+    where = positions(law, tie)
+    n_free = len(free_params(law, tie))
+    u = np.array([3.0, 4.0, 0.5] + [0.3] * (n_free - 3)) + np.random.default_rng(1).normal(
+        0, 0.1, n_free
+    )
+
+    grad = _huber_objective(u, where, *logs)[1]
+    h = 1e-6
+    central = [
+        (
+            _huber_objective(u + h * e, where, *logs)[0]
+            - _huber_objective(u - h * e, where, *logs)[0]
+        )
+        / (2 * h)
+        for e in np.eye(n_free)
+    ]
+    np.testing.assert_allclose(grad, central, rtol=1e-5, atol=1e-9)
+
+
+def test_result_has_the_fit_json_keys_and_tied_exponents():
+    points, _, y = synthetic("inference", "all", "tiny")
+    result = fit("inference", "all", points, y, groups=points["group"])
+    assert list(result)[:6] == ["law", "method", "tie", "n_points", "params", "metrics"]
+    assert "warnings" in result
+    assert list(result["params"]) == list(PARAMS["inference"])
+    assert set(result["metrics"]) == {"mse", "r2", "max_rel_err", "spearman"}
+    p = result["params"]
+    assert p["alpha"] == p["beta"] == p["gamma"]
+    assert set(result["spearman_by_group"]) == {str(g) for g in range(6)}
+    json.dumps(result, allow_nan=False)
+
+
+def test_free_parameters_per_tie():
+    assert free_params("chinchilla", "all") == ("A", "B", "E", "alpha")
+    assert free_params("chinchilla", "none") == ("A", "B", "E", "alpha", "beta")
+    assert free_params("inference", "all") == ("A", "B", "E", "alpha", "epsilon")
+    assert free_params("inference", "alpha-beta") == ("A", "B", "E", "alpha", "gamma", "epsilon")
+    assert len(free_params("inference", "none")) == 7
+
+
+def test_predict_reproduces_the_fits_own_predictions():
+    points, _, y = synthetic("inference", "all", "tiny", noise=0.01)
+    result = fit("inference", "all", points, y)
+    own = law_loss("inference", result["params"], points["N"], points["D"], points["R"])
+    again = predict(json.loads(json.dumps(result)), points["N"], points["D"], points["R"])
+    np.testing.assert_allclose(again, own, rtol=1e-9, atol=0)
+    assert metrics(y, again)["mse"] == pytest.approx(result["metrics"]["mse"], rel=1e-9)
+
+
+def test_chinchilla_prediction_ignores_R():
+    result = {"law": "chinchilla", "params": truth("chinchilla", "none", "tiny")}
+    assert predict(result, [1e5], [4e5])[0] == predict(result, [1e5], [4e5], [7.0])[0]
+
+
+def test_metrics_match_hand_computed_values():
+    y = [1.0, 2.0, 3.0, 4.0]
+    y_pred = [1.1, 1.9, 4.2, 3.8]  # residuals -0.1, 0.1, -1.2, 0.2; the last pair swapped
+    m = metrics(y, y_pred)
+    assert m["mse"] == pytest.approx(1.5 / 4)
+    assert m["r2"] == pytest.approx(1 - 1.5 / 5)  # SS_tot = 2.25 + 0.25 + 0.25 + 2.25
+    assert m["max_rel_err"] == pytest.approx(1.2 / 3)
+    assert m["spearman"] == pytest.approx(1 - 6 * 2 / (4 * 15))
+    groups = ["a", "a", "b", "b"]
+    assert spearman_by_group(y, y_pred, groups) == pytest.approx({"a": 1.0, "b": -1.0})
+    assert metrics(y, y_pred, groups)["spearman"] == pytest.approx(0.0)
+
+
+def test_spearman_undefined_for_a_single_point_group():
+    by_group = spearman_by_group([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], ["a", "a", "b"])
+    assert by_group == {"a": pytest.approx(1.0), "b": None}
+    rho = metrics([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], ["a", "a", "b"])["spearman"]
+    assert rho == pytest.approx(1.0)
+
+
+def test_warnings_name_negative_coefficients_and_dropped_terms():
+    N, D = np.array([1e8]), np.array([2e9])
+    params = {"A": -5.0, "B": 400.0, "E": 2.0, "alpha": 0.3, "beta": 50.0}
+    found = fit_warnings(params, N, D)
+    assert any(w.startswith("A = -5 is negative") for w in found)
+    assert any(w.startswith("B·D^-beta is below 1e-6") for w in found)
+    assert fit_warnings({**params, "A": 5.0, "beta": 0.3}, N, D) == []
+    negative_e = fit_warnings({**params, "A": 5.0, "beta": 0.3, "E": -11821.0}, N, D)
+    assert negative_e == ["E = -11821 is negative: the fitted law is not physical"]
+
+
+def test_bootstrap_intervals_are_seeded_and_bracket_the_fit():
+    points, _, y = synthetic("chinchilla", "all", "tiny", noise=0.002)
+    one = fit("chinchilla", "all", points, y, bootstrap=20, seed=3)
+    two = fit("chinchilla", "all", points, y, bootstrap=20, seed=3)
+    assert one["bootstrap"] == two["bootstrap"]
+    assert one["bootstrap"]["k"] == 20
+    for p, (lo, hi) in one["bootstrap"]["ci95"].items():
+        assert lo <= one["params"][p] <= hi
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"N": [-1.0, 2e5, 3e5, 4e5, 5e5, 6e5]}, "N: 1 value"),
+        ({"loss": [np.nan, 3.0, 3.0, 3.0, 3.0, 3.0]}, "loss: 1 value"),
+        ({"D": ["x", 1, 1, 1, 1, 1]}, "D: not all numbers"),
+        ({"R": None}, "needs R"),
+        ({"law": "kaplan"}, "law must be one of"),
+        ({"tie": "some"}, "tie must be one of"),
+        ({"method": "adam"}, "method must be one of"),
+        (
+            {"N": [1e5] * 4, "D": [4e5] * 4, "loss": [3.0] * 4, "R": [5.0] * 4},
+            "4 point\\(s\\) for the 5 free parameters",
+        ),
+        ({"bootstrap": -1}, "bootstrap must be >= 0"),
+    ],
+)
+def test_bad_input_is_an_input_error(change, message):
+    args = {
+        "law": "inference",
+        "N": np.geomspace(1e5, 1e6, 6),
+        "D": np.geomspace(4e5, 4e6, 6),
+        "loss": np.linspace(4, 3, 6),
+        "R": np.linspace(3, 30, 6),
+        **change,
+    }
+    with pytest.raises(InputError, match=message):
+        fit_law(
+            args.pop("law"), args.pop("N"), args.pop("D"), args.pop("loss"), args.pop("R"), **args
+        )
+
+
+@pytest.mark.parametrize(
+    "fit_dict", [{"law": "chinchilla", "params": {"A": 1.0}}, {"law": "x"}, {"params": {}}]
+)
+def test_predict_rejects_a_malformed_fit(fit_dict):
+    with pytest.raises(InputError):
+        predict(fit_dict, [1e5], [1e6], [3.0])

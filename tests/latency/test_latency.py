@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from infscale.errors import InputError
+from infscale.latency.measure import measure_latency, summarize
+from infscale.shapes import Shape
+
+SHAPE = Shape(32, 2, 4, 300, 16)
+
+
+def test_summary_statistics_of_known_times():
+    times = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    stats = summarize(times)
+    assert stats["median_s"] == 3.0
+    assert stats["mean_s"] == 4.0
+    assert stats["min_s"] == 1.0
+    assert stats["iqr_s"] == 2.0  # 4 - 2
+    assert stats["cv"] == pytest.approx(np.std(times, ddof=1) / 4.0)
+
+
+@pytest.mark.parametrize("do_sample", [True, False])
+def test_measures_the_protocol(do_sample):
+    result = measure_latency(
+        SHAPE, input_tokens=16, output_tokens=8, trials=3, warmup=1, do_sample=do_sample
+    )
+    assert len(result["trials_s"]) == 3
+    assert len(result["ttft_trials_s"]) == 3
+    assert min(result["trials_s"]) <= result["median_s"] <= max(result["trials_s"])
+    assert result["per_token_ms"] == pytest.approx(1000 * result["median_s"] / 8)
+    assert result["ttft_s"] < result["median_s"]  # one new token costs less than eight
+    assert result["N"] == SHAPE.n_params
+    assert result["dtype"] == "float32"
+    assert result["versions"]["torch"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_tokens": 0}, "input_tokens"),
+        ({"trials": 0}, "trials"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"warmup": -1}, "warmup"),
+    ],
+)
+def test_bad_protocol_rejected(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        measure_latency(SHAPE, **kwargs)
+
+
+def test_interleaved_items_each_get_their_trials_and_batch():
+    from infscale.latency.measure import Protocol, measure_interleaved
+
+    protocol = Protocol(input_tokens=8, output_tokens=4, trials=2, warmup=0, do_sample=False)
+    other = Shape(32, 1, 4, 300, 16)
+    results = measure_interleaved([(SHAPE, 1), (other, 1), (SHAPE, 3)], protocol)
+    assert [r["shape"] for r in results] == [SHAPE.label, other.label, SHAPE.label]
+    assert [r["batch_size"] for r in results] == [1, 1, 3]
+    for r in results:
+        assert len(r["trials_s"]) == 2 and r["ttft_s"] > 0
+        assert r["tokens_per_s"] == pytest.approx(r["batch_size"] * 4 / r["median_s"])
+        assert r["flagged"] is False and r["repeats"] == 0
+
+
+def test_interleaving_order_is_round_robin():
+    from infscale.latency.measure import _rounds
+
+    order = []
+
+    def call(name):
+        return lambda new_tokens, batch: order.append(name) or 1.0
+
+    _rounds([(call("A"), 1), (call("B"), 1), (call("C"), 1)], 4, 3)
+    assert "".join(order) == "ABCABCABC"
+
+
+def test_noisy_measurement_is_repeated_then_flagged():
+    result = measure_latency(
+        SHAPE, input_tokens=8, output_tokens=4, trials=3, warmup=0, max_cv=1e-9, max_repeats=2
+    )
+    assert result["repeats"] == 2
+    assert len(result["trials_s"]) == 9  # each repeat's 3 trials pooled with the first 3
+    assert result["median_s"] == np.median(result["trials_s"])
+    assert result["flagged"] is True
+    assert result["max_cv"] == 1e-9
+
+
+def test_position_limit_and_backend_checked():
+    with pytest.raises(InputError, match="position limit 64"):
+        measure_latency(SHAPE, input_tokens=40, output_tokens=40, max_position=64)
+    with pytest.raises(InputError, match="backend"):
+        measure_latency(SHAPE, backend="onnx")
+
+
+def test_vllm_backend_skipped_with_one_line_where_unfit():
+    from infscale.latency.measure import BackendUnavailable, vllm_unavailable
+
+    reason = vllm_unavailable("cpu")
+    assert reason in {"vLLM is not installed", "no GPU is available"}
+    with pytest.raises(BackendUnavailable, match="backend vllm skipped"):
+        measure_latency(SHAPE, input_tokens=8, output_tokens=4, backend="vllm", device="cpu")
+
+
+def test_protocol_from_config_takes_protocol_keys_only(default_config):
+    from infscale.latency.measure import Protocol
+
+    protocol = Protocol.from_config(default_config["latency"], seed=3)
+    assert protocol.input_tokens == 128 and protocol.output_tokens == 256
+    assert protocol.seed == 3 and protocol.backend == "hf"

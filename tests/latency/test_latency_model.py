@@ -1,0 +1,122 @@
+"""The latency model (fit, leave-one-out error, prediction) and the sweep shapes and fits."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from infscale.errors import InputError
+from infscale.latency.model import FORM, fit_latency_model, predict_latency
+from infscale.latency.sweeps import (
+    SWEEPS,
+    linear_fit,
+    sweep_fits,
+    sweep_shapes,
+    throughput_shape,
+    width_for_params,
+)
+from infscale.shapes import param_count
+
+
+def synthetic(noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = [
+        (d, layers)
+        for d in (32, 48, 64, 96, 128)
+        for layers in (1, 2, 4, 8)
+        if not (d == 128 and layers == 8)
+    ]
+    d, L = np.array(rows).T
+    true = 0.3 + 0.15 * L + 1e-4 * L * d + 2e-6 * L * d**2 + 1e-6 * d * 512
+    y = true * (1 + noise * rng.standard_normal(len(true)))
+    return pd.DataFrame({"d_model": d, "n_layers": L, "vocab_size": 512, "median_s": y}), true
+
+
+def test_recovers_an_exact_model():
+    table, true = synthetic()
+    model = fit_latency_model(table)
+    assert model["form"] == FORM
+    assert model["loo_median_rel_err"] < 1e-3
+    assert model["coefficients"]["b"] == pytest.approx(0.15, rel=1e-3)
+    predicted = predict_latency(model, table["d_model"], table["n_layers"], 512)
+    np.testing.assert_allclose(predicted, true, rtol=1e-3)
+    assert len(model["loo"]) == len(table)
+    assert all(v >= 0 for v in model["coefficients"].values())
+
+
+def test_loo_error_reflects_noise():
+    table, _ = synthetic(noise=0.05)
+    model = fit_latency_model(table)
+    assert 0.005 < model["loo_median_rel_err"] < 0.1
+
+
+def test_duplicate_shapes_are_merged_and_too_few_rejected():
+    table, _ = synthetic()
+    model = fit_latency_model(pd.concat([table, table]))
+    assert model["n_shapes"] == len(table)
+    with pytest.raises(InputError, match="distinct shapes"):
+        fit_latency_model(table.head(4))
+    with pytest.raises(InputError, match="missing column"):
+        fit_latency_model(table.drop(columns="median_s"))
+    with pytest.raises(InputError, match="not a latency model"):
+        predict_latency({"form": "T = x"}, 1, 1, 1)
+
+
+def test_sweep_shapes_of_the_default_config(default_config):
+    layers = sweep_shapes(default_config, "layers")
+    assert len({s.d_model for s in layers}) == 1 and len({s.n_layers for s in layers}) > 2
+    width = sweep_shapes(default_config, "width")
+    assert len({s.n_layers for s in width}) == 1 and len({s.d_model for s in width}) > 2
+    ratio = sweep_shapes(default_config, "ratio")
+    n = [s.n_params for s in ratio]
+    assert max(n) / min(n) < 1.25  # about fixed N
+    assert len({s.aspect_ratio for s in ratio}) == len(ratio)
+    assert throughput_shape(default_config).d_model > 0
+    with pytest.raises(InputError, match="unknown sweep"):
+        sweep_shapes(default_config, "depth")
+
+
+def test_sweeps_default_when_config_has_none(default_config):
+    del default_config["latency"]["sweeps"]
+    for sweep in SWEEPS:
+        assert sweep_shapes(default_config, sweep)
+
+
+def test_width_for_params_is_closest_multiple():
+    d = width_for_params(150000, 4, 4, 512, 16)
+    assert d % 8 == 0
+    best = min(range(8, 400, 8), key=lambda w: abs(param_count(w, 4, 512, 16) - 150000))
+    assert d == best
+
+
+def test_sweep_fits_report_r2_and_ranking():
+    rows = [("layers", f"d32-l{L}", 32, L, 32 / L, 0.5 + 0.2 * L) for L in (1, 2, 4, 8)]
+    rows += [("width", f"d{d}-l2", d, 2, d / 2, 1.0 + d / 1000) for d in (32, 64)]
+    rows += [("ratio", f"d{d}-l{L}", d, L, d / L, 0.4 + 0.2 * L) for d, L in ((80, 1), (48, 4))]
+    table = pd.DataFrame(rows, columns=["sweep", "shape", "d_model", "n_layers", "R", "median_s"])
+    table = table.assign(N=1000, flagged=False)
+    fits = sweep_fits(table)
+    assert fits["layers"]["r2"] == pytest.approx(1.0)
+    assert fits["layers"]["slope"] == pytest.approx(0.2)
+    assert fits["ratio"]["widest_shallowest_fastest"] is True
+    assert fits["ratio"]["fastest"] == "d80-l1"
+    assert fits["flagged"] == []
+    assert linear_fit([1, 2, 3], [1, 1, 1])["r2"] == 1.0
+
+
+def test_shortlist_keeps_the_best_within_widened_budgets():
+    from infscale.latency.model import shortlist
+
+    table = pd.DataFrame(
+        {
+            "name": list("abcd"),
+            "N": [10, 10, 50, 10],
+            "D": [1, 1, 1, 1],
+            "latency_pred_s": [1.0, 2.1, 1.0, 3.0],
+        }
+    )
+    loss = [3.0, 1.0, 0.5, 2.0]
+    out = shortlist(table, loss, 2, max_params=20, max_latency=2.0, margin=0.1)
+    # c is over the parameter budget, d over the widened latency budget; b (2.1 <= 2.2) stays
+    assert list(out.loc[out["measure"] == 1, "name"]) == ["a", "b"]
+    with pytest.raises(InputError, match="positive"):
+        shortlist(table, loss, 0)

@@ -1,0 +1,782 @@
+"""The report: every figure renders from a small fixed table and shows what it should; the
+tables, the winner and summary.md are right; every declared file is written."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from infscale.errors import InputError
+from infscale.fit.downstream import predict_accuracy
+from infscale.fit.laws import predict
+from infscale.latency.sweeps import sweep_fits
+from infscale.report import figures
+from infscale.report import story as report
+
+INFERENCE = {
+    "A": 10.0,
+    "B": 20.0,
+    "E": 1.0,
+    "alpha": 0.3,
+    "beta": 0.3,
+    "gamma": 0.3,
+    "epsilon": 0.01,
+}
+CHINCHILLA = {k: INFERENCE[k] for k in ("A", "B", "E", "alpha", "beta")}
+
+
+def fit(law: str, r2: float, tie: str = "all") -> dict:
+    return {
+        "law": law,
+        "method": "lm",
+        "tie": tie,
+        "n_points": 8,
+        "params": dict(INFERENCE if law == "inference" else CHINCHILLA),
+        "metrics": {"mse": 0.0012, "r2": r2, "max_rel_err": 0.021, "spearman": 0.9},
+        "warnings": ["A came out negative"] if law == "chinchilla" else [],
+    }
+
+
+def with_bootstrap(fit: dict, scales: list[float]) -> dict:
+    """``fit`` with bootstrap samples: every parameter times each of ``scales``."""
+    samples = {p: [v * s for s in scales] for p, v in fit["params"].items()}
+    ci = {p: np.percentile(v, [2.5, 97.5]).tolist() for p, v in samples.items()}
+    return fit | {"bootstrap": {"k": len(scales), "samples": samples, "ci95": ci}, "intervals": ci}
+
+
+@pytest.fixture
+def points() -> pd.DataFrame:
+    rows = []
+    for size, d_model, n_layers_list, n in (("s1", 64, (1, 2), 1.0e6), ("s2", 128, (3, 4), 2.6e6)):
+        for n_layers in n_layers_list:
+            for mult, loss in ((20, 4.0), (40, 3.8)):
+                rows.append(
+                    {
+                        "run": f"{size}-l{n_layers}",
+                        "size_group": size,
+                        "variant": f"l{n_layers}",
+                        "d_model": d_model,
+                        "n_layers": n_layers,
+                        "n_heads": 4,
+                        "R": d_model / n_layers,
+                        "N": n,
+                        "D": mult * n,
+                        "multiplier": mult,
+                        "loss": loss - 0.1 * n_layers,
+                        "val_loss": loss - 0.05 * n_layers,
+                        "fit_all": 1,
+                        "fit_base": int(mult == 20),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def trained_points() -> pd.DataFrame:
+    names = ["2048x24", "3072x12", "2560x16"]
+    return pd.DataFrame(
+        {
+            "run": [f"candidates/{n}" for n in names],
+            "size_group": "candidates",
+            "variant": names,
+            "d_model": [2048, 3072, 2560],
+            "n_layers": [24, 12, 16],
+            "n_heads": 16,
+            "N": [1.44e9, 1.44e9, 1.53e9],
+            "D": [2.9e10] * 3,
+            "R": [2048 / 24, 256.0, 160.0],
+            "loss": [2.9, 2.88, 2.89],
+            "val_loss": [3.0, 2.98, 2.99],
+        }
+    )
+
+
+@pytest.fixture
+def selected(trained_points) -> pd.DataFrame:
+    trained = trained_points.drop(columns=["run", "size_group", "loss", "val_loss"])
+    extra = pd.DataFrame(
+        [
+            {
+                "variant": "4096x6",
+                "d_model": 4096,
+                "n_layers": 6,
+                "n_heads": 16,
+                "N": 1.5e9,
+                "D": 2.9e10,
+                "R": 4096 / 6,
+            }
+        ]
+    )
+    table = pd.concat([trained, extra], ignore_index=True).rename(columns={"variant": "name"})
+    return table.assign(
+        latency_s=[3.61, 1.96, 2.5, 1.2],
+        latency_source="measured",
+        loss_pred=[2.9, 2.85, 2.87, 2.95],
+        feasible=[1, 1, 1, 0],
+        selected=[0, 1, 1, 0],
+        rank=pd.array([pd.NA, 1, 2, pd.NA], dtype="Int64"),
+    )
+
+
+@pytest.fixture
+def latency() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "shape": ["d64-l1-h4", "d64-l2-h4", "d128-l3-h4", "d128-l4-h4"],
+            "d_model": [64, 64, 128, 128],
+            "n_layers": [1, 2, 3, 4],
+            "n_heads": [4, 4, 4, 4],
+            "median_s": [2.0, 4.0, 5.0, 8.0],
+        }
+    )
+
+
+@pytest.fixture
+def accuracy() -> pd.DataFrame:
+    runs = [
+        "s1-l1",
+        "s1-l2",
+        "s2-l3",
+        "s2-l4",
+        "candidates/2048x24",
+        "candidates/3072x12",
+        "candidates/2560x16",
+    ]
+    return pd.DataFrame(
+        {
+            "run": runs,
+            "average": [0.3, 0.31, 0.35, 0.36, 0.52, 0.53, 0.53],
+            "arc_easy": [0.4, 0.42, 0.45, 0.47, 0.6, 0.61, 0.6],
+            "piqa": [0.2, 0.2, 0.25, 0.25, 0.44, 0.45, 0.46],
+        }
+    )
+
+
+@pytest.fixture
+def models(points, trained_points, accuracy, latency, selected) -> pd.DataFrame:
+    return report.evaluated_models(points, trained_points, accuracy, latency, selected)
+
+
+@pytest.fixture
+def fits() -> dict:
+    return {
+        ("chinchilla", "all"): fit("chinchilla", 0.9895),
+        ("inference", "all"): with_bootstrap(fit("inference", 0.9982), [0.9, 1.0, 1.1]),
+        ("chinchilla", "base"): fit("chinchilla", 0.97),
+        ("inference", "base"): fit("inference", 0.99),
+    }
+
+
+@pytest.fixture
+def predictions(points, trained_points, fits) -> dict:
+    tested = pd.concat([points, trained_points], ignore_index=True)
+    return {key: tested.assign(loss_pred=tested["loss"] * 1.01) for key in fits}
+
+
+@pytest.fixture
+def sweeps() -> pd.DataFrame:
+    # layers: latency 2, 4, 5, 8 on n_layers 1..4: Sxy = 9.5, Sxx = 5, Syy = 18.75, so
+    # R² = 9.5² / (5 · 18.75) = 0.96267, slope 9.5 / 5 = 1.9 s/layer, intercept 4.75 - 1.9·2.5 = 0.
+    rows = [
+        ("layers", 32, n, t, False) for n, t in zip((1, 2, 3, 4), (2.0, 4.0, 5.0, 8.0), strict=True)
+    ]
+    rows += [("width", d, 2, t, False) for d, t in zip((32, 64, 96), (3.0, 3.1, 3.3), strict=True)]
+    rows += [
+        ("ratio", d, n, t, f)
+        for d, n, t, f in ((88, 1, 1.0, False), (64, 2, 1.5, True), (32, 8, 4.0, False))
+    ]
+    frame = pd.DataFrame(rows, columns=["sweep", "d_model", "n_layers", "median_s", "flagged"])
+    return frame.assign(
+        shape="d" + frame["d_model"].astype(str) + "-l" + frame["n_layers"].astype(str) + "-h4",
+        R=frame["d_model"] / frame["n_layers"],
+        N=150_000 + 1000 * frame["n_layers"],
+    )
+
+
+@pytest.fixture
+def downstream() -> dict:
+    params = {"E": 1.0, "a": 20.0, "b": 1.0}
+    return {
+        "form": "1 - acc = E - a*exp(-b*loss)",
+        "params": params,
+        "metrics": {
+            "n_grid": 4,
+            "grid_mse": 0.001,
+            "grid_r2": 0.8,
+            "n_candidates": 2,
+            "candidate_mae": 0.02,
+            "candidate_max_abs_err": 0.03,
+        },
+        "predictions": [
+            {"name": "3072x12", "loss": 2.88, "acc_pred": 0.55, "acc_actual": 0.53},
+            {"name": "2048x24", "loss": 2.9, "acc_pred": 0.5, "acc_actual": 0.52},
+        ],
+    }
+
+
+def lines(ax, label: str):
+    return [line for line in ax.get_lines() if line.get_label() == label]
+
+
+def scattered(ax, label: str) -> np.ndarray:
+    found = [c for c in ax.collections if c.get_label() == label]
+    return found[0].get_offsets() if found else np.empty((0, 2))
+
+
+def written(fig, tmp_path, name: str = "figure") -> tuple[bytes, str]:
+    png = figures.save_figure(fig, tmp_path / f"{name}.png").read_bytes()
+    svg = figures.save_figure(fig, tmp_path / f"{name}.svg").read_text()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
+    return png, svg
+
+
+# ---------------------------------------------------------------- figures
+
+
+def test_latency_sweeps_draw_each_sweep_with_its_fit(sweeps, tmp_path):
+    fits = sweep_fits(sweeps)
+    fig = figures.fig_latency_sweeps(sweeps, fits)
+    depth, width, ratio = fig.axes
+    measured = lines(depth, "median of trials")[0]
+    assert measured.get_xdata().tolist() == [1, 2, 3, 4]
+    assert measured.get_ydata().tolist() == [2.0, 4.0, 5.0, 8.0]
+    (line,) = [ln for ln in depth.get_lines() if ln.get_label().startswith("least squares")]
+    assert line.get_label().endswith(f"R² = {90.25 / 93.75:.3f}")  # 0.963
+    assert line.get_ydata() == pytest.approx([1.9 * 1, 1.9 * 4])
+    assert "1.9e+03 ms/layer" in line.get_label()
+    assert depth.get_xlabel() == "n_layers (depth)" and "(s)" in depth.get_ylabel()
+    assert "d_model = 32" in depth.get_title() and "n_layers = 2" in width.get_title()
+    assert ratio.get_xscale() == "log"
+    assert [t.get_text() for t in ratio.texts] == ["fastest: d88-l1-h4"]
+    assert scattered(ratio, "flagged: CV above the bound").tolist() == [[32.0, 1.5]]
+    _, svg = written(fig, tmp_path)
+    assert "Generation latency vs model shape" in svg  # text stays text in the SVG
+
+
+def test_latency_sweeps_say_when_a_sweep_is_missing(sweeps):
+    fig = figures.fig_latency_sweeps(sweeps[sweeps["sweep"] != "width"], {})
+    assert [t.get_text() for t in fig.axes[1].texts] == ["not measured"]
+    assert not [ln for ln in fig.axes[0].get_lines() if "least squares" in ln.get_label()]
+
+
+def test_throughput_draws_tokens_per_second_and_the_ideal(tmp_path):
+    table = pd.DataFrame(
+        {
+            "shape": "d48-l2-h4",
+            "N": 86256,
+            "batch_size": [16, 1, 4],
+            "tokens_per_s": [400.0, 30.0, 100.0],
+            "median_s": [0.3, 0.25, 0.3],
+        }
+    )
+    fig = figures.fig_throughput(table)
+    tokens, call = fig.axes
+    assert lines(tokens, "measured")[0].get_ydata().tolist() == [30.0, 100.0, 400.0]
+    (ideal,) = [ln for ln in tokens.get_lines() if "ideal" in ln.get_label()]
+    assert ideal.get_ydata().tolist() == [30.0, 120.0, 480.0]
+    assert tokens.get_xscale() == "log" and tokens.get_yscale() == "log"
+    assert [t.get_text() for t in tokens.get_xticklabels()] == ["1", "4", "16"]
+    assert "tokens/s" in tokens.get_ylabel() and "batch size" in call.get_xlabel()
+    assert "d48-l2-h4" in fig.get_suptitle()
+    written(fig, tmp_path)
+
+
+def test_loss_figure_draws_the_inference_law_per_multiplier(points, fits, tmp_path):
+    fig = figures.fig_loss_vs_ratio(points, fits, "all")
+    assert len(fig.axes) == 2  # one panel per size group
+    first = fig.axes[0]
+    assert first.get_xscale() == "log"
+    curves = first.get_lines()
+    assert len(curves) == 2  # one law curve per multiplier
+    group = points[(points["size_group"] == "s1") & (points["multiplier"] == 20)]
+    n, d = group["N"].mean(), group["D"].mean()
+    r, y = curves[0].get_xdata()[0], curves[0].get_ydata()[0]
+    p = INFERENCE
+    expected = (p["E"] + p["A"] * n ** -p["alpha"] + p["B"] * d ** -p["beta"]) * (
+        1 + p["epsilon"] * r ** p["gamma"]
+    )
+    assert y == pytest.approx(expected, rel=1e-9)
+    assert "fit set 'all'" in fig.get_suptitle()
+    written(fig, tmp_path)
+
+
+def test_loss_figure_without_an_inference_fit_has_no_curves(points, fits):
+    fig = figures.fig_loss_vs_ratio(points, {("chinchilla", "all"): fits[("chinchilla", "all")]})
+    assert all(not ax.get_lines() for ax in fig.axes)
+
+
+def test_predicted_vs_actual_has_a_row_per_fit_set_and_marks_fit_points(
+    predictions, fits, tmp_path
+):
+    fig = figures.fig_predicted_vs_actual(predictions, fits)
+    titles = [ax.get_title().splitlines()[0] for ax in fig.axes]
+    assert titles == [
+        "chinchilla law, fit set 'all'",
+        "inference law, fit set 'all'",
+        "chinchilla law, fit set 'base'",
+        "inference law, fit set 'base'",
+    ]
+    chinchilla_all, inference_all, _, inference_base = fig.axes
+    assert "R² 0.9895" in chinchilla_all.get_title() and "R² 0.9982" in inference_all.get_title()
+    # "all": all 8 grid points are fit points; "base": the 4 at 20N; the candidates never
+    assert len(scattered(chinchilla_all, "fit points")) == 8
+    assert len(scattered(chinchilla_all, "held out")) == 0
+    assert len(scattered(inference_base, "fit points")) == 4
+    assert len(scattered(inference_base, "held out")) == 4
+    assert len(scattered(inference_base, "candidates (held out)")) == 3
+    frame = predictions[("inference", "base")]
+    mse = float(((frame["loss"] * 0.01) ** 2).mean())
+    assert f"all points: MSE {mse:.2g}" in inference_base.get_title()
+    written(fig, tmp_path)
+
+
+def test_predicted_vs_actual_names_a_missing_fit_set_column(predictions, fits):
+    frame = predictions[("inference", "base")].drop(columns="fit_base")
+    with pytest.raises(InputError, match="fit_base"):
+        figures.fig_predicted_vs_actual({("inference", "base"): frame}, fits)
+
+
+def test_spearman_bars_per_group_and_law(predictions, tmp_path):
+    good = predictions[("inference", "all")]
+    # chinchilla: predicted loss reversed within s1 (rho -1), right in s2 (+1)
+    bad = good.assign(loss_pred=np.where(good["size_group"] == "s1", -good["loss"], good["loss"]))
+    # one candidate only: its group has a single point, so no rho
+    alone = {
+        key: frame.iloc[:-2]
+        for key, frame in {("chinchilla", "all"): bad, ("inference", "all"): good}.items()
+    }
+    fig = figures.fig_spearman(alone)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["s1", "s2", "candidates"]
+    heights = {
+        law: [p.get_height() for p in ax.containers[i]]
+        for i, law in enumerate(("chinchilla", "inference"))
+    }
+    assert heights["chinchilla"] == pytest.approx([-1.0, 1.0])
+    assert heights["inference"] == pytest.approx([1.0, 1.0])
+    assert [t.get_text() for t in ax.texts] == ["n/a", "n/a"]
+    assert "chinchilla 0.00" in ax.get_title() and "inference 1.00" in ax.get_title()
+    assert len(figures.fig_spearman(predictions).axes) == 2  # one panel per fit set
+    written(fig, tmp_path)
+
+
+def chinchilla_optimum(compute: float) -> tuple[float, float]:
+    """N* and L* of the Chinchilla law at compute C (D = C / 6N), by hand."""
+    p = CHINCHILLA
+    a, b = p["alpha"], p["beta"]
+    n = (a * p["A"] / (b * p["B"])) ** (1 / (a + b)) * (compute / 6) ** (b / (a + b))
+    return n, p["E"] + p["A"] * n**-a + p["B"] * (compute / (6 * n)) ** -b
+
+
+def test_loss_vs_flops_plots_6nd_and_the_compute_optimal_frontier(
+    points, trained_points, fits, tmp_path
+):
+    every = pd.concat([points, trained_points], ignore_index=True)
+    fig = figures.fig_loss_vs_flops(every, fits, "all")
+    (ax,) = fig.axes
+    runs = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+    assert len(runs) == 4  # one line per grid run
+    first = points[points["run"] == "s1-l1"]
+    assert runs[0].get_xdata().tolist() == (6 * first["N"] * first["D"]).tolist()
+    assert scattered(ax, "trained candidates")[:, 0].tolist() == pytest.approx(
+        (6 * trained_points["N"] * trained_points["D"]).tolist()
+    )
+    (frontier,) = [ln for ln in ax.get_lines() if "compute-optimal" in ln.get_label()]
+    assert "fit set 'all'" in frontier.get_label()
+    c, loss = frontier.get_xdata()[30], frontier.get_ydata()[30]
+    assert loss == pytest.approx(chinchilla_optimum(c)[1], rel=1e-4)
+    assert ax.get_xscale() == "log" and "6·N·D" in ax.get_xlabel()
+    written(fig, tmp_path)
+
+
+def test_isoflop_marks_the_laws_optimum_and_the_points_near_each_budget(points, fits, tmp_path):
+    fig = figures.fig_isoflop(points, fits, "all", budgets=3)
+    chinchilla, inference = fig.axes
+    assert chinchilla.get_title() == "chinchilla law"
+    # R: 64, 32 (s1), 42.7, 32 (s2), each at two multipliers: median (32 + 42.7) / 2
+    assert inference.get_title().startswith("inference law at R = 37.3")
+    compute = 6 * points["N"] * points["D"]
+    levels = np.geomspace(compute.min(), compute.max(), 3)
+    assert [ln.get_label() for ln in chinchilla.get_lines()] == [
+        f"C = {c:.2g} FLOPs" for c in levels
+    ]
+    optima = [c for c in chinchilla.collections if c.get_label() == "law's optimum N"]
+    for level, marker in zip(levels, optima, strict=True):
+        n_star, loss_star = chinchilla_optimum(level)
+        ((n, loss),) = marker.get_offsets()
+        assert n == pytest.approx(n_star, rel=0.03)
+        assert loss == pytest.approx(loss_star, rel=1e-4)
+    near = [c for c in chinchilla.collections if c.get_label().startswith("trained points")]
+    # compute: 1.2e14 (s1, 20N), 2.4e14 (s1, 40N), 8.1e14, 1.6e15: log-nearest budgets
+    assert [len(c.get_offsets()) for c in near] == [2, 4, 2]
+    written(fig, tmp_path)
+
+
+def test_isoflop_says_when_the_law_has_no_optimum_in_range(points, fits):
+    flat = fit("chinchilla", 0.9) | {"params": CHINCHILLA | {"alpha": 0.0}}  # no N penalty
+    fig = figures.fig_isoflop(points, {("chinchilla", "all"): flat}, budgets=2)
+    (ax,) = fig.axes
+    assert "no optimum N in range at 2 of 2 budgets" in ax.get_title()
+    assert not [c for c in ax.collections if c.get_label() == "law's optimum N"]
+
+
+def test_pareto_front_on_a_hand_made_example():
+    latency = [1, 2, 2, 3, 4, 5, 4, float("nan")]
+    accuracy = [0.5, 0.6, 0.55, 0.6, 0.7, 0.65, 0.7, 0.9]
+    # (2, .55) and (3, .6) lose to (2, .6); (5, .65) to (4, .7); the two (4, .7) tie, both stay
+    assert figures.pareto_front(latency, accuracy).tolist() == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+
+
+def test_accuracy_vs_latency_labels_candidates_and_marks_the_front(models, tmp_path):
+    faster = models.assign(latency_s=models["latency_s"].where(models["run"] != "s1-l1", 1.0))
+    fig = figures.fig_accuracy_vs_latency(faster)
+    (ax,) = fig.axes
+    assert {t.get_text() for t in ax.texts} == {"2048x24", "3072x12", "2560x16"}
+    assert len(scattered(ax, "grid models")) == 4
+    (front,) = lines(ax, "Pareto front")
+    # s1-l1 (now 1 s, 0.30) is the fastest; 3072x12 (1.96 s, 0.53) beats everything else
+    assert front.get_xdata().tolist() == [1.0, 1.96]
+    assert front.get_ydata().tolist() == [0.30, 0.53]
+    assert ax.get_xlabel() == "generation latency (s)"
+    written(fig, tmp_path)
+
+
+def test_accuracy_vs_loss_has_a_panel_per_task_and_the_fit_on_the_average(
+    models, downstream, tmp_path
+):
+    fig = figures.fig_accuracy_vs_loss(models, ["arc_easy", "piqa"], downstream)
+    assert [ax.get_title() for ax in fig.axes] == ["arc_easy", "piqa", "average of the tasks"]
+    arc, _, average = fig.axes
+    assert sorted(scattered(arc, "size group s1")[:, 1]) == [0.4, 0.42]
+    assert sorted(scattered(arc, "trained candidates")[:, 1]) == [0.6, 0.6, 0.61]
+    (curve,) = [ln for ln in average.get_lines() if ln.get_label().startswith("fit")]
+    assert curve.get_ydata() == pytest.approx(
+        predict_accuracy(downstream["params"], curve.get_xdata())
+    )
+    assert "R² 0.800" in curve.get_label()
+    assert not arc.get_lines()  # the fit is on the average only
+    written(fig, tmp_path)
+
+
+def test_figures_are_byte_reproducible(sweeps, tmp_path):
+    fits = sweep_fits(sweeps)
+    first = written(figures.fig_latency_sweeps(sweeps, fits), tmp_path, "a")
+    again = written(figures.fig_latency_sweeps(sweeps, fits), tmp_path, "b")
+    assert first == again
+
+
+# ---------------------------------------------------------------- assembling and tables
+
+
+def test_evaluated_models_take_the_last_boundary_and_the_right_latency(models):
+    grid = models[models["size_group"] != "candidates"].set_index("run")
+    assert grid.loc["s1-l1", "D"] == 40e6  # last boundary
+    assert grid.loc["s2-l4", "latency_s"] == 8.0  # its shape's measurement
+    trained = models[models["size_group"] == "candidates"].set_index("name")
+    assert trained.loc["3072x12", "latency_s"] == 1.96  # what the selection used
+    assert trained.loc["3072x12", "piqa"] == 0.45
+    assert len(models) == 7
+
+
+def bootstrap_predictions(row: pd.Series) -> list[float]:
+    """The inference law's loss at ``row`` under each bootstrap sample of the ``fits`` fixture
+    (every parameter x 0.9, 1.0, 1.1)."""
+    return [
+        predict(
+            {"law": "inference", "params": {k: v * s for k, v in INFERENCE.items()}},
+            [row["N"]],
+            [row["D"]],
+            [row["R"]],
+        )[0]
+        for s in (0.9, 1.0, 1.1)
+    ]
+
+
+def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
+    predictions = report.test_predictions(points, trained_points, fits)
+    banded = predictions[("inference", "all")]
+    assert len(banded) == 11
+    row = banded.iloc[-1]
+    samples = bootstrap_predictions(row)
+    assert (row["loss_pred_lo"], row["loss_pred_hi"]) == pytest.approx(
+        np.percentile(samples, [2.5, 97.5])
+    )
+    assert row["loss_pred"] == pytest.approx(samples[1])
+    assert "loss_pred_lo" not in predictions[("chinchilla", "all")]
+
+
+def test_choose_winner_breaks_accuracy_ties_by_latency(models, selected):
+    winner = report.choose_winner(models, selected, "2048x24")
+    assert winner["winner"] == "3072x12"  # ties 2560x16 on accuracy, is faster
+    assert winner["speedup"] == 3.61 / 1.96
+    assert winner["accuracy_diff"] == pytest.approx(0.01)
+    assert winner["baseline_trained"] is True
+
+
+def test_choose_winner_against_an_untrained_baseline(models, selected):
+    untrained = models[models["name"] != "2048x24"]
+    winner = report.choose_winner(untrained, selected, "2048x24")
+    assert winner["speedup"] == 3.61 / 1.96  # the selection's latency of the baseline
+    assert winner["accuracy_diff"] is None and winner["baseline_trained"] is False
+    unknown = report.choose_winner(untrained, selected, "nope")
+    assert unknown["speedup"] is None
+    with pytest.raises(InputError):
+        report.choose_winner(models.iloc[:0], selected, "2048x24")
+
+
+def test_runs_table_shows_accuracy_only_at_the_last_boundary(points, trained_points, models):
+    markdown = report.md_table(report.runs_table(points, trained_points, models))
+    assert (
+        "| s1-l1 | d64-l1-h4 | 1,000,000 | 20,000,000 | 64 | 3.9000 | 3.9500 | 2.000 | - |"
+        in markdown
+    )
+    assert (
+        "| s1-l1 | d64-l1-h4 | 1,000,000 | 40,000,000 | 64 | 3.7000 | 3.7500 | 2.000 | 0.300 |"
+        in markdown
+    )
+    assert "| candidates/3072x12 | d3072-l12-h16 | 1,440,000,000 |" in markdown
+    assert len(markdown.splitlines()) == 2 + 8 + 3
+
+
+def test_coefficients_table_has_intervals_and_tied_exponents(fits):
+    table = report.coefficients_table(fits)
+    frame = table.frame.set_index(["law", "fit_set", "parameter"])
+    lo, hi = frame.loc[("inference", "all", "A"), ["ci95_lo", "ci95_hi"]]
+    assert (lo, hi) == pytest.approx(np.percentile([9.0, 10.0, 11.0], [2.5, 97.5]))
+    assert frame.loc[("inference", "all", "gamma"), "tied_to"] == "alpha"
+    assert pd.isna(frame.loc[("chinchilla", "all", "A"), "ci95_lo"])
+    assert len(table.frame) == 2 * 5 + 2 * 7
+    assert "chinchilla / all: A came out negative" in table.note
+
+
+def test_fit_sets_table_scores_each_fit_on_every_point(points, trained_points, fits):
+    tested = pd.concat([points, trained_points], ignore_index=True)
+    exact = {key: tested.assign(loss_pred=tested["loss"]) for key in fits}
+    # inference/base: the candidates' predicted loss is 1% too high
+    exact[("inference", "base")] = tested.assign(
+        loss_pred=np.where(
+            tested["size_group"] == "candidates", tested["loss"] * 1.01, tested["loss"]
+        )
+    )
+    frame = report.fit_sets_table(exact, fits).frame.set_index(["law", "fit_set"])
+    assert frame.loc[("chinchilla", "all"), "test_mse"] == 0.0
+    assert frame.loc[("chinchilla", "all"), "test_r2"] == 1.0
+    row = frame.loc[("inference", "base")]
+    assert row["n_test"] == 11 and row["n_fit"] == 8
+    assert row["test_mse"] == pytest.approx(((trained_points["loss"] * 0.01) ** 2).sum() / 11)
+    assert row["candidates_max_rel_err"] == pytest.approx(0.01)
+    assert row["candidates_spearman"] == pytest.approx(1.0)
+    assert frame.loc[("chinchilla", "all"), "warnings"] == 1
+
+
+def test_comparison_table_adds_delta_aic_and_matching_intervals(fits):
+    comparison = pd.DataFrame(
+        {
+            "form": ["chinchilla", "inference", "additive"],
+            "tie": ["all", "all", "all"],
+            "method": ["lm", "lm", "huber"],
+            "n_params": [4, 5, 5],
+            "n_points": [8, 8, 8],
+            "aic": [-30.0, -40.0, -35.0],
+            "logo_rel_err": [0.05, 0.02, 0.03],
+            "params": ["A=1", "A=2", "A=3"],
+        }
+    )
+    frame = report.comparison_table(comparison, fits).frame
+    assert frame["delta_aic"].tolist() == [10.0, 0.0, 5.0]
+    assert frame.columns[-1] == "params" and frame.loc[2, "params"] == "A=3"
+    ci = frame.loc[1, "ci95"]
+    lo, hi = np.percentile([9.0, 10.0, 11.0], [2.5, 97.5])
+    assert ci.startswith(f"A [{lo:.3g}, {hi:.3g}]") and "epsilon [" in ci
+    assert "beta [" not in ci  # tied to alpha under tie "all"
+    assert pd.isna(frame.loc[0, "ci95"]) and pd.isna(frame.loc[2, "ci95"])
+
+
+def test_latency_tables_state_the_model_error_and_the_sweep_findings(sweeps):
+    model = {
+        "form": "T = a + b*L",
+        "terms": {"a": "1", "b": "n_layers"},
+        "coefficients": {"a": 0.1, "b": 0.02},
+        "fit": "nnls",
+        "n_shapes": 9,
+        "fit_median_rel_err": 0.05,
+        "loo_median_rel_err": 0.081,
+        "loo_max_rel_err": 0.2,
+    }
+    table = report.latency_model_table(model)
+    assert table.frame["coefficient_s"].tolist() == [0.1, 0.02]
+    assert "leave-one-out 8.1%" in table.note and "9 measured shapes" in table.note
+    found = report.sweeps_table(sweep_fits(sweeps))
+    rows = found.frame.set_index("sweep")
+    assert rows.loc["layers", "r2"] == pytest.approx(90.25 / 93.75)
+    assert rows.loc["ratio", "widest_shallowest_fastest"]
+    assert "ratio:d64-l2-h4" in found.note  # the flagged measurement
+
+
+def test_selection_table_has_the_band_predicted_accuracy_and_measured(
+    selected, fits, downstream, models
+):
+    fit = fits[("inference", "all")]
+    frame = report.selection_table(selected, fit, "all", downstream, models, "2048x24").frame
+    assert frame["name"].tolist() == ["3072x12", "2560x16", "2048x24", "4096x6"]  # by rank
+    row = frame.iloc[0]
+    preds = bootstrap_predictions(row)
+    assert (row["loss_pred_lo"], row["loss_pred_hi"]) == pytest.approx(
+        np.percentile(preds, [2.5, 97.5])
+    )
+    assert row["acc_pred"] == pytest.approx(predict_accuracy(downstream["params"], [2.85])[0])
+    assert row["accuracy"] == 0.53
+    assert frame.set_index("name").loc["2048x24", "baseline"]
+    assert math.isnan(frame.set_index("name").loc["4096x6", "accuracy"])
+    shown = report.md_table(
+        report.selection_table(selected, fit, "all", downstream, models, "2048x24")
+    )
+    assert "| 1 | 3072x12 | d3072-l12-h16 | 1,440,000,000 |" in shown
+    assert "| - | 4096x6 |" in shown and "| no | no | no |" in shown
+
+
+def test_downstream_table_and_winner_table(downstream, models, selected):
+    frame = report.downstream_table(downstream).frame
+    assert frame["abs_err"].tolist() == pytest.approx([0.02, 0.02])
+    winner = report.winner_table(report.choose_winner(models, selected, "2048x24"))
+    shown = report.md_table(winner)
+    assert "| 3072x12 | 0.530 | 1.960 | 2048x24 | yes | 0.520 | 3.610 | 1.84 | +0.010 |" in shown
+
+
+def test_compute_spent_and_training_flops(points, trained_points):
+    benchmarks = {
+        "a.tsv": pd.DataFrame({"s": [10.0, 12.0], "cpu_time": [5.0, 6.0]}),
+        "b.tsv": pd.DataFrame({"s": [1.5], "cpu_time": [1.0]}),
+    }
+    assert report.compute_spent(benchmarks) == {"jobs": 2, "wall_s": 23.5, "cpu_s": 12.0}
+    flops = report.training_flops(points, trained_points)
+    # each grid run to its last (40N) boundary: 2 x 6·1e6·40e6 + 2 x 6·2.6e6·104e6
+    assert flops["grid"] == pytest.approx(2 * 6 * 1e6 * 40e6 + 2 * 6 * 2.6e6 * 104e6)
+    assert flops["candidates"] == pytest.approx(6 * 2.9e10 * (1.44e9 * 2 + 1.53e9))
+    assert flops["total"] == flops["grid"] + flops["candidates"]
+
+
+def test_html_table_is_a_page_with_the_escaped_cells():
+    table = report.Table("A <title>", pd.DataFrame({"x": ["a<b"], "y": [0.5]}), {"y": ".1%"}, "n")
+    page = report.html_table(table)
+    assert page.startswith("<!DOCTYPE html>") and "<h3>A &lt;title&gt;</h3>" in page
+    assert "a&lt;b" in page and "50.0%" in page and "<p>n</p>" in page
+
+
+# ---------------------------------------------------------------- summary and files
+
+
+@pytest.fixture
+def tables(points, trained_points, models, fits, predictions, selected, downstream, sweeps):
+    provenance = {
+        "config_hash": "abc123def456",
+        "git_commit": "deadbeef",
+        "versions": {"numpy": "2.4.6"},
+        "device": "cpu",
+    }
+    winner = report.choose_winner(models, selected, "2048x24")
+    model = {
+        "form": "T = a",
+        "terms": {"a": "1"},
+        "coefficients": {"a": 0.1},
+        "fit": "nnls",
+        "n_shapes": 3,
+        "fit_median_rel_err": 0.1,
+        "loo_median_rel_err": 0.1,
+        "loo_max_rel_err": 0.2,
+    }
+    comparison = pd.DataFrame(
+        {"form": ["chinchilla"], "tie": ["all"], "method": ["lm"], "n_points": [8], "aic": [-3.0]}
+    )
+    return winner, {
+        "selection": report.selection_table(
+            selected, fits[("inference", "all")], "all", downstream, models, "2048x24"
+        ),
+        "winner": report.winner_table(winner),
+        "coefficients": report.coefficients_table(fits),
+        "fit_sets": report.fit_sets_table(predictions, fits),
+        "law_comparison": report.comparison_table(comparison, fits),
+        "predictions": report.predictions_table(predictions),
+        "latency_model": report.latency_model_table(model),
+        "latency_sweeps": report.sweeps_table(sweep_fits(sweeps)),
+        "downstream": report.downstream_table(downstream),
+        "runs": report.runs_table(points, trained_points, models),
+        "provenance": report.provenance_table(
+            provenance,
+            {"jobs": 3, "wall_s": 100.0, "cpu_s": 150.0},
+            report.training_flops(points, trained_points),
+        ),
+    }
+
+
+def test_summary_markdown_has_the_winner_every_table_and_the_provenance(tables):
+    winner, tables = tables
+    config = {"seed": 0, "select": {"k": 2}}
+    markdown = report.summary_markdown(tables, winner, ["latency_sweeps"], config)
+    assert markdown.startswith("# infscale report\n\n**Winner: `3072x12`**")
+    assert f"**{3.61 / 1.96:.2f}x**" in markdown and "+0.010" in markdown
+    for name, table in tables.items():
+        assert (f"### {table.title}" in markdown) == (name not in ("predictions", "provenance"))
+    assert "## Provenance" in markdown and "abc123def456" in markdown
+    assert "| version: numpy | 2.4.6 |" in markdown and "| CPU time, summed" in markdown
+    assert "A came out negative" in markdown
+    assert "(figures/latency_sweeps.png)" in markdown and "(figures/latency_sweeps.svg)" in markdown
+    assert "```yaml\nseed: 0\nselect:\n  k: 2\n```" in markdown
+
+
+def blank_figures() -> dict[str, Figure]:
+    out = {}
+    for name in report.FIGURES:
+        fig = Figure(figsize=(2, 2))
+        FigureCanvasAgg(fig)
+        fig.text(0.5, 0.5, name)
+        out[name] = fig
+    return out
+
+
+def test_write_report_writes_every_declared_file_and_the_same_bytes_twice(tables, tmp_path):
+    winner, tables = tables
+    markdown = report.summary_markdown(tables, winner, list(report.FIGURES), {})
+    first = report.write_report(tmp_path / "a", blank_figures(), tables, markdown)
+    declared = report.report_files(tmp_path / "a")
+    assert sorted(first) == sorted(declared.values())
+    assert first[-1].name == "summary.md"  # written last
+    on_disk = {p for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    assert on_disk == set(declared.values())
+    again = report.write_report(tmp_path / "b", blank_figures(), tables, markdown)
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in first]
+    csv = pd.read_csv(declared["runs_csv"])
+    assert len(csv) == 11 and csv["N"].iloc[0] == 1e6  # raw values, not formatted
+
+
+def test_write_report_refuses_names_the_workflow_does_not_declare(tables, tmp_path):
+    _, tables = tables
+    with pytest.raises(InputError, match="figures"):
+        report.write_report(tmp_path, {"extra": Figure()}, tables, "")
+
+
+def test_every_shown_output_has_a_caption_and_every_caption_is_used():
+    entries = report.report_entries()
+    shown = {f"{name}_png" for name in report.FIGURES} | {f"{n}_html" for n in report.TABLES}
+    assert set(entries) == shown | {"summary"}
+    assert set(entries) <= set(report.report_files())
+    captions = REPO / "workflow" / "report"
+    used = {captions / caption for caption, _, _ in entries.values()}
+    assert all(path.read_text().strip() for path in used)
+    assert set(captions.rglob("*.rst")) == used | {captions / "workflow.rst"}

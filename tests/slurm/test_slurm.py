@@ -1,0 +1,228 @@
+"""The SLURM path: the A100 profile's plan, and real sbatch runs on a local test cluster.
+
+The cluster (tests/slurm/start.sh: Debian's slurmctld, slurmd and munge, one loopback-only node,
+no slurmdbd) is started once for this module and stopped at its end. Without root or apt-get,
+where SLURM is not installed already, the cluster tests skip and say why.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infscale.grid import run_table
+
+REPO = Path(__file__).resolve().parents[2]
+SLURM_DIR = REPO / "tests" / "slurm"
+TEST_PROFILE = SLURM_DIR / "profile"
+SLURM_CONFIG = REPO / "tests" / "configs" / "slurm.yaml"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def snakemake(workdir: Path, *args: str, timeout: int, env=None):
+    """The workflow in ``workdir``, ended by SIGINT after ``timeout`` s (SIGTERM would hang)."""
+    command = ["timeout", "-s", "INT", str(timeout), SNAKEMAKE]
+    command += ["-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    return subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_paper_plan_requests_gpus_and_runtimes_growing_with_compute(tmp_path):
+    """`snakemake -n --profile profiles/slurm` needs no SLURM and shows each job's request."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    paper = REPO / "config" / "paper.yaml"
+    done = snakemake(
+        tmp_path,
+        "-n",
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--configfile",
+        str(paper),
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    blocks = re.findall(r"^rule train:\n(.*?)(?=^\S|\n\n)", done.stdout, re.M | re.S)
+    assert len(blocks) == 31
+    runs = run_table(yaml.safe_load(paper.read_text()))
+    by_compute = []
+    for block in blocks:
+        name = re.search(r"results/runs/(\S+)/points\.csv", block).group(1)
+        resources = re.search(r"resources: (.*)", block).group(1)
+        assert "gpu=1" in resources and "gpu_model=a100" in resources, resources
+        runtime = int(re.search(r"\bruntime=(\d+)", resources).group(1))
+        run = runs[name]
+        by_compute.append((run.shape.n_params * run.total_tokens, runtime))
+    by_compute.sort()
+    runtimes = [runtime for _, runtime in by_compute]
+    assert runtimes == sorted(runtimes), by_compute
+    assert runtimes[-1] > 10 * runtimes[0], by_compute
+    # Aggregation runs on the login node; latency and evaluation go out in groups.
+    assert "Group job latency" in done.stdout and "Group job evaluate" in done.stdout
+
+
+def _cannot_start_slurm() -> str | None:
+    have = all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "sbatch", "munged"))
+    if have and os.geteuid() == 0:
+        return None
+    if os.geteuid() != 0:
+        return "the SLURM test cluster needs root (to start munged and slurmd)"
+    if not shutil.which("apt-get"):
+        return "SLURM is not installed and there is no apt-get to install it"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The environment of a running test cluster (SLURM_CONF set); stopped afterwards."""
+    reason = _cannot_start_slurm()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run(
+        [str(SLURM_DIR / "start.sh"), str(state)], capture_output=True, text=True, check=False
+    )
+    if started.returncode == 3:  # could not install: not this machine kind
+        pytest.skip(started.stderr.strip())
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        env = dict(os.environ, SLURM_CONF=str(state / "slurm.conf"))
+        yield env
+    finally:
+        subprocess.run([str(SLURM_DIR / "stop.sh"), str(state)], check=False)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """One work directory for the training tests, so the data are prepared once."""
+    return tmp_path_factory.mktemp("slurm-run")
+
+
+FAILING = 'rule fail:\n    output: "never"\n    shell: "echo going down; exit 3"\n'
+
+
+@pytest.fixture(scope="module")
+def failing_run(cluster, tmp_path_factory):
+    """A workflow whose one job fails, started at once so that it runs beside the training."""
+    where = tmp_path_factory.mktemp("slurm-fail")
+    (where / "Snakefile").write_text(FAILING)
+    command = ["timeout", "-s", "INT", "120", SNAKEMAKE, "-s", str(where / "Snakefile")]
+    command += ["-d", str(where), "--profile", str(TEST_PROFILE)]
+    proc = subprocess.Popen(
+        command, cwd=where, env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def submitted(output: str) -> list[str]:
+    return re.findall(r"submitted with SLURM jobid (\d+)", output)
+
+
+def finished_states(env, jobids) -> dict[str, str]:
+    """Final states from the job completion log (`sacct -c`: there is no slurmdbd)."""
+    done = subprocess.run(
+        ["sacct", "-c", "-n", "-P", "-o", "JobID,State", "-j", ",".join(jobids)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(line.split("|")[:2] for line in done.stdout.splitlines() if "|" in line)
+
+
+def test_training_runs_through_sbatch(cluster, workdir, failing_run):
+    targets = [f"results/runs/a-{v}/points.csv" for v in ("v1", "v2")]
+    done = snakemake(
+        workdir,
+        *targets,
+        "--profile",
+        str(TEST_PROFILE),
+        "--configfile",
+        str(SLURM_CONFIG),
+        timeout=240,
+        env=cluster,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    for target in targets:
+        assert (workdir / target).stat().st_size > 0
+    jobids = submitted(output)
+    assert len(jobids) == 3, output  # prepare_data, then two training runs side by side
+    assert set(finished_states(cluster, jobids).values()) == {"COMPLETED"}
+    # squeue still lists them (MinJobAge), none pending or running
+    queue = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i %T", "-j", ",".join(jobids)],
+        env=cluster,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert queue.returncode == 0
+    assert all(line.endswith("COMPLETED") for line in queue.stdout.splitlines()), queue.stdout
+
+
+def test_failed_job_is_reported_and_exit_is_nonzero(cluster, failing_run):
+    output = failing_run.communicate(timeout=130)[0].decode()
+    assert failing_run.returncode not in (0, 124), output
+    assert "Error in rule fail" in output
+    jobids = submitted(output)
+    assert len(jobids) == 1, output
+    assert finished_states(cluster, jobids)[jobids[0]] == "FAILED"
+
+
+def test_signalled_training_resumes_from_its_checkpoint(cluster, workdir):
+    """SLURM's warning signal (USR1) checkpoints the run; Snakemake's retry continues from there."""
+    target = "results/runs/a-r/points.csv"
+    command = ["timeout", "-s", "INT", "300", SNAKEMAKE, "-s", str(REPO / "Snakefile")]
+    command += ["-d", str(workdir), target, "--retries", "1", "--profile", str(TEST_PROFILE)]
+    command += ["--configfile", str(SLURM_CONFIG)]
+    proc = subprocess.Popen(
+        command, cwd=workdir, env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        checkpoints = workdir / "results" / "runs" / "a-r" / "checkpoints"
+        deadline = time.monotonic() + 200
+        while not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.5)
+        jobs = subprocess.run(
+            ["squeue", "-h", "-t", "RUNNING", "-o", "%i %j"],
+            env=cluster,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        jobid = jobs[0]
+        subprocess.run(["scancel", "--signal=USR1", jobid], env=cluster, check=True)
+        output = proc.communicate(timeout=280)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+    assert proc.returncode == 0, output
+    assert len(submitted(output)) == 2, output  # the signalled try and the retry
+    log = (workdir / "results" / "logs" / "train" / "a-r.log").read_text()
+    resumed = re.search(r"resumed from step (\d+)", log)
+    assert resumed, log
+    step = int(resumed.group(1))
+    assert step > 0
+    lines = [json.loads(line) for line in (workdir / target).with_name("log.jsonl").open()]
+    steps = [line["step"] for line in lines if "loss" in line]
+    events = [i for i, line in enumerate(lines) if line.get("event") == "resumed"]
+    assert events, "no resume recorded in log.jsonl"
+    # the step count goes on from the checkpoint: 1..N, then N+1.., never back to 1
+    assert steps == list(range(1, len(steps) + 1)), steps[:5]
+    assert lines[events[-1] + 1]["step"] == step + 1
