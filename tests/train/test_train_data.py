@@ -10,6 +10,7 @@ from infscale.data.corpus import hf_texts
 from infscale.data.tokenizer import train_bpe
 from infscale.data.tokens import TokenWindows, pack
 from infscale.train.loop import shard_rows
+from infscale.train.order import WindowOrder
 
 WORDS = [
     "the",
@@ -62,5 +63,8 @@ def test_local_file_is_packed_into_windows_with_eot_and_no_repeats(tmp_path, kin
     assert decoded == docs[: len(decoded)]  # in order, each document once, EOT between them
     assert len(decoded) > 150
     # two ranks over all steps read every window exactly once
-    seen = [i for step in range(n // 8) for rank in (0, 1) for i in shard_rows(step, 8, rank, 2, n)]
-    assert sorted(seen) == list(range(n // 8 * 8))
+    steps = range(n // 8)
+    positions = [i for step in steps for rank in (0, 1) for i in shard_rows(step, 8, rank, 2)]
+    assert positions == list(range(n // 8 * 8))
+    windows = WindowOrder(n, seed=0).windows(positions)
+    assert len(set(windows.tolist())) == len(windows)  # no window twice in the epoch

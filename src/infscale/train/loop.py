@@ -6,10 +6,11 @@ autocast where the hardware has it. A point is read at each multiplier boundary:
 metric (mean of the EMA of the training loss since step 0) beside a held-out validation loss.
 
 The loop runs in one process or in several under ``torchrun`` (DDP or FSDP: parallel.py). Step
-``s`` reads the global windows ``s·B … (s+1)·B - 1`` of the packed corpus; rank ``r`` of ``W``
-takes the ``r``-th contiguous ``B/W`` of them, in micro-batches (gradient accumulation). So the
-data a step sees depends only on the step, never on the number of processes or on a restart, and
-no window is read twice unless ``train.epochs`` allows it. Checkpoints (checkpoint.py) are written
+``s`` reads positions ``s·B … (s+1)·B - 1`` of the training stream, a seeded permutation of the
+packed windows per epoch (order.py); rank ``r`` of ``W`` takes the ``r``-th contiguous ``B/W`` of
+them, in micro-batches (gradient accumulation). So the data a step sees depends only on the step,
+never on the number of processes or on a restart, and no window is read twice unless
+``train.epochs`` allows it. Checkpoints (checkpoint.py) are written
 every ``train.checkpoint_every`` steps and when SIGTERM or SIGUSR1 arrives (SLURM's warning before
 a time limit); the run then exits with :data:`REQUEUE_EXIT` and the rerun resumes from the newest
 good checkpoint, bitwise identical to an uninterrupted run on CPU.
@@ -49,6 +50,7 @@ from infscale.train import checkpoint as ckpt
 from infscale.train import parallel
 from infscale.train.flops import flops_per_token, measure_matmul_peak
 from infscale.train.model import build_model, count_parameters
+from infscale.train.order import WindowOrder, validation_rows
 
 EMA_WEIGHT = (
     0.9  # weight of the newest loss in the authors' EMA: ema_t = 0.9·loss_t + 0.1·ema_{t-1}
@@ -101,17 +103,12 @@ def boundary_steps(run: Run, tokens_per_step: int) -> list[int]:
     return [math.ceil(tokens / tokens_per_step) for tokens in run.tokens]
 
 
-def shard_rows(step: int, batch: int, rank: int, world: int, n_windows: int) -> range | list[int]:
-    """The global window indices rank ``rank`` of ``world`` trains on at ``step``.
-
-    Contiguous and disjoint across ranks and steps; past the end of the corpus (only when
-    ``train.epochs`` > 1) the indices wrap around to the start.
-    """
+def shard_rows(step: int, batch: int, rank: int, world: int) -> range:
+    """The stream positions rank ``rank`` of ``world`` trains on at ``step``: contiguous and
+    disjoint across ranks and steps (order.WindowOrder maps them to windows)."""
     per_rank = batch // world
     first = step * batch + rank * per_rank
-    if first + per_rank <= n_windows:
-        return range(first, first + per_rank)
-    return [i % n_windows for i in range(first, first + per_rank)]
+    return range(first, first + per_rank)
 
 
 class TrainStep:
@@ -179,16 +176,17 @@ class TrainStep:
 
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, val: TokenWindows, n_windows: int, batch: int) -> float:
-    """Mean next-token cross-entropy over the first ``n_windows`` held-out windows.
+    """Mean next-token cross-entropy over ``n_windows`` held-out windows spread over the split.
 
     Every rank computes it on the same windows (under FSDP every rank must run the forwards).
     """
     model.eval()
     device = next(model.parameters()).device
-    n = min(n_windows, len(val))
+    rows = validation_rows(n_windows, len(val))
+    n = len(rows)
     total = 0.0
     for start in range(0, n, batch):
-        x = val.batch(range(start, min(n, start + batch))).to(device)
+        x = val.batch(rows[start : start + batch]).to(device)
         logits = model(input_ids=x[:, :-1], use_cache=False).logits.float()
         total += (
             F.cross_entropy(
@@ -269,6 +267,7 @@ def train_run(
     lines.append(
         json.dumps({"event": event, "step": start_step, **layout, "params_per_rank": held})
     )
+    order = WindowOrder(len(train), cfg["seed"])
     stop = _StopSignal() if checkpoint_dir else None
     status = _Status(
         run, total_steps, start_step, tokens_per_step, device, train_step.dtype, train.seq_len
@@ -291,7 +290,7 @@ def train_run(
                 },
                 {
                     "points": rows,
-                    "next_window": step * batch,
+                    "next_position": step * batch,
                     "lr_schedule_step": step,
                     "world_size": world,
                     "run": run.name,
@@ -309,7 +308,7 @@ def train_run(
             log.flush()
         for step in range(start_step, total_steps):
             lr = lr_at(step, total_steps, cfg["warmup_steps"], cfg["lr"], cfg["min_lr"])
-            rows_idx = shard_rows(step, batch, rank, world, len(train))
+            rows_idx = order.windows(shard_rows(step, batch, rank, world))
             batches = [
                 train.batch(chunk).to(device, non_blocking=True)
                 for chunk in _micro_batches(rows_idx, micro)
@@ -399,7 +398,7 @@ def _point(
     }
 
 
-def _micro_batches(rows: range | list[int], micro: int) -> Iterator[range | list[int]]:
+def _micro_batches(rows: np.ndarray, micro: int) -> Iterator[np.ndarray]:
     for start in range(0, len(rows), micro):
         yield rows[start : start + micro]
 
