@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
+from infscale.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def main() -> int:
     if not match:
         parser.error(f"--shape must look like d48-l4-h4, got {args.shape!r}")
     shape = tuple(int(g) for g in match.groups())
-    config = yaml.safe_load(args.configfile.read_text())
+    config = load_config(args.configfile, REPO / "config" / "schema.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         first = run_once(shape, config, args.threads, Path(tmp) / "first.json")
         second = run_once(shape, config, args.threads, Path(tmp) / "second.json")

@@ -38,8 +38,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-import yaml
 
+from infscale.config import load_config
 from infscale.grid import grid_runs
 from infscale.io import write_json
 from infscale.shapes import Shape
@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer settings, shorter timings")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = load_config(REPO / "config" / "config.yaml", REPO / "config" / "schema.yaml")
     bench = Bench(config, rounds=4 if args.quick else 8, window_s=0.5 if args.quick else 1.0)
     cores = os.cpu_count() or 1
     shapes = default_shapes(config)

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from infscale.config import select_source, validate_config
+from infscale.config import validate_config
 from infscale.errors import InputError
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
@@ -15,18 +15,6 @@ except InputError as err:
     print(f"infscale: invalid config: {err}", file=sys.stderr)
     sys.exit(2)
 
-
-def sorted_keys(value):
-    """``value`` with every mapping's keys sorted, so that params compare equal across reorderings."""
-    if isinstance(value, dict):
-        return {key: sorted_keys(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [sorted_keys(item) for item in value]
-    return value
-
-
-# Snakemake reruns a job when its params' repr changes; YAML key order must not count as a change.
-config.update(sorted_keys(config))
 
 CACHE = str(Path(config["cache_dir"]).expanduser())
 RUNS = run_table(config)
@@ -67,7 +55,7 @@ LATENCY = {
     for k, v in latency_settings(config).items()
     if k not in ("sweeps", "throughput")
 }
-LATENCY_SOURCE = select_source(config)
+LATENCY_SOURCE = config["select"]["latency_source"]
 
 
 def latency_labels():
@@ -126,7 +114,7 @@ def budget_args(select):
     return " ".join(
         f"{flag} {select[key]}"
         for key, flag in flags.items()
-        if select.get(key) is not None
+        if select[key] is not None
     )
 
 
@@ -147,8 +135,8 @@ def candidate_files(pattern, wildcards):
     speed-up and accuracy difference against it, as in the paper (Morph-1B vs 2048x24).
     """
     names = selected_candidates(wildcards)
-    baseline = config["select"].get("baseline")
-    if baseline and baseline not in names:
+    baseline = config["select"]["baseline"]
+    if baseline not in names:
         names.append(baseline)
     return [pattern.format(name=name) for name in names]
 

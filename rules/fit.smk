@@ -33,7 +33,7 @@ rule fit:
     params:
         method=config["fit"]["method"],
         tie=config["fit"]["tie"],
-        bootstrap=config["fit"].get("bootstrap", 0),
+        bootstrap=config["fit"]["bootstrap"],
         seed=config["seed"],
     shell:
         "infscale fit --data {input} --law {wildcards.law} --method {params.method}"

@@ -29,7 +29,7 @@ rule train:
         train=config["train"],
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
-        norm=config["model"].get("norm", "layernorm"),
+        norm=config["model"]["norm"],
         checkpoint_dir=lambda wildcards: f"results/runs/{grid_run_name(wildcards)}/checkpoints",
     script:
         "../workflow/scripts/train.py"
@@ -46,8 +46,8 @@ use rule train as train_candidate with:
         "results/benchmarks/train/candidates/{name}.tsv"
     params:
         run=lambda wildcards: RUNS[f"candidates/{wildcards.name}"].to_dict(),
-        train={**config["train"], **config["select"].get("train_overrides", {})},
+        train={**config["train"], **config["select"]["train_overrides"]},
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
-        norm=config["model"].get("norm", "layernorm"),
+        norm=config["model"]["norm"],
         checkpoint_dir="results/runs/candidates/{name}/checkpoints",

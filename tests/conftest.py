@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+
+from infscale.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -27,7 +28,7 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 @pytest.fixture(scope="session")
 def default_config() -> dict:
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return load_config(REPO / "config" / "config.yaml", REPO / "config" / "schema.yaml")
 
 
 @pytest.fixture

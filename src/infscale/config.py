@@ -1,11 +1,15 @@
 """Config validation: the JSON schema first, then the rules a schema cannot express.
 
 Both run when the Snakefile is parsed (so also for ``snakemake -n``) and stop the run with one
-line naming the key and the reason.
+line naming the key and the reason. Validation also fills every optional key from the schema's
+``default``, so the schema is the one place a default lives and the code reads config values
+without fallbacks (as ``snakemake.utils.validate(..., set_default=True)`` does).
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,26 @@ from infscale.errors import InputError
 from infscale.grid import latency_shapes, run_table
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(config)
+def _fill_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator:
+    """The ``properties`` keyword, which first sets each absent property that has a default."""
+    if isinstance(instance, dict):
+        for name, subschema in properties.items():
+            if "default" in subschema:
+                instance.setdefault(name, copy.deepcopy(subschema["default"]))
+    yield from jsonschema.Draft202012Validator.VALIDATORS["properties"](
+        validator, properties, instance, schema
     )
+
+
+FillingValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"properties": _fill_defaults}
+)
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
+    """Check ``config`` against the schema, filling in its defaults (in place), then its rules."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = jsonschema.exceptions.best_match(list(FillingValidator(schema).iter_errors(config)))
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise InputError(f"config key {key}: {error.message}")
@@ -47,7 +66,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
         if shape.head_dim % 2:
             raise InputError(f"shape {label}: head_dim {shape.head_dim} is odd (rotary needs even)")
     _check_token_cap(config)
-    if config["latency"].get("interleave") and select_source(config) == "measure_top":
+    if config["latency"]["interleave"] and config["select"]["latency_source"] == "measure_top":
         raise InputError(
             "config key latency.interleave: true times every shape in one job, but "
             "select.latency_source measure_top picks its shapes only after the fits"
@@ -77,7 +96,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
 def _check_token_cap(config: dict[str, Any]) -> None:
     """A ``data.max_tokens`` below the largest run's need would only fail at that run's start,
     after the data stage has tokenized for hours; say so at parse time instead."""
-    cap = config["data"].get("max_tokens")
+    cap = config["data"]["max_tokens"]
     runs = run_table(config).values()
     if cap is None or not runs:
         return
@@ -89,6 +108,8 @@ def _check_token_cap(config: dict[str, Any]) -> None:
         )
 
 
-def select_source(config: dict[str, Any]) -> str:
-    """Where the candidates' latency comes from (``select.latency_source``, default measure)."""
-    return config["select"].get("latency_source", "measure")
+def load_config(path: str | Path, schema_path: str | Path) -> dict[str, Any]:
+    """A config file, validated and with its defaults filled (as the Snakefile sees it)."""
+    config = yaml.safe_load(Path(path).read_text())
+    validate_config(config, schema_path)
+    return config

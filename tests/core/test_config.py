@@ -121,3 +121,59 @@ def test_snakemake_stops_on_a_bad_config_with_one_line(tmp_path, default_config)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     expected = "config key train.lr: -1 is less than or equal to the minimum of 0"
     assert lines[-1] == f"infscale: invalid config: {expected}"
+
+
+def _schema_keys(schema: dict, prefix: str = ""):
+    """(dotted key, subschema) of every named property, sections and nested objects included."""
+    for name, sub in (schema.get("properties") or {}).items():
+        yield f"{prefix}{name}", sub
+        yield from _schema_keys(sub, f"{prefix}{name}.")
+
+
+def _yaml_scalar(value) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
+def test_config_readme_documents_every_key_and_the_schema_defaults():
+    """The schema is the one place a default lives; the README must say the same."""
+    import re
+
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    rows = [line for line in (REPO / "config" / "README.md").read_text().splitlines()]
+    rows = [line for line in rows if line.startswith("| `")]
+    documented = {key for line in rows for key in re.findall(r"`([a-z_.<>]+)`", line.split("|")[1])}
+    sections = set(schema["properties"])
+    for key, sub in _schema_keys(schema):
+        parts = key.split(".")
+        ancestors = {".".join(parts[:i]) for i in range(2, len(parts) + 1)}
+        inside = any(doc.startswith(f"{key}.") for doc in documented)
+        assert key in sections or ancestors & documented or inside, f"{key}: not in README"
+        default = sub.get("default")
+        if "default" in sub and not isinstance(default, dict | list):
+            row = next(line for line in rows if f"`{key}`" in line.split("|")[1])
+            name = parts[-1]
+            said = re.search(rf"Defaults?:?[^|]*?(?:{name} )?`([^`]+)`", row)
+            assert said, f"config/README.md row of {key} states no default"
+            mentioned = re.findall(r"`([^`]+)`", row[row.index("Default") :])
+            assert _yaml_scalar(default) in mentioned, f"{key}: schema default {default!r}"
+
+
+def test_validation_fills_every_schema_default(default_config):
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    for key, sub in _schema_keys(schema):
+        if "default" not in sub or key.startswith("grid."):
+            continue
+        value = default_config
+        for part in key.split("."):
+            value = value[part]  # a KeyError here is a default validation did not fill
+    bare = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    del bare["fit"]["bootstrap"], bare["model"]["norm"]
+    validate_config(bare, SCHEMA)
+    assert bare["fit"]["bootstrap"] == 200 and bare["model"]["norm"] == "layernorm"
+    assert bare["train"]["parallel"] == "ddp" and bare["select"]["train_overrides"] == {}

@@ -53,7 +53,7 @@ def test_boundaries_are_first_steps_reaching_each_budget():
 def test_compiled_step_matches_eager_step():
     shape = Shape(d_model=16, n_layers=2, n_heads=2, vocab_size=64, multiple_of=16)
     cfg = {"lr": 3e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.033}
-    cfg |= {"z_loss": 1e-4, "grad_clip": 1.0, "dtype": "float32"}
+    cfg |= {"z_loss": 1e-4, "grad_clip": 1.0, "dtype": "float32", "parallel": "ddp"}
     x = torch.randint(0, 64, (4, 17), generator=torch.Generator().manual_seed(0))
     curves, weights = [], []
     for compile_ in (False, True):

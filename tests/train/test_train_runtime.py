@@ -49,6 +49,9 @@ CFG = {
     "val_windows": 4,
     "seed": 0,
     "checkpoint_every": 2,
+    "compile": False,
+    "parallel": "ddp",
+    "epochs": 1,
 }
 
 

@@ -103,7 +103,7 @@ def load_texts(data_cfg: dict[str, Any], cache_dir: str | Path) -> Iterator[str]
         docs = hf_texts(hf["path"], hf.get("name"), hf["split"], hf["text_field"])
     else:
         raise InputError(f"config key data.source: {source!r} is not one of packages, hf")
-    return itertools.islice(docs, data_cfg.get("max_documents"))
+    return itertools.islice(docs, data_cfg["max_documents"])
 
 
 def split_pieces(

@@ -48,7 +48,7 @@ def prepare_data(
         "tokens": {split: meta["n_windows"] * seq_len for split, meta in metas.items()},
         "seq_len": seq_len,
         "vocab_size": len(tokenizer),
-        "max_tokens": data_cfg.get("max_tokens"),
+        "max_tokens": data_cfg["max_tokens"],
     }
 
 
@@ -57,7 +57,7 @@ def train_cap(data_cfg: dict[str, Any]) -> dict[str, int]:
 
     Tokens count ``seq_len`` per window, as the trainer's token budgets do.
     """
-    max_tokens = data_cfg.get("max_tokens")
+    max_tokens = data_cfg["max_tokens"]
     if max_tokens is None:
         return {}
     return {"train": math.ceil(max_tokens / data_cfg["seq_len"])}

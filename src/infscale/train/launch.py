@@ -62,7 +62,7 @@ def run_job(spec: dict[str, Any]) -> None:
             max_position=spec["max_position"],
             rope_theta=spec["rope_theta"],
             log_path=spec["log_path"],
-            norm=spec.get("norm", "rmsnorm"),
+            norm=spec["norm"],
             checkpoint_dir=spec.get("checkpoint_dir"),
             progress=spec.get("progress", True),
         )

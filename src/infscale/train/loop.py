@@ -126,12 +126,12 @@ class TrainStep:
         if device.type == "cpu":
             _retain_freed_memory()
         self.loss = lm_loss
-        if cfg.get("compile", False):
+        if cfg["compile"]:
             for block in model.model.layers:
                 block.compile()  # in place: state-dict names are unchanged
             self.loss = torch.compile(lm_loss)
         self.model, self.world, self.device = model, world, device
-        self.net = parallel.wrap(model, parallel.configured(cfg), world, device)
+        self.net = parallel.wrap(model, cfg["parallel"], world, device)
         self.optimizer = torch.optim.AdamW(
             model.parameters(),
             lr=cfg["lr"],
@@ -207,7 +207,7 @@ def train_run(
     max_position: int,
     rope_theta: float,
     log_path: str | Path,
-    norm: str = "rmsnorm",
+    norm: str,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
@@ -232,7 +232,7 @@ def train_run(
     tokens_per_step = batch * train.seq_len
     steps_at = boundary_steps(run, tokens_per_step)
     total_steps = steps_at[-1]
-    epochs = cfg.get("epochs", 1)
+    epochs = cfg["epochs"]
     if total_steps * batch > len(train) * epochs:
         raise InputError(
             f"{run.name} needs {total_steps * tokens_per_step:,} training tokens but the corpus "
@@ -240,7 +240,7 @@ def train_run(
             "pass without repeats"
         )
     device = _device(rank)
-    home = parallel.home(parallel.configured(cfg), world, device)
+    home = parallel.home(cfg["parallel"], world, device)
     model = build_model(
         run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta, norm=norm
     ).to(home)
@@ -263,7 +263,7 @@ def train_run(
             print(f"{run.name}: resumed from step {start_step} ({resumed.path})", flush=True)
     held = sum(parallel.local(p).numel() for p in model.parameters())  # under FSDP: a shard
     event = "resumed" if resumed else "start"
-    layout = {"processes": world, "parallel": parallel.configured(cfg) if world > 1 else None}
+    layout = {"processes": world, "parallel": cfg["parallel"] if world > 1 else None}
     lines.append(
         json.dumps({"event": event, "step": start_step, **layout, "params_per_rank": held})
     )
@@ -349,7 +349,7 @@ def train_run(
                 rows.append(_point(run, model, i, tokens, losses[: step + 1], point_val))
             if rank == 0:
                 status.maybe_print(step + 1, loss, force=step + 1 == total_steps)
-            every = cfg.get("checkpoint_every", 0)
+            every = cfg["checkpoint_every"]
             last = step + 1 == total_steps  # also at the end: a kill while saving loses nothing
             if stop_now or last or (every and (step + 1) % every == 0):
                 if log:

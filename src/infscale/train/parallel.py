@@ -37,11 +37,6 @@ _SAVE = StateDictOptions(full_state_dict=True, cpu_offload=True)  # full tensors
 _LOAD = StateDictOptions(full_state_dict=True)  # every rank passes the full state; kept: its shard
 
 
-def configured(cfg: dict[str, Any]) -> str:
-    """The ``train`` config's layout: ``train.parallel``, ``ddp`` when unset."""
-    return cfg.get("parallel", "ddp")
-
-
 def sharded(mode: str, world: int) -> bool:
     """Whether ``mode`` on ``world`` processes shards the model (FSDP on more than one)."""
     if mode not in MODES:
