@@ -27,7 +27,7 @@ def in_set(points: pd.DataFrame, rules: list[dict[str, Any]]) -> np.ndarray:
         if "multipliers" in rule:
             match &= points["multiplier"].isin(rule["multipliers"]).to_numpy()
         if "shapes_per_size" in rule:
-            match &= _random_shapes(points, match, rule["shapes_per_size"], rule.get("seed", 0))
+            match &= _random_shapes(points, match, rule["shapes_per_size"], rule["seed"])
         member |= match
     return member
 
@@ -41,13 +41,16 @@ def mark_fit_sets(points: pd.DataFrame, sets: dict[str, list[dict[str, Any]]]) -
 
 
 def _random_shapes(points: pd.DataFrame, match: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Points of ``k`` shapes drawn per size group among the matching points' shapes."""
+    """Points of ``k`` shapes drawn per size group among the matching points' shapes.
+
+    Groups and shapes are drawn from in sorted order, so the draw does not depend on the order
+    of the points (that is, of the config's keys)."""
     rng = np.random.default_rng(seed)
     shape = points["d_model"].astype(str) + "x" + points["n_layers"].astype(str)
     keep = np.zeros(len(points), dtype=bool)
-    for group in dict.fromkeys(points.loc[match, "size_group"]):
+    for group in sorted(set(points.loc[match, "size_group"])):
         here = match & (points["size_group"] == group).to_numpy()
-        shapes = list(dict.fromkeys(shape[here]))
+        shapes = sorted(set(shape[here]))
         drawn = rng.choice(len(shapes), size=min(k, len(shapes)), replace=False)
         keep |= here & shape.isin([shapes[i] for i in drawn]).to_numpy()
     return keep
