@@ -11,16 +11,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from infscale import __version__
 from infscale.errors import InputError
+from infscale.fit.conditional import FORMS
 from infscale.fit.laws import LAWS, METHODS, TIES
 from infscale.shapes import PAPER_MULTIPLE_OF, Shape
 
-if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,27 +37,33 @@ def _params(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from infscale.fit.laws import fit_law
+    from infscale.fit.laws import fit_law, point_inputs, table_columns
     from infscale.io import read_csv, write_json
     from infscale.provenance import provenance
 
-    points = read_csv(args.data, required=_point_columns(args.law, loss=True))
+    if args.form is not None and args.law != "conditional":
+        raise InputError("--form applies only to --law conditional")
+    points = read_csv(args.data, required=["N", "D", "loss"])
     if args.fit_set is not None:
         if args.fit_set not in points.columns:
             raise InputError(f"{args.data}: no column {args.fit_set} (--fit-set)")
         points = points[points[args.fit_set] == 1]
         if points.empty:
             raise InputError(f"{args.data}: no row has {args.fit_set} = 1 (--fit-set)")
-    N, D, R = _points(points, args.data, args.law)
+    N, D, R, variables = _reading(args.data, point_inputs, args.law, points)
+    (loss,) = _reading(args.data, table_columns, points, ["loss"], "the fit")
     result = fit_law(
         args.law,
         N,
         D,
-        _column(points, "loss", args.data),
+        loss,
         R,
+        variables=variables,
+        form=args.form,
         method=args.method,
         tie=args.tie,
         groups=points["size_group"].astype(str) if "size_group" in points.columns else None,
+        runs=points["run"].astype(str).to_numpy() if "run" in points.columns else None,
         bootstrap=args.bootstrap,
         seed=args.seed,
     )
@@ -66,8 +71,9 @@ def _fit(args: argparse.Namespace) -> None:
     for warning in result["warnings"]:
         print(f"infscale: warning: {warning}", file=sys.stderr)
     write_json(args.out, result)
+    form = f"{result['form']}, " if "form" in result else ""
     print(
-        f"{args.law} law ({args.method}, tie {args.tie}) on {result['n_points']} points: "
+        f"{args.law} law ({form}{args.method}, tie {args.tie}) on {result['n_points']} points: "
         + ", ".join(f"{k}={v:.6g}" for k, v in result["params"].items())
         + "; "
         + ", ".join(
@@ -77,30 +83,28 @@ def _fit(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from infscale.fit.laws import predict, predict_interval
+    from infscale.fit.laws import predict_points, predict_points_interval
     from infscale.io import read_csv, write_csv
 
     fit = _read_fit(args.fit)
-    points = read_csv(args.data, required=_point_columns(fit["law"], loss=False))
-    xs = _points(points, args.data, fit["law"])
-    table = points.assign(loss_pred=predict(fit, *xs))
-    band = predict_interval(fit, *xs)  # a fit with bootstrap samples: 95% band
+    points = read_csv(args.data)
+    table = points.assign(loss_pred=_reading(args.data, predict_points, fit, points))
+    band = _reading(args.data, predict_points_interval, fit, points)  # with bootstrap samples
     if band is not None:
         table = table.assign(loss_pred_lo=band[0], loss_pred_hi=band[1])
     write_csv(args.out, table)
 
 
 def _select(args: argparse.Namespace) -> None:
-    from infscale.fit.laws import predict
+    from infscale.fit.laws import predict_points
     from infscale.io import read_csv, write_csv
     from infscale.select.ilp import CANDIDATE_COLUMNS, select_top_k
 
     fit = _read_fit(args.fit)
     candidates = read_csv(args.candidates, required=CANDIDATE_COLUMNS)
-    loss_pred = predict(fit, *_points(candidates, args.candidates, fit["law"]))
     table = select_top_k(
         candidates,
-        loss_pred,
+        _reading(args.candidates, predict_points, fit, candidates),
         args.k,
         max_params=args.max_params,
         max_tokens=args.max_tokens,
@@ -168,31 +172,12 @@ def _read_fit(path: Path) -> dict:
     return fit
 
 
-def _point_columns(law: str, *, loss: bool) -> list[str]:
-    return [
-        "N",
-        "D",
-        *(["loss"] if loss else []),
-        *(["d_model", "n_layers"] if law == "inference" else []),
-    ]
-
-
-def _points(
-    frame: pd.DataFrame, path: Path, law: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """N, D and (for the inference law) R = d_model / n_layers, each checked positive."""
-    N, D = _column(frame, "N", path), _column(frame, "D", path)
-    if law == "chinchilla":
-        return N, D, None
-    return N, D, _column(frame, "d_model", path) / _column(frame, "n_layers", path)
-
-
-def _column(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray:
-    import pandas as pd
-
-    from infscale.fit.laws import positive
-
-    return positive(f"{path}: column {name}", pd.to_numeric(frame[name], errors="coerce"))
+def _reading(path: Path, read: Callable[..., T], *args: Any) -> T:
+    """``read(*args)``, an InputError about the table read from ``path`` naming the file."""
+    try:
+        return read(*args)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -278,9 +263,16 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         type=Path,
         required=True,
-        help="CSV with N, D, loss (+ d_model, n_layers for the inference law)",
+        help="CSV with N, D, loss (+ d_model, n_layers for the inference law; d_model, "
+        "vocab_size, ffn_hidden and where present n_heads, n_kv_heads, head_dim for the "
+        "conditional law)",
     )
     sub.add_argument("--law", choices=LAWS, required=True)
+    sub.add_argument(
+        "--form",
+        choices=FORMS,
+        help="the conditional law's form (default: multiplicative, the follow-up's)",
+    )
     sub.add_argument(
         "--method",
         choices=METHODS,
@@ -299,9 +291,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_count,
         default=0,
         metavar="K",
-        help="refit on K resamples for 95%% intervals (default: 0, none)",
+        help="refit on K resamples of the training runs (the column run; without it, of the "
+        "points) for 95%% intervals (default: 0, none)",
     )
-    sub.add_argument("--seed", type=int, default=0, help="bootstrap resampling seed")
+    sub.add_argument(
+        "--seed", type=_count, default=0, help="bootstrap resampling seed (an integer >= 0)"
+    )
     sub.add_argument("--out", type=Path, required=True)
 
     sub = command(

@@ -17,8 +17,9 @@ import pytest
 from conftest import SHARED, run
 
 from infscale.cli import main
+from infscale.fit.conditional import factor_variables
 from infscale.fit.laws import law_loss
-from infscale.shapes import param_count
+from infscale.shapes import ffn_hidden, param_count
 
 TRUTH = {"A": 60.0, "B": 80.0, "E": 2.0, "alpha": 0.3, "beta": 0.3, "gamma": 0.3, "epsilon": 0.02}
 SHAPES = {
@@ -62,6 +63,28 @@ def points_csv(tmp_path) -> Path:
     frame["fit_base"] = (frame["multiplier"] == 4).astype(int)
     frame["fit_none"] = 0
     path = tmp_path / "points.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+# The follow-up's law on the same grid: x* = a2/a1 = 0.14 inside its widths (0.098 to 0.204);
+# its MLP ratio varies only by the width rounding, so that factor is dropped (b1 = b2 = 0).
+CONDITIONAL = {"A": 60.0, "B": 80.0, "E": 2.0, "alpha": 0.3, "beta": 0.3}
+CONDITIONAL |= {"a1": 0.1, "a2": 0.014, "b1": 0.0, "b2": 0.0}
+
+
+@pytest.fixture
+def conditional_csv(tmp_path, points_csv) -> Path:
+    frame = pd.read_csv(points_csv).assign(vocab_size=512)
+    frame["ffn_hidden"] = [ffn_hidden(d, 16) for d in frame["d_model"]]
+    frame["loss"] = law_loss(
+        "conditional",
+        CONDITIONAL,
+        frame["N"].to_numpy(float),
+        frame["D"].to_numpy(float),
+        variables=factor_variables(frame),
+    )
+    path = tmp_path / "conditional.csv"
     frame.to_csv(path, index=False)
     return path
 
@@ -199,6 +222,54 @@ def test_fit_bootstrap_adds_intervals(capsys, tmp_path, points_csv):
     assert set(boot["ci95"]) == {"A", "B", "E", "alpha", "beta"}
 
 
+def test_conditional_fit_writes_params_intervals_and_the_dropped_factor(
+    capsys, tmp_path, conditional_csv
+):
+    out, pred = tmp_path / "fit.json", tmp_path / "pred.csv"
+    args = ["fit", "--data", conditional_csv, "--law", "conditional", "--method", "huber"]
+    code, stdout, err = run(capsys, *args, "--bootstrap", "10", "--seed", "2", "--out", out)
+    fit = json.loads(out.read_text())
+    assert code == 0 and "conditional law (multiplicative, huber, tie all)" in stdout
+    assert (fit["law"], fit["form"], fit["dropped"]) == (
+        "conditional",
+        "multiplicative",
+        ["mlp_ratio"],
+    )
+    assert fit["params"] == pytest.approx(CONDITIONAL, rel=1e-5, abs=1e-12)
+    assert fit["x_opt"] == pytest.approx(0.14, rel=1e-5) and "r_opt" not in fit
+    assert set(fit["intervals"]) == set(CONDITIONAL)
+    assert (fit["bootstrap"]["unit"], fit["bootstrap"]["n_units"]) == ("run", 9)
+    assert "infscale: warning: the mlp_ratio factor is dropped" in err
+    code, _, _ = run(capsys, "predict", "--fit", out, "--data", conditional_csv, "--out", pred)
+    table = pd.read_csv(pred)
+    assert code == 0 and list(table.columns[-3:]) == ["loss_pred", "loss_pred_lo", "loss_pred_hi"]
+    np.testing.assert_allclose(table["loss_pred"], table["loss"], rtol=1e-6)
+
+
+def test_conditional_lm_additive_fit(capsys, tmp_path, conditional_csv):
+    out = tmp_path / "fit.json"
+    args = ["fit", "--data", conditional_csv, "--law", "conditional", "--form", "additive"]
+    code, _, _ = run(capsys, *args, "--tie", "none", "--out", out)
+    fit = json.loads(out.read_text())
+    assert (code, fit["form"], fit["method"], fit["tie"]) == (0, "additive", "lm", "none")
+    assert fit["metrics"]["r2"] > 0.99
+
+
+def test_select_with_a_conditional_fit_names_the_candidate_columns_it_needs(
+    capsys, tmp_path, conditional_csv, candidates_csv
+):
+    out = tmp_path / "fit.json"
+    run(capsys, "fit", "--data", conditional_csv, "--law", "conditional", "--out", out)
+    args = ["select", "--fit", out, "--k", "2", "--out", tmp_path / "s.csv", "--candidates"]
+    code, _, err = run(capsys, *args, candidates_csv)
+    assert (code, len(err.splitlines())) == (2, 1)
+    assert "missing column(s) vocab_size (the conditional law's width factor" in err
+    # The MLP-ratio factor was dropped: vocab_size is all a candidate table needs besides.
+    with_vocab = edited(candidates_csv, tmp_path, lambda f: f.assign(vocab_size=512))
+    code, _, _ = run(capsys, *args, with_vocab)
+    assert code == 0 and pd.read_csv(tmp_path / "s.csv")["selected"].sum() == 2
+
+
 def test_predict_writes_the_rows_plus_loss_pred(capsys, tmp_path, points_csv, fit_json):
     out = tmp_path / "pred.csv"
     code, _, _ = run(capsys, "predict", "--fit", fit_json, "--data", points_csv, "--out", out)
@@ -286,6 +357,10 @@ def test_bad_fit_data_exits_2_with_one_line(capsys, tmp_path, points_csv, case):
         (["--bootstrap", "-3"], "argument --bootstrap"),
         (["--tie", "half"], "argument --tie"),
         (["--method", "adam"], "argument --method"),
+        (["--bootstrap", "3", "--seed", "-1"], "argument --seed"),
+        (["--form", "additive"], "--form applies only to --law conditional"),
+        (["--law", "conditional", "--form", "cubic"], "argument --form"),
+        (["--law", "conditional"], "missing column(s) vocab_size"),
     ],
 )
 def test_bad_fit_arguments_exit_2(capsys, tmp_path, points_csv, extra, message):

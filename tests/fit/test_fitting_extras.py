@@ -127,3 +127,28 @@ def test_cli_huber_bootstrap_fit_and_predict_band(capsys, tmp_path):
     assert code == 0 and list(table.columns[-3:]) == ["loss_pred", "loss_pred_lo", "loss_pred_hi"]
     assert (table["loss_pred_lo"] <= table["loss_pred_hi"]).all()
     np.testing.assert_allclose(table["loss_pred"], table["loss"], rtol=1e-9)
+
+
+CONDITIONAL_VS_PAPER = (("conditional", "huber"), ("conditional", "lm"), ("inference", "lm"))
+
+
+def test_comparison_rows_for_the_conditional_law():
+    """Points drawn from the conditional law: its rows fit them and extrapolate exactly, the
+    paper's law does not; spearman is the within-size-group mean."""
+    from test_conditional import TRUTH as CONDITIONAL_TRUTH
+    from test_conditional import recovery_points, recovery_table
+
+    N, D, v = recovery_points()
+    points = recovery_table().assign(
+        loss=law_loss("conditional", CONDITIONAL_TRUTH, N, D, variables=v),
+        size_group=np.repeat(["s", "m", "l"], 30)[np.argsort(np.argsort(N))],
+        n_layers=4,
+    )
+    specs = [(law, "all", method) for law, method in CONDITIONAL_VS_PAPER]
+    table = compare_laws(points, specs).set_index(["form", "tie", "method"])
+    assert list(table["n_params"]) == [8, 8, 5]
+    exact = table.loc[("conditional", "all", "huber")]
+    assert exact["r2"] == pytest.approx(1.0) and exact["spearman"] == pytest.approx(1.0)
+    assert exact["logo_folds"] == 2 and exact["logo_rel_err"] < 1e-6
+    assert table.loc[("conditional", "all", "lm"), "logo_rel_err"] < 1e-6
+    assert table.loc[("inference", "all", "lm"), "logo_rel_err"] > 1e-3

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from infscale.errors import InputError
@@ -27,6 +28,10 @@ from infscale.fit.laws import (
     metrics,
     positions,
     predict,
+    predict_interval,
+    predict_points,
+    predict_points_interval,
+    resample_runs,
     spearman_by_group,
 )
 
@@ -237,7 +242,10 @@ def test_bootstrap_intervals_are_seeded_and_bracket_the_fit():
             {"N": [1e5] * 4, "D": [4e5] * 4, "loss": [3.0] * 4, "R": [5.0] * 4},
             "4 point\\(s\\) for the 5 free parameters",
         ),
-        ({"bootstrap": -1}, "bootstrap must be >= 0"),
+        ({"bootstrap": -1}, "bootstrap must be an integer >= 0"),
+        ({"bootstrap": 3, "seed": -1}, "seed must be an integer >= 0"),
+        ({"runs": ["a", "b"]}, "2 run ids for 6 points"),
+        ({"form": "additive"}, "form applies only to the conditional law"),
     ],
 )
 def test_bad_input_is_an_input_error(change, message):
@@ -261,3 +269,60 @@ def test_bad_input_is_an_input_error(change, message):
 def test_predict_rejects_a_malformed_fit(fit_dict):
     with pytest.raises(InputError):
         predict(fit_dict, [1e5], [1e6], [3.0])
+
+
+def test_resample_runs_keeps_the_points_of_a_run_together():
+    runs = np.array(["a", "a", "a", "b", "c", "c", "d"])
+    sizes = {"a": 3, "b": 1, "c": 2, "d": 1}
+    counts = resample_runs(runs, 2000, np.random.default_rng(0))
+    assert counts.shape == (2000, 7)
+    per_run = {}
+    for run in sizes:
+        block = counts[:, runs == run]
+        assert (block == block[:, :1]).all(), run  # one count for every point of the run
+        per_run[run] = block[:, 0]
+    assert (sum(per_run.values()) == 4).all()  # each resample draws 4 runs
+    assert (counts.sum(axis=1) == sum(per_run[r] * n for r, n in sizes.items())).all()
+    # A run is left out of a resample with probability (3/4)^4.
+    assert np.mean(per_run["a"] == 0) == pytest.approx(0.75**4, abs=0.03)
+
+
+def test_resample_runs_of_single_points_is_the_point_bootstrap():
+    counts = resample_runs(np.arange(6), 4, np.random.default_rng(5))
+    draws = np.random.default_rng(5).integers(0, 6, (4, 6))
+    np.testing.assert_array_equal(counts, [np.bincount(d, minlength=6) for d in draws])
+
+
+@pytest.mark.parametrize("method", ["lm", "huber"])
+def test_bootstrap_draws_whole_runs(method):
+    """One run holding every point: each resample is the data itself, so every refit is the
+    full fit (a point bootstrap would scatter them)."""
+    points, _, y = synthetic("chinchilla", "all", "tiny", noise=0.002)
+    one_run = fit("chinchilla", "all", points, y, method=method, runs=["r"] * len(y), bootstrap=8)
+    boot = one_run["bootstrap"]
+    assert (boot["unit"], boot["n_units"], boot["failed"]) == ("run", 1, 0)
+    for p, (lo, hi) in one_run["intervals"].items():
+        assert lo == pytest.approx(one_run["params"][p], rel=1e-6)
+        assert hi == pytest.approx(one_run["params"][p], rel=1e-6)
+    by_point = fit("chinchilla", "all", points, y, method=method, bootstrap=8)
+    lo, hi = by_point["intervals"]["alpha"]
+    assert hi - lo > 1e-4
+
+
+def test_predict_points_reads_each_laws_columns():
+    points, _, y = synthetic("inference", "all", "tiny", noise=0.002)
+    result = fit("inference", "all", points, y, bootstrap=5)
+    frame = pd.DataFrame(
+        {"N": points["N"], "D": points["D"], "d_model": points["R"] * 4, "n_layers": 4}
+    )
+    np.testing.assert_allclose(
+        predict_points(result, frame), predict(result, points["N"], points["D"], points["R"])
+    )
+    band = predict_points_interval(result, frame)
+    np.testing.assert_allclose(
+        band, predict_interval(result, points["N"], points["D"], points["R"])
+    )
+    chinchilla = {"law": "chinchilla", "params": truth("chinchilla", "all", "tiny")}
+    assert predict_points_interval(chinchilla, frame[["N", "D"]]) is None
+    with pytest.raises(InputError, match=r"missing column\(s\) n_layers \(the inference law"):
+        predict_points(result, frame.drop(columns="n_layers"))

@@ -1,4 +1,5 @@
-"""Snakemake script: the law comparison table (forms x tie modes: LOGO error, AIC, MSE, R²)."""
+"""Snakemake script: the law comparison table (forms x tie modes, the conditional law's included:
+progressive extrapolation error, AIC, MSE, R², within-group Spearman)."""
 
 from infscale.fit.compare import compare_laws
 from infscale.io import log_output_to, read_csv, write_csv

@@ -3,7 +3,7 @@ loss, and mark the top ``select.measure_top`` for measurement."""
 
 import pandas as pd
 
-from infscale.fit.laws import predict
+from infscale.fit.laws import predict_points
 from infscale.grid import run_table
 from infscale.io import log_output_to, read_json, write_csv
 from infscale.latency.model import predict_latency, shortlist
@@ -17,6 +17,9 @@ table = pd.DataFrame(
         "shape": [run.shape.label for run in runs],
         "d_model": [run.shape.d_model for run in runs],
         "n_layers": [run.shape.n_layers for run in runs],
+        "n_heads": [run.shape.n_heads for run in runs],
+        "vocab_size": [run.shape.vocab_size for run in runs],
+        "ffn_hidden": [run.shape.ffn_hidden for run in runs],
         "N": [run.shape.n_params for run in runs],
         "D": [run.total_tokens for run in runs],
     }
@@ -25,7 +28,7 @@ table["latency_pred_s"] = predict_latency(
     model, table["d_model"], table["n_layers"], runs[0].shape.vocab_size
 )
 select = snakemake.config["select"]
-loss = predict(fit, table["N"], table["D"], table["d_model"] / table["n_layers"])
+loss = predict_points(fit, table)
 table = shortlist(
     table,
     loss,

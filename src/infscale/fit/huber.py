@@ -19,6 +19,8 @@ by the same batched L-BFGS with tight tolerances, and the best of those is the f
 
 The same machinery fits bootstrap resamples together: a resample is a row of point weights
 (how often each point was drawn), and every resample starts at the full fit's optimum.
+:func:`lbfgs` and :func:`best_optimum` take any batched objective: the conditional law's
+(:mod:`infscale.fit.conditional`) uses them too.
 
 Parameters are passed around as free vectors ``u`` (log-space for A, B, E, epsilon), their
 layout given by ``where`` (parameter name -> column; tied exponents share alpha's column).
@@ -26,7 +28,7 @@ layout given by ``where`` (parameter name -> column; tied exponents share alpha'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -45,6 +47,8 @@ TINY = float(np.finfo(float).tiny)  # curvature pairs below it are skipped: 1 / 
 BLOCK = 64  # rows per pass of the objective: its temporaries then stay in the CPU cache
 
 Logs = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]
+# (rows (S, p), their point weights (S, n) or None) -> (values (S,), gradients (S, p))
+Objective = Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
 
 
 def linear_terms(form: str, where: Mapping[str, int], logs: Logs) -> np.ndarray:
@@ -169,6 +173,16 @@ def _block(
     return value, np.negative(grad, out=grad)
 
 
+def bound_objective(form: str, where: Mapping[str, int], logs: Logs) -> Objective:
+    """The huber objective of ``form`` on these points, as :func:`lbfgs` takes it."""
+    m = linear_terms(form, where, logs)
+
+    def f_and_g(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        return _objective(x, form, m, where["E"], logs[3], w)
+
+    return f_and_g
+
+
 def batched_lbfgs(
     u0: np.ndarray,
     form: str,
@@ -180,7 +194,25 @@ def batched_lbfgs(
     gtol: float = GTOL,
     max_iter: int = MAX_ITER,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`lbfgs` on the huber objective of ``form``."""
+    objective = bound_objective(form, where, logs)
+    return lbfgs(objective, u0, weights, ftol=ftol, gtol=gtol, max_iter=max_iter)
+
+
+def lbfgs(
+    objective: Objective,
+    u0: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    ftol: float = FTOL,
+    gtol: float = GTOL,
+    max_iter: int = MAX_ITER,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """L-BFGS from every row of ``u0`` (S, p) at once; (optima, objectives, converged).
+
+    ``objective(x, w)`` gives the values (S,) and gradients (S, p) at rows ``x`` with their rows
+    of point weights ``w`` (or None); a value that is not finite marks a row outside the
+    objective's domain, which the line search backs away from.
 
     Two-loop recursion per row over its last ``MEMORY`` curvature pairs (a pair with s·y not above
     1e-12·y·y, or under ``TINY``, is skipped), initial inverse Hessian s·y / y·y of the newest
@@ -194,11 +226,10 @@ def batched_lbfgs(
     x = np.array(u0, dtype=float)
     p = x.shape[1]
     w = None if weights is None else np.asarray(weights, dtype=float)
-    m = linear_terms(form, where, logs)
 
     def f_and_g(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(all="ignore"):
-            return _objective(x, form, m, where["E"], logs[3], w)
+            return objective(x, w)
 
     f, g = f_and_g(x, w)
     u_out, f_out = x.copy(), np.where(np.isfinite(f), f, np.inf)
@@ -278,13 +309,18 @@ def batched_lbfgs(
 def fit_starts(
     starts: np.ndarray, form: str, where: Mapping[str, int], logs: Logs
 ) -> tuple[np.ndarray, float]:
+    """:func:`best_optimum` of the huber objective of ``form``."""
+    return best_optimum(bound_objective(form, where, logs), starts)
+
+
+def best_optimum(objective: Objective, starts: np.ndarray) -> tuple[np.ndarray, float]:
     """The best optimum over ``starts``: batched L-BFGS, then the best few polished.
 
     The polish is the same batched L-BFGS from the ``N_POLISH`` best distinct optima with
     ``POLISH``'s tolerances (no relative-change test: it runs until no step helps). Returns
     (u, objective); objective is inf when no start reached a finite value.
     """
-    u, f, _ = batched_lbfgs(starts, form, where, logs)
+    u, f, _ = lbfgs(objective, starts)
     picked: list[int] = []
     for i in np.argsort(f):
         if not np.isfinite(f[i]) or len(picked) == N_POLISH:
@@ -293,7 +329,7 @@ def fit_starts(
             picked.append(int(i))
     if not picked:
         return starts[0], float("inf")
-    u, f, _ = batched_lbfgs(u[picked], form, where, logs, **POLISH)
+    u, f, _ = lbfgs(objective, u[picked], **POLISH)
     best = int(np.argmin(f))
     return u[best], float(f[best])
 

@@ -1,34 +1,43 @@
-"""The two scaling laws, written once each, their fits, and the metrics the paper reports.
+"""The scaling laws, written once each, their fits, and the metrics the paper reports.
 
 Chinchilla: ``L = E + A·N^-alpha + B·D^-beta``. Inference-efficient: the same times
-``(1 + epsilon·R^gamma)`` with R = d_model / n_layers (FACTS.md, "The two laws").
+``(1 + epsilon·R^gamma)`` with R = d_model / n_layers (FACTS.md, "The two laws"). Conditional:
+the follow-up's law, Chinchilla's times a width factor and an MLP-ratio factor, or plus them
+(``form``; infscale.fit.conditional, which also fits it).
 
 A fit is a plain JSON-able dict (DESIGN.md, FIT.json). ``method`` picks the optimiser: ``lm`` is
-the paper's exact procedure (curve_fit, Levenberg-Marquardt from all ones), kept exactly because
-the published numbers came from it, fragile as it is; ``huber`` is Chinchilla's (Huber loss on
-log L, L-BFGS from the 4,500-point grid of starts, all at once: see infscale.fit.huber), robust.
-``bootstrap`` adds 95% intervals (``intervals``) and the resampled parameters, from which
-``predict_interval`` gives a band for every prediction. ``tie`` names the exponents that take
-alpha's value; tied exponents still appear in ``params``.
+the paper's exact procedure for its two laws (curve_fit, Levenberg-Marquardt from all ones), kept
+exactly because the published numbers came from it, fragile as it is; ``huber`` is Chinchilla's
+(Huber loss on log L, L-BFGS from the 4,500-point grid of starts, all at once: see
+infscale.fit.huber), robust. ``bootstrap`` adds 95% intervals (``intervals``) and the resampled
+parameters, from which ``predict_interval`` gives a band for every prediction; it resamples
+whole training runs (``runs``), since the points of one run share its noise. ``tie`` names the
+exponents that take alpha's value; tied exponents still appear in ``params``.
 
-scipy is imported inside the functions that need it, so that ``predict`` and the CLI start fast.
+``predict_points`` reads what each law needs from a table of points; ``predict`` takes arrays
+(the two paper laws). scipy and pandas are imported inside the functions that need them, so
+that the CLI starts fast.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # Each law's parameters, in FIT.json order.
 PARAMS: dict[str, tuple[str, ...]] = {
     "chinchilla": ("A", "B", "E", "alpha", "beta"),
     "inference": ("A", "B", "E", "alpha", "beta", "gamma", "epsilon"),
+    "conditional": ("A", "B", "E", "alpha", "beta", "a1", "a2", "b1", "b2"),
 }
 # Tie mode -> the exponents that take alpha's value (one a law lacks is ignored).
 TIED: dict[str, tuple[str, ...]] = {
@@ -46,6 +55,7 @@ LOG_PARAMS = ("A", "B", "E", "epsilon")  # what the huber method optimises as lo
 # these tighter tolerances (it skips the start grid and the polish).
 BOOTSTRAP_FTOL = 1e-13
 BOOTSTRAP_GTOL = 1e-9
+BOOTSTRAP_MAX_ITER = 3000  # a resample that needs more has not converged: it is counted failed
 
 
 class FitError(InputError):
@@ -96,29 +106,83 @@ def inference_loss(
 
 def law_loss(
     law: str,
-    params: Mapping[str, float],
+    params: Mapping[str, Any],
     N: np.ndarray,
     D: np.ndarray,
     R: np.ndarray | None = None,
+    *,
+    variables: Mapping[str, np.ndarray] | None = None,
+    form: str = "multiplicative",
 ) -> np.ndarray:
-    """The loss ``law`` predicts with ``params`` (every parameter of the law, none extra)."""
+    """The loss ``law`` predicts with ``params`` (every parameter of the law, none extra).
+
+    R is the inference law's; ``variables`` ({factor: values} of the factors kept) and ``form``
+    are the conditional law's (infscale.fit.conditional).
+    """
     if law == "chinchilla":
         return chinchilla_loss(N, D, **params)
-    if R is None:
-        raise InputError("the inference law needs R = d_model / n_layers")
-    return inference_loss(N, D, R, **params)
+    if law == "inference":
+        if R is None:
+            raise InputError("the inference law needs R = d_model / n_layers")
+        return inference_loss(N, D, R, **params)
+    from infscale.fit.conditional import conditional_loss
+
+    if variables is None:
+        raise InputError(NEEDS_VARIABLES)
+    return conditional_loss(form, params, N, D, variables)
+
+
+NEEDS_VARIABLES = (
+    "the conditional law needs its factors' variables (x, r): predict it from a table of points"
+)
+
+
+def point_inputs(
+    law: str, frame: pd.DataFrame, dropped: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray] | None]:
+    """What ``law`` reads from a table of points: N, D, then R = d_model / n_layers (inference)
+    and the variables of the factors not ``dropped`` (conditional), each None where unused.
+    An InputError names a missing column or a bad value."""
+    _check_choice("law", law, LAWS)
+    inference = law == "inference"
+    N, D, *shape = table_columns(
+        frame, ["N", "D", *(["d_model", "n_layers"] if inference else [])], f"the {law} law"
+    )
+    variables = None
+    if law == "conditional":
+        from infscale.fit import conditional
+
+        kept = [name for name in conditional.FACTORS if name not in dropped]
+        variables = conditional.factor_variables(frame, kept)
+    return N, D, shape[0] / shape[1] if inference else None, variables
+
+
+def table_columns(frame: pd.DataFrame, names: Sequence[str], reader: str) -> list[np.ndarray]:
+    """The named columns as positive float arrays; InputError naming a missing one (which
+    ``reader`` needs) or a bad value."""
+    import pandas as pd
+
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)} ({reader} needs them)")
+    return [positive(f"column {c}", pd.to_numeric(frame[c], errors="coerce")) for c in names]
 
 
 def predict(
     fit: Mapping[str, Any], N: ArrayLike, D: ArrayLike, R: ArrayLike | None = None
 ) -> np.ndarray:
-    """The loss a fit result predicts; R is read only by the inference law."""
-    law, params = fit.get("law"), fit.get("params")
-    _check_choice("fit law", law, LAWS)
-    if not isinstance(params, Mapping) or set(params) != set(PARAMS[law]):
-        raise InputError(f"fit params must be exactly {', '.join(PARAMS[law])} for the {law} law")
-    values = {p: float(params[p]) for p in PARAMS[law]}
-    return law_loss(law, values, *_points(law, N, D, R))
+    """The loss a fit of one of the paper's laws predicts at arrays of points; R is read only by
+    the inference law. (A conditional fit: ``predict_points``.)"""
+    law, values, form = _fit_params(fit)
+    N_, D_, R_, variables = _points(law, N, D, R)
+    return law_loss(law, values, N_, D_, R_, variables=variables, form=form)
+
+
+def predict_points(fit: Mapping[str, Any], frame: pd.DataFrame) -> np.ndarray:
+    """The loss a fit predicts for every row of a table (the columns: ``point_inputs``)."""
+    law, values, form = _fit_params(fit)
+    N, D, R, variables = point_inputs(law, frame, fit.get("dropped") or ())
+    return law_loss(law, values, N, D, R, variables=variables, form=form)
 
 
 def fit_law(
@@ -128,33 +192,63 @@ def fit_law(
     loss: ArrayLike,
     R: ArrayLike | None = None,
     *,
+    variables: Mapping[str, ArrayLike] | None = None,
+    form: str | None = None,
     method: str = "lm",
     tie: str = "all",
     groups: ArrayLike | None = None,
+    runs: ArrayLike | None = None,
     bootstrap: int = 0,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Fit ``law`` to points; the FIT.json dict, with metrics on the same points.
 
-    ``groups`` (a size group per point) makes Spearman a within-group mean, as the paper reports
-    it. ``bootstrap`` K > 0 refits on K resamples of the points (drawn with ``seed``) and adds
-    95% percentile intervals.
+    ``variables`` (conditional.factor_variables) and ``form`` (default multiplicative) are the
+    conditional law's; its fit adds ``form``, ``dropped`` (factors whose variable does not vary)
+    and the optima ``x_opt`` (``r_opt``). ``groups`` (a size group per point) makes Spearman a
+    within-group mean, as the paper reports it. ``bootstrap`` K > 0 refits on K resamples drawn
+    with ``seed`` and adds 95% percentile intervals; a resample draws whole runs (``runs``: a
+    run id per point), every point of a drawn run as often as the run was drawn, because the
+    points of one run are not independent; without ``runs`` each point is its own run.
     """
+    _check_choice("law", law, LAWS)
     _check_choice("method", method, METHODS)
-    n_free = len(free_params(law, tie))
-    N_, D_, R_ = _points(law, N, D, R)
+    _check_choice("tie", tie, TIES)
+    conditional = law == "conditional"
+    if form is not None and not conditional:
+        raise InputError(f"form applies only to the conditional law, not the {law} law")
+    N_, D_, R_, variables_ = _points(law, N, D, R, variables)
     y = positive("loss", loss)
-    if not len(N_) == len(D_) == len(y) == (len(y) if R_ is None else len(R_)):
-        raise InputError("N, D, loss (and R) must have the same length")
-    if len(y) < n_free:
+    lengths = {len(N_), len(D_), len(y)} | {len(v) for v in (variables_ or {}).values()}
+    if len(lengths | ({len(y)} if R_ is None else {len(R_)})) != 1:
+        raise InputError("N, D, loss (and R or the factor variables) must have the same length")
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 0:
+        raise InputError(f"bootstrap must be an integer >= 0, got {bootstrap}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed}")
+    run_ids = np.arange(len(y)) if runs is None else np.asarray(runs).astype(str)
+    if len(run_ids) != len(y):
+        raise InputError(f"{len(run_ids)} run ids for {len(y)} points")
+    if conditional:
+        from infscale.fit import conditional as cond
+
+        form = form or "multiplicative"
+        cond.check_form(form)
+        dropped = cond.dropped_factors(variables_)
+        free = cond.free_params(tie, dropped)
+        kept = {name: v for name, v in variables_.items() if name not in dropped}
+    else:
+        free, kept = free_params(law, tie), None
+    if len(y) < len(free):
         raise InputError(
-            f"{len(y)} point(s) for the {n_free} free parameters of the {law} law "
-            f"with tie {tie}: need at least {n_free}"
+            f"{len(y)} point(s) for the {len(free)} free parameters of the {law} law "
+            f"with tie {tie}: need at least {len(free)}"
         )
-    if bootstrap < 0:
-        raise InputError(f"bootstrap must be >= 0, got {bootstrap}")
-    params = FITTERS[method](law, tie, N_, D_, R_, y)
-    pred = law_loss(law, params, N_, D_, R_)
+    if conditional:
+        params = cond.FITTERS[method](form, tie, dropped, N_, D_, kept, y)
+    else:
+        params = FITTERS[method](law, tie, N_, D_, R_, y)
+    pred = law_loss(law, params, N_, D_, R_, variables=kept, form=form or "multiplicative")
     result: dict[str, Any] = {
         "law": law,
         "method": method,
@@ -163,12 +257,24 @@ def fit_law(
         "params": params,
         "metrics": metrics(y, pred, groups),
     }
+    if conditional:
+        result |= {"form": form, "dropped": list(dropped), **cond.optima(params, dropped)}
     if groups is not None:
         result["spearman_by_group"] = spearman_by_group(y, pred, groups)
     if bootstrap:
-        result["bootstrap"] = bootstrap_ci(law, tie, method, N_, D_, R_, y, bootstrap, seed)
+        counts = resample_runs(run_ids, bootstrap, np.random.default_rng(seed))
+        if conditional:
+            fits, failed = cond.refits(form, tie, method, dropped, N_, D_, kept, y, counts, params)
+        else:
+            fits, failed = refits(law, tie, method, N_, D_, R_, y, counts, params)
+        unit = {"unit": "point" if runs is None else "run", "n_units": len(np.unique(run_ids))}
+        result["bootstrap"] = {"k": bootstrap, "seed": seed, **unit} | bootstrap_summary(
+            law, fits, failed
+        )
         result["intervals"] = result["bootstrap"]["ci95"]
     result["warnings"] = fit_warnings(params, N_, D_)
+    if conditional:
+        result["warnings"] += cond.drop_warnings(variables_, dropped)
     return result
 
 
@@ -251,7 +357,18 @@ FITTERS: dict[str, Callable[..., dict[str, float]]] = {"lm": fit_lm, "huber": fi
 METHODS = tuple(FITTERS)
 
 
-def bootstrap_ci(
+def resample_runs(runs: ArrayLike, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Point counts (k, n_points) of ``k`` bootstrap resamples of whole runs: each resample
+    draws as many runs as there are, with replacement, and every point of a drawn run counts
+    once per draw. ``runs``: one run id per point."""
+    ids, run_of = np.unique(np.asarray(runs), return_inverse=True)
+    draws = rng.integers(0, len(ids), (k, len(ids)))
+    per_run = np.zeros((k, len(ids)), dtype=int)
+    np.add.at(per_run, (np.arange(k)[:, None], draws), 1)
+    return per_run[:, run_of.ravel()]
+
+
+def refits(
     law: str,
     tie: str,
     method: str,
@@ -259,58 +376,79 @@ def bootstrap_ci(
     D: np.ndarray,
     R: np.ndarray | None,
     loss: np.ndarray,
-    k: int,
-    seed: int,
-) -> dict[str, Any]:
-    """Refit on ``k`` resamples of the points (with replacement, drawn with ``seed``).
+    counts: np.ndarray,
+    params: Mapping[str, float],
+) -> tuple[list[dict[str, float]], int]:
+    """Refit one of the paper's laws on each resample (a row of point counts); (the fits that
+    converged, how many did not).
 
-    Returns the 95% percentile interval of each parameter (``ci95``) and every resample's
-    parameters (``samples``: one list per parameter, failed refits left out), from which
-    ``predict_interval`` gives intervals for predictions. ``lm`` refits each resample by the
-    paper's procedure from all ones. ``huber`` refits all resamples at once (a resample is a row
-    of point counts weighting the Huber terms), each warm-started at the full fit's optimum
-    rather than from the 4,500-point grid, to tighter tolerances.
+    ``lm`` refits each resample by the paper's procedure from all ones (a FitError fails).
+    ``huber`` refits all resamples at once (the counts weight the Huber terms), each
+    warm-started at the full fit ``params`` rather than from the 4,500-point grid, to tighter
+    tolerances; a row that does not converge, or ends non-finite, fails.
     """
-    rng = np.random.default_rng(seed)
-    n = len(loss)
-    draws = rng.integers(0, n, (k, n))
     if method == "huber":
-        from infscale import huber
+        from infscale.fit import huber
 
-        u_full, _ = huber_optimum(law, tie, N, D, R, loss)
-        weights = np.stack([np.bincount(i, minlength=n) for i in draws]).astype(float)
-        u, value, _ = huber.batched_lbfgs(
-            np.repeat(u_full[None, :], k, axis=0),
+        u0 = np.array(
+            [np.log(params[p]) if p in LOG_PARAMS else params[p] for p in free_params(law, tie)]
+        )
+        u, value, converged = huber.batched_lbfgs(
+            np.repeat(u0[None, :], len(counts), axis=0),
             law,
             positions(law, tie),
             _logs(N, D, R, loss),
-            weights,
+            counts.astype(float),
             ftol=BOOTSTRAP_FTOL,
             gtol=BOOTSTRAP_GTOL,
+            max_iter=BOOTSTRAP_MAX_ITER,
         )
-        ok = np.isfinite(value) & np.all(np.isfinite(u), axis=1)
-        fits = [_from_log_space(law, tie, row) for row in u[ok]]
-        failed = int(k - ok.sum())
-    else:
-        fits, failed = [], 0
-        for i in draws:
-            try:
-                fits.append(
-                    FITTERS[method](law, tie, N[i], D[i], None if R is None else R[i], loss[i])
-                )
-            except FitError:
-                failed += 1
+        ok = converged & np.isfinite(value) & np.all(np.isfinite(u), axis=1)
+        return [_from_log_space(law, tie, row) for row in u[ok]], int(len(counts) - ok.sum())
+    fits, failed = [], 0
+    for row in counts:
+        i = np.repeat(np.arange(len(loss)), row)
+        try:
+            fits.append(FITTERS[method](law, tie, N[i], D[i], None if R is None else R[i], loss[i]))
+        except FitError:
+            failed += 1
+    return fits, failed
+
+
+def bootstrap_summary(law: str, fits: Sequence[Mapping[str, float]], failed: int) -> dict:
+    """``failed``, the 95% percentile interval of each parameter (``ci95``) and every converged
+    resample's parameters (``samples``: one list per parameter), from which
+    ``predict_interval`` gives intervals for predictions."""
     if not fits:
-        raise FitError(f"all {k} bootstrap refits failed")
+        raise FitError(f"all {failed} bootstrap refits failed")
     samples = {p: [f[p] for f in fits] for p in PARAMS[law]}
     ci = {p: np.percentile(v, [2.5, 97.5]).tolist() for p, v in samples.items()}
-    return {"k": k, "seed": seed, "failed": failed, "ci95": ci, "samples": samples}
+    return {"failed": failed, "ci95": ci, "samples": samples}
 
 
 def predict_interval(
     fit: Mapping[str, Any], N: ArrayLike, D: ArrayLike, R: ArrayLike | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The 95% percentile band of the predictions of a fit's bootstrap samples (None: none)."""
+    """The 95% percentile band of the predictions of a fit's bootstrap samples, at arrays of
+    points (None: no samples). A conditional fit: ``predict_points_interval``."""
+    law, _, form = _fit_params(fit)
+    table = _sample_table(fit)
+    return None if table is None else _band(law, table, *_points(law, N, D, R), form=form)
+
+
+def predict_points_interval(
+    fit: Mapping[str, Any], frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``predict_interval`` for every row of a table (the columns: ``point_inputs``)."""
+    law, _, form = _fit_params(fit)
+    table = _sample_table(fit)
+    if table is None:
+        return None
+    return _band(law, table, *point_inputs(law, frame, fit.get("dropped") or ()), form=form)
+
+
+def _sample_table(fit: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+    """The bootstrap samples as (samples, 1) arrays per parameter; None without samples."""
     samples = (fit.get("bootstrap") or {}).get("samples")
     if not samples:
         return None
@@ -323,9 +461,25 @@ def predict_interval(
         raise InputError("fit bootstrap samples are not lists of numbers") from None
     if len({v.shape for v in table.values()}) != 1:
         raise InputError("fit bootstrap samples differ in length")
-    N_, D_, R_ = _points(law, N, D, R)
+    return table
+
+
+def _band(
+    law: str,
+    table: Mapping[str, np.ndarray],
+    N: np.ndarray,
+    D: np.ndarray,
+    R: np.ndarray | None,
+    variables: Mapping[str, np.ndarray] | None,
+    *,
+    form: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% band of the predictions of every sample: (samples, 1) parameters against
+    (1, points) inputs."""
+    R_ = None if R is None else R[None, :]
+    rows = None if variables is None else {name: v[None, :] for name, v in variables.items()}
     with np.errstate(all="ignore"):
-        preds = law_loss(law, table, N_[None, :], D_[None, :], None if R_ is None else R_[None, :])
+        preds = law_loss(law, table, N[None, :], D[None, :], R_, variables=rows, form=form)
     lo, hi = np.nanpercentile(preds, [2.5, 97.5], axis=0)
     return lo, hi
 
@@ -399,13 +553,38 @@ def positive(name: str, values: ArrayLike) -> np.ndarray:
 
 
 def _points(
-    law: str, N: ArrayLike, D: ArrayLike, R: ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Checked float arrays; R only for the inference law, which needs it."""
+    law: str,
+    N: ArrayLike,
+    D: ArrayLike,
+    R: ArrayLike | None,
+    variables: Mapping[str, ArrayLike] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray] | None]:
+    """Checked float arrays; R only for the inference law, the variables only for the
+    conditional law, which need them."""
     if law == "inference" and R is None:
         raise InputError("the inference law needs R = d_model / n_layers")
+    if law == "conditional" and variables is None:
+        raise InputError(NEEDS_VARIABLES)
     R_ = positive("R = d_model / n_layers", R) if law == "inference" else None
-    return positive("N", N), positive("D", D), R_
+    variables_ = None
+    if law == "conditional":
+        variables_ = {name: positive(name, v) for name, v in variables.items()}
+    return positive("N", N), positive("D", D), R_, variables_
+
+
+def _fit_params(fit: Mapping[str, Any]) -> tuple[str, dict[str, float], str]:
+    """A fit result's law, parameters and form (the conditional law's; else the default),
+    checked."""
+    law, params = fit.get("law"), fit.get("params")
+    _check_choice("fit law", law, LAWS)
+    if not isinstance(params, Mapping) or set(params) != set(PARAMS[law]):
+        raise InputError(f"fit params must be exactly {', '.join(PARAMS[law])} for the {law} law")
+    form = fit.get("form") or "multiplicative"
+    if law == "conditional":
+        from infscale.fit.conditional import check_form
+
+        check_form(form)
+    return law, {p: float(params[p]) for p in PARAMS[law]}, form
 
 
 def _huber_objective(

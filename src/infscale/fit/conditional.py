@@ -1,0 +1,432 @@
+"""The follow-up's conditional scaling law (FACTS.md, "The follow-up"), written once, and its fits.
+
+Multiplicative form (default), the paper's:
+    L = (1 + a1·ln x + a2/x) · (1 + b1·ln r + b2/r) · (E + A·N^-alpha + B·D^-beta)
+Additive form, its variant:
+    L = E + A·N^-alpha + B·D^-beta + a1·ln x + a2/x + b1·ln r + b2/r
+
+x = d_model / sqrt(N_nonemb) is the width relative to the size (N_nonemb = N - 2·V·d_model, the
+count without the untied embeddings) and r the MLP-to-attention parameter ratio per layer; N in
+the Chinchilla part is the total count, as in the other two laws. The paper's a0 and b0 are fixed
+at 1: they only scale the whole product, which E, A and B already do, so fitting them would leave
+a flat direction. Each factor is U-shaped when its two coefficients are positive: d/dx (a1·ln x +
+a2/x) = a1/x - a2/x² vanishes at x* = a2/a1, a minimum (``x_opt``, ``r_opt`` in a fit).
+
+A factor whose variable hardly varies over the fit points (max/min under ``MIN_SPREAD``) cannot
+be told apart from E: it is dropped, its coefficients fixed at 0 and not fitted.
+
+Both fits start from a Chinchilla fit of the same points (Chinchilla's huber method, robust),
+the shape coefficients from 0: ``lm`` is curve_fit (Levenberg-Marquardt, as the follow-up fits);
+``huber`` minimises Huber(1e-3) of log L - log L̂ from the Chinchilla optimum combined with
+every point of ``SHAPE_STARTS`` and keeps the best, by infscale.fit.huber's batched L-BFGS
+(analytic gradient; all starts, or all bootstrap resamples, at once: one scipy L-BFGS-B run per
+start was ten times slower here, its BLAS threads fighting over two cores).
+
+A free vector ``u`` holds log A, log B, log E and the other free parameters raw (the shape
+coefficients can be negative); ``where`` maps each parameter to its column (beta tied: alpha's).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from infscale.errors import InputError
+from infscale.fit import huber, laws
+from infscale.fit.huber import DELTA
+from infscale.shapes import ffn_hidden
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# (N, D, {factor: variable} of the factors kept, log loss): what the huber objective reads.
+Data = tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray], np.ndarray]
+
+FORMS = ("multiplicative", "additive")
+PARAMS = laws.PARAMS["conditional"]
+CHINCHILLA = laws.PARAMS["chinchilla"]
+# Factor -> its variable's symbol and its (ln v, 1/v) coefficients.
+FACTORS: dict[str, tuple[str, str, str]] = {
+    "width": ("x", "a1", "a2"),
+    "mlp_ratio": ("r", "b1", "b2"),
+}
+SHAPE_COEFS = tuple(c for _, *coefs in FACTORS.values() for c in coefs)
+OPTIMA = {"width": "x_opt", "mlp_ratio": "r_opt"}
+LOG_PARAMS = ("A", "B", "E")  # optimised as logs by the huber method
+# A variable must vary by this factor (max/min) over the fit points to keep its factor. The
+# open_lm width rounding alone moves r by up to 1.125x at multiple_of 16 (2.0 to 2.25 on the
+# default grid), which is not a design variable: a factor fitted to it would fit rounding noise.
+MIN_SPREAD = 1.25
+# Every shape coefficient kept starts at each of these (3^4 = 81 starts with both factors), so
+# that a U (both coefficients > 0), a factor monotone either way and no factor each have a start
+# near them. Starts where a factor is <= 0 at some point (infinite objective) are left out.
+SHAPE_STARTS = (-0.1, 0.0, 0.1)
+# curve_fit's evaluation budget for an lm bootstrap refit, warm-started at the full fit: most
+# need a few hundred; one that needs more is drifting along a direction its resample does not
+# pin down (few runs drawn, up to 9 parameters) and is counted failed. (The full fit: MAXFEV.)
+BOOTSTRAP_MAXFEV = 5000
+
+
+# ---------------------------------------------------------------- the variables
+
+
+def width(N: np.ndarray, d_model: np.ndarray, vocab_size: np.ndarray) -> np.ndarray:
+    """x = d_model / sqrt(N - 2·V·d_model): the embeddings (in and out, untied, as
+    shapes.param_count counts them) do not grow with depth, so the follow-up leaves them out."""
+    non_embedding = np.asarray(N, float) - 2.0 * np.asarray(vocab_size, float) * d_model
+    bad = ~(non_embedding > 0)
+    if bad.any():
+        raise InputError(
+            f"N - 2·vocab_size·d_model (the non-embedding count) is not positive for "
+            f"{int(bad.sum())} row(s)"
+        )
+    return np.asarray(d_model, float) / np.sqrt(non_embedding)
+
+
+def mlp_ratio(
+    d_model: np.ndarray,
+    ffn: np.ndarray,
+    n_heads: np.ndarray | None = None,
+    n_kv_heads: np.ndarray | None = None,
+    head_dim: np.ndarray | None = None,
+) -> np.ndarray:
+    """r = MLP / attention parameters per layer = 3·d·f / (d·hd·(2H + 2K)) (SwiGLU; q and o
+    H·hd·d each, k and v K·hd·d each). Defaults K = H, hd = d/H: r = 3f / 4d, whatever H."""
+    d = np.asarray(d_model, float)
+    heads = np.ones_like(d) if n_heads is None else np.asarray(n_heads, float)
+    kv = heads if n_kv_heads is None else np.asarray(n_kv_heads, float)
+    hd = d / heads if head_dim is None else np.asarray(head_dim, float)
+    return 3.0 * d * np.asarray(ffn, float) / (d * hd * (2.0 * heads + 2.0 * kv))
+
+
+def factor_variables(
+    frame: pd.DataFrame, names: Sequence[str] = tuple(FACTORS)
+) -> dict[str, np.ndarray]:
+    """Each named factor's variable, from a table of points.
+
+    width: N, d_model, vocab_size. mlp_ratio: d_model and ffn_hidden (or multiple_of, for the
+    open_lm width), n_heads where n_kv_heads or head_dim is given. An InputError names a
+    missing column or a bad value.
+    """
+    out: dict[str, np.ndarray] = {}
+    if "width" in names:
+        N, d, V = _columns(frame, ("N", "d_model", "vocab_size"), "width factor")
+        out["width"] = width(N, d, V)
+    if "mlp_ratio" in names:
+        (d,) = _columns(frame, ("d_model",), "MLP-ratio factor")
+        if "ffn_hidden" in frame.columns or "multiple_of" not in frame.columns:
+            (ffn,) = _columns(frame, ("ffn_hidden",), "MLP-ratio factor")
+        else:
+            (m,) = _columns(frame, ("multiple_of",), "MLP-ratio factor")
+            ffn = np.array([ffn_hidden(int(a), int(b)) for a, b in zip(d, m, strict=True)], float)
+        given = [c for c in ("n_kv_heads", "head_dim") if c in frame.columns]
+        heads = ["n_heads"] if given or "n_heads" in frame.columns else []
+        extra = dict(
+            zip(heads + given, _columns(frame, (*heads, *given), "MLP-ratio factor"), strict=True)
+        )
+        out["mlp_ratio"] = mlp_ratio(d, ffn, **extra)
+    return out
+
+
+def _columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> list[np.ndarray]:
+    return laws.table_columns(frame, names, f"the conditional law's {what}")
+
+
+def dropped_factors(variables: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+    """The factors whose variable varies by less than MIN_SPREAD (max/min) over the points."""
+    return tuple(name for name, v in variables.items() if np.max(v) < MIN_SPREAD * np.min(v))
+
+
+def drop_warnings(variables: Mapping[str, np.ndarray], dropped: Sequence[str]) -> list[str]:
+    lines = []
+    for name in dropped:
+        symbol, c_log, c_inv = FACTORS[name]
+        v = variables[name]
+        lines.append(
+            f"the {name} factor is dropped ({c_log} = {c_inv} = 0): {symbol} varies only "
+            f"{np.max(v) / np.min(v):.3g}x over the fit points, under {MIN_SPREAD}x"
+        )
+    return lines
+
+
+# ---------------------------------------------------------------- the law
+
+
+def conditional_loss(
+    form: str,
+    params: Mapping[str, Any],
+    N: np.ndarray,
+    D: np.ndarray,
+    variables: Mapping[str, np.ndarray],
+) -> np.ndarray:
+    """The loss the law predicts; a factor absent from ``variables`` (dropped) contributes
+    nothing. Broadcasts: params may be (samples, 1) arrays against (1, points) inputs."""
+    base = laws.chinchilla_loss(N, D, *(params[p] for p in CHINCHILLA))
+    terms = {name: _term(params, name, v) for name, v in variables.items()}
+    return _combine(form, base, terms)[0]
+
+
+def _term(params: Mapping[str, Any], name: str, v: np.ndarray) -> np.ndarray:
+    _, c_log, c_inv = FACTORS[name]
+    return params[c_log] * np.log(v) + params[c_inv] / v
+
+
+def _combine(
+    form: str, base: np.ndarray, terms: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, Any, dict[str, Any]]:
+    """L̂ from the Chinchilla part and the shape terms, with dL̂/d(base) and dL̂/d(each term)."""
+    if form == "additive":
+        return base + sum(terms.values()), 1.0, dict.fromkeys(terms, 1.0)
+    factors = {name: 1.0 + t for name, t in terms.items()}
+    scale = math.prod(factors.values(), start=1.0)
+    pred = base * scale
+    return pred, scale, {name: base * scale / f for name, f in factors.items()}
+
+
+def factor_optimum(c_log: float, c_inv: float) -> float | None:
+    """argmin of c_log·ln v + c_inv/v: c_inv / c_log when both are positive (a U), else None
+    (monotone, or a maximum)."""
+    return c_inv / c_log if c_log > 0 and c_inv > 0 else None
+
+
+def optima(params: Mapping[str, float], dropped: Sequence[str]) -> dict[str, float | None]:
+    """x_opt and r_opt (for each factor kept) of fitted parameters."""
+    return {
+        OPTIMA[name]: factor_optimum(params[c_log], params[c_inv])
+        for name, (_, c_log, c_inv) in FACTORS.items()
+        if name not in dropped
+    }
+
+
+def free_params(tie: str, dropped: Sequence[str] = ()) -> tuple[str, ...]:
+    """The parameters fitted: the tie mode's, less the coefficients of dropped factors."""
+    fixed = {c for name in dropped for c in FACTORS[name][1:]}
+    return tuple(p for p in laws.free_params("conditional", tie) if p not in fixed)
+
+
+def positions(tie: str, dropped: Sequence[str] = ()) -> dict[str, int]:
+    """Each fitted parameter's column in the free vector (beta tied: alpha's)."""
+    free = free_params(tie, dropped)
+    tied = laws.TIED[tie]
+    return {p: free.index("alpha" if p in tied else p) for p in PARAMS if p in free or p in tied}
+
+
+def expand(tie: str, dropped: Sequence[str], theta: Sequence[float]) -> dict[str, float]:
+    """All nine parameters from a free vector of raw values (dropped coefficients: 0)."""
+    where = positions(tie, dropped)
+    return {p: float(theta[where[p]]) if p in where else 0.0 for p in PARAMS}
+
+
+def check_form(form: str) -> None:
+    if form not in FORMS:
+        raise InputError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+
+
+# ---------------------------------------------------------------- the fits
+
+
+def fit(
+    form: str,
+    tie: str,
+    method: str,
+    N: np.ndarray,
+    D: np.ndarray,
+    variables: Mapping[str, np.ndarray],
+    loss: np.ndarray,
+) -> tuple[dict[str, float], tuple[str, ...]]:
+    """The fitted parameters and the factors dropped (see the module docstring)."""
+    check_form(form)
+    dropped = dropped_factors(variables)
+    kept = {n: v for n, v in variables.items() if n not in dropped}
+    return FITTERS[method](form, tie, dropped, N, D, kept, loss), dropped
+
+
+def fit_lm(
+    form: str,
+    tie: str,
+    dropped: Sequence[str],
+    N: np.ndarray,
+    D: np.ndarray,
+    kept: Mapping[str, np.ndarray],
+    loss: np.ndarray,
+    start: Mapping[str, float] | None = None,
+    maxfev: int = laws.MAXFEV,
+) -> dict[str, float]:
+    """curve_fit (LM) on the raw loss from ``start``; by default a Chinchilla huber fit of the
+    same points with the shape coefficients at 0 (the law at a0 = b0 = 1 is then Chinchilla's
+    exactly, so LM starts on the right scale, where all-ones would not). FitError when LM
+    stops without a finite fit or runs out of its ``maxfev`` evaluations."""
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    if start is None:
+        chinchilla = laws.fit_huber("chinchilla", tie, N, D, None, loss)
+        start = chinchilla | dict.fromkeys(SHAPE_COEFS, 0.0)
+    free = free_params(tie, dropped)
+
+    def model(_index: np.ndarray, *theta: float) -> np.ndarray:  # xdata: the points, by index
+        return conditional_loss(form, expand(tie, dropped, theta), N, D, kept)
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", OptimizeWarning)
+        try:
+            theta, _ = curve_fit(
+                model,
+                np.arange(len(loss)),
+                loss,
+                p0=[start[p] for p in free],
+                method="lm",
+                maxfev=maxfev,
+            )
+        except (RuntimeError, ValueError) as err:
+            raise laws.FitError(
+                f"the lm fit did not converge: {' '.join(str(err).split())}"
+            ) from None
+    if not np.all(np.isfinite(theta)):
+        raise laws.FitError("the lm fit did not converge: non-finite parameters")
+    return expand(tie, dropped, theta)
+
+
+def fit_huber(
+    form: str,
+    tie: str,
+    dropped: Sequence[str],
+    N: np.ndarray,
+    D: np.ndarray,
+    kept: Mapping[str, np.ndarray],
+    loss: np.ndarray,
+) -> dict[str, float]:
+    """Huber(1e-3) on log L - log L̂ by L-BFGS from the Chinchilla huber optimum combined with
+    every point of SHAPE_STARTS (all at once, infscale.fit.huber.best_optimum); the best runs
+    are polished to precision and the lowest objective is kept."""
+    where = positions(tie, dropped)
+    u_chin, _ = laws.huber_optimum("chinchilla", tie, N, D, None, loss)
+    base = np.zeros(len(free_params(tie, dropped)))
+    for p, j in laws.positions("chinchilla", tie).items():
+        base[where[p]] = u_chin[j]
+    coefs = sorted({where[c] for name in kept for c in FACTORS[name][1:]})
+    starts = np.repeat(base[None, :], len(SHAPE_STARTS) ** len(coefs), axis=0)
+    starts[:, coefs] = list(itertools.product(SHAPE_STARTS, repeat=len(coefs)))
+    u, value = huber.best_optimum(objective(form, where, (N, D, kept, np.log(loss))), starts)
+    if not np.isfinite(value) or not np.all(np.isfinite(u)):
+        raise laws.FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
+    return _from_u(tie, dropped, u)
+
+
+FITTERS = {"lm": fit_lm, "huber": fit_huber}
+
+
+def objective(form: str, where: Mapping[str, int], data: Data) -> huber.Objective:
+    """:func:`huber_objective` on these points, as infscale.fit.huber.lbfgs takes it."""
+
+    def f_and_g(u: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        return huber_objective(u, form, where, data, weights)
+
+    return f_and_g
+
+
+def huber_objective(
+    u: np.ndarray,
+    form: str,
+    where: Mapping[str, int],
+    data: Data,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of Huber(log L - log L̂) (weighted: bootstrap counts) and its gradient, for rows of
+    free vectors ``u`` (S, p); ``weights`` (S, n) or None.
+
+    ``data`` = (N, D, {factor: variable} of the factors kept, log loss). A row where L̂ <= 0 at
+    some point (a factor can go negative) has the value inf, which the line search backs off.
+    """
+    N, D, kept, log_loss = data
+    u = np.asarray(u, dtype=float)
+    col = {p: u[:, j, None] for p, j in where.items()}
+    log_n, log_d = np.log(N), np.log(D)
+    with np.errstate(all="ignore"):
+        t_a = np.exp(col["A"] - col["alpha"] * log_n)
+        t_b = np.exp(col["B"] - col["beta"] * log_d)
+        t_e = np.exp(col["E"])
+        terms = {name: _term(col, name, v) for name, v in kept.items()}
+        pred, d_base, d_terms = _combine(form, t_a + t_b + t_e, terms)
+        outside = ~np.all((pred > 0) & np.isfinite(pred), axis=1)
+        resid = log_loss - np.log(pred)
+    c = np.clip(resid, -DELTA, DELTA)
+    cw = c if weights is None else c * weights
+    value = np.sum(cw * (resid - 0.5 * c), axis=1)
+    g = -cw / pred  # d value / d L̂ at each point
+    g_base = g * d_base
+    grad = np.zeros_like(u)
+    for p, dp in (
+        ("A", np.sum(g_base * t_a, axis=1)),
+        ("alpha", -(g_base * t_a) @ log_n),
+        ("B", np.sum(g_base * t_b, axis=1)),
+        ("beta", -(g_base * t_b) @ log_d),
+        ("E", np.sum(g_base, axis=1) * t_e[:, 0]),
+    ):
+        grad[:, where[p]] += dp
+    for name, v in kept.items():
+        _, c_log, c_inv = FACTORS[name]
+        g_term = g * d_terms[name]
+        grad[:, where[c_log]] += g_term @ np.log(v)
+        grad[:, where[c_inv]] += g_term @ (1.0 / v)
+    value[outside], grad[outside] = np.inf, 0.0
+    return value, grad
+
+
+def _from_u(tie: str, dropped: Sequence[str], u: np.ndarray) -> dict[str, float]:
+    free = free_params(tie, dropped)
+    return expand(
+        tie, dropped, [np.exp(v) if p in LOG_PARAMS else v for p, v in zip(free, u, strict=True)]
+    )
+
+
+def _to_u(tie: str, dropped: Sequence[str], params: Mapping[str, float]) -> np.ndarray:
+    return np.array(
+        [np.log(params[p]) if p in LOG_PARAMS else params[p] for p in free_params(tie, dropped)]
+    )
+
+
+def refits(
+    form: str,
+    tie: str,
+    method: str,
+    dropped: Sequence[str],
+    N: np.ndarray,
+    D: np.ndarray,
+    kept: Mapping[str, np.ndarray],
+    loss: np.ndarray,
+    counts: np.ndarray,
+    params: Mapping[str, float],
+) -> tuple[list[dict[str, float]], int]:
+    """Refit each resample (a row of point counts) from the full fit ``params``, with the full
+    fit's dropped factors; (the fits, how many failed). huber: all resamples at once, the counts
+    weighting the Huber terms, to the tolerances laws uses for its bootstraps; a row that does
+    not converge or ends non-finite fails. lm: curve_fit on the drawn points within
+    BOOTSTRAP_MAXFEV evaluations; a FitError fails."""
+    fits, failed = [], 0
+    if method == "huber":
+        where, u0 = positions(tie, dropped), _to_u(tie, dropped, params)
+        u, value, converged = huber.lbfgs(
+            objective(form, where, (N, D, kept, np.log(loss))),
+            np.repeat(u0[None, :], len(counts), axis=0),
+            counts.astype(float),
+            ftol=laws.BOOTSTRAP_FTOL,
+            gtol=laws.BOOTSTRAP_GTOL,
+            max_iter=laws.BOOTSTRAP_MAX_ITER,
+        )
+        ok = converged & np.isfinite(value) & np.all(np.isfinite(u), axis=1)
+        return [_from_u(tie, dropped, row) for row in u[ok]], int(len(counts) - ok.sum())
+    for row in counts:
+        i = np.repeat(np.arange(len(loss)), row)
+        drawn = {n: v[i] for n, v in kept.items()}
+        try:
+            fits.append(
+                fit_lm(form, tie, dropped, N[i], D[i], drawn, loss[i], params, BOOTSTRAP_MAXFEV)
+            )
+        except laws.FitError:
+            failed += 1
+    return fits, failed
