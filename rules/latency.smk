@@ -3,7 +3,8 @@
 # a function: a command that runs no job, such as `snakemake --report`, then needs no --cores).
 # latency.interleave: one job times every shape, trials interleaved, so that a machine whose
 # speed drifts between minutes slows all shapes alike; otherwise one job per shape (a cluster's
-# dedicated GPU, where a shape added later is timed alone).
+# dedicated GPU, where a shape added later is timed alone). Both run the same script: the
+# config's latency section becomes the protocol in one place (infscale.latency.protocol).
 from dataclasses import asdict
 
 if LATENCY["interleave"]:
@@ -38,24 +39,11 @@ else:
             "../envs/latency.yaml"
         threads: lambda wildcards: workflow.cores
         params:
-            shape=lambda wildcards: SHAPES[wildcards.shape],
+            shapes=lambda wildcards: [asdict(SHAPES[wildcards.shape])],
             protocol=LATENCY,
-            sampling=sampling_args(LATENCY),
-            max_cv=f"--max-cv {LATENCY['max_cv']}" if LATENCY["max_cv"] else "",
             seed=config["seed"],
-        shell:
-            "infscale latency --d-model {params.shape.d_model} --n-layers {params.shape.n_layers}"
-            " --n-heads {params.shape.n_heads} --vocab-size {params.shape.vocab_size}"
-            " --multiple-of {params.shape.multiple_of}"
-            " --input-tokens {params.protocol[input_tokens]}"
-            " --output-tokens {params.protocol[output_tokens]}"
-            " --batch-size {params.protocol[batch_size]} --trials {params.protocol[trials]}"
-            " --warmup {params.protocol[warmup]} --dtype {params.protocol[dtype]}"
-            " --device {params.protocol[device]} --threads {threads} --seed {params.seed}"
-            " --backend {params.protocol[backend]}"
-            " --max-position {params.protocol[max_position]}"
-            " --max-repeats {params.protocol[max_repeats]} {params.max_cv}"
-            " {params.sampling} --out {output} > {log} 2>&1"
+        script:
+            "../workflow/scripts/latency_shapes.py"
 
 
 # Paper Fig. 3: latency vs n_layers, vs d_model, and vs R at about fixed N. Each sweep's shapes
@@ -134,6 +122,29 @@ rule latency_model:
         "../envs/latency.yaml"
     script:
         "../workflow/scripts/latency_model.py"
+
+
+# The trained candidates timed from their checkpoints, each interleaved with a random-init twin of
+# its architecture in one job; trained.csv says whether the weights changed the time beyond the
+# noise (infscale.latency.trained).
+rule latency_trained:
+    input:
+        lambda wc: candidate_files("results/runs/candidates/{name}/model", wc),
+    output:
+        "results/latency/trained.csv",
+    log:
+        "results/logs/latency/trained.log",
+    benchmark:
+        "results/benchmarks/latency_trained.tsv"
+    conda:
+        "../envs/latency.yaml"
+    threads: lambda wildcards: workflow.cores
+    params:
+        shapes={run.variant: asdict(run.shape) for run in candidate_runs(config)},
+        protocol=LATENCY,
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/latency_trained.py"
 
 
 rule latency_all:

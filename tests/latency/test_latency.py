@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from infscale.errors import InputError
-from infscale.latency.measure import measure_latency, summarize
+from infscale.latency.measure import Item, _rounds, measure_interleaved, measure_latency, summarize
+from infscale.latency.protocol import Protocol
 from infscale.shapes import Shape
 
 SHAPE = Shape(32, 2, 4, 300, 16)
@@ -31,6 +32,7 @@ def test_measures_the_protocol(do_sample):
     assert result["N"] == SHAPE.n_params
     assert result["dtype"] == "float32"
     assert result["versions"]["torch"]
+    assert result["cv_basis"] == "absolute" and result["reference"] is None
 
 
 @pytest.mark.parametrize(
@@ -48,29 +50,34 @@ def test_bad_protocol_rejected(kwargs, message):
 
 
 def test_interleaved_items_each_get_their_trials_and_batch():
-    from infscale.latency.measure import Protocol, measure_interleaved
-
     protocol = Protocol(input_tokens=8, output_tokens=4, trials=2, warmup=0, do_sample=False)
     other = Shape(32, 1, 4, 300, 16)
-    results = measure_interleaved([(SHAPE, 1), (other, 1), (SHAPE, 3)], protocol)
+    items = [Item(SHAPE, 1), Item(other, 1), Item(SHAPE, 3, name="b3")]
+    results = measure_interleaved(items, protocol)
     assert [r["shape"] for r in results] == [SHAPE.label, other.label, SHAPE.label]
     assert [r["batch_size"] for r in results] == [1, 1, 3]
     for r in results:
         assert len(r["trials_s"]) == 2 and r["ttft_s"] > 0
         assert r["tokens_per_s"] == pytest.approx(r["batch_size"] * 4 / r["median_s"])
         assert r["flagged"] is False and r["repeats"] == 0
+        assert r["cv_basis"] == "relative" and r["relative_cv"] >= 0
+        assert r["reference"] in {SHAPE.label, other.label, "b3"}
+        assert r["architecture"] == "LlamaForCausalLM" and r["weights"] == "random"
 
 
 def test_interleaving_order_is_round_robin():
-    from infscale.latency.measure import _rounds
-
     order = []
 
     def call(name):
         return lambda new_tokens, batch: order.append(name) or 1.0
 
-    _rounds([(call("A"), 1), (call("B"), 1), (call("C"), 1)], 4, 3)
+    calls = [(call("A"), 1), (call("B"), 1), (call("C"), 1)]
+    assert _rounds(calls, 4, 3).shape == (3, 3)
     assert "".join(order) == "ABCABCABC"
+    order.clear()
+    times = _rounds(calls, 4, 2, timed=[0, 2])
+    assert "".join(order) == "ACAC"
+    assert np.isnan(times[1]).all() and np.isfinite(times[[0, 2]]).all()
 
 
 def test_noisy_measurement_is_repeated_then_flagged():
@@ -82,6 +89,8 @@ def test_noisy_measurement_is_repeated_then_flagged():
     assert result["median_s"] == np.median(result["trials_s"])
     assert result["flagged"] is True
     assert result["max_cv"] == 1e-9
+    assert result["cv_basis"] == "absolute"  # timed alone: no reference
+    assert result["relative_cv"] is None and result["reference"] is None
 
 
 def test_position_limit_and_backend_checked():
@@ -101,8 +110,18 @@ def test_vllm_backend_skipped_with_one_line_where_unfit():
 
 
 def test_protocol_from_config_takes_protocol_keys_only(default_config):
-    from infscale.latency.measure import Protocol
-
     protocol = Protocol.from_config(default_config["latency"], seed=3)
     assert protocol.input_tokens == 128 and protocol.output_tokens == 256
     assert protocol.seed == 3 and protocol.backend == "hf"
+    assert protocol.max_cv == default_config["latency"]["max_cv"]
+    assert protocol.max_repeats == default_config["latency"]["max_repeats"]
+
+
+def test_protocol_from_config_fills_defaults_and_rejects_unknown_keys():
+    protocol = Protocol.from_config({"trials": 3, "interleave": True})
+    assert protocol == Protocol(trials=3)
+    assert protocol.max_cv is None and protocol.max_repeats == 0
+    with pytest.raises(InputError, match=r"unknown latency setting.*trails"):
+        Protocol.from_config({"trails": 3})
+    with pytest.raises(InputError, match="max_cv"):
+        Protocol.from_config({"max_cv": 0})

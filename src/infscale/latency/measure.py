@@ -1,17 +1,33 @@
 """Generation latency as the paper measured it (FACTS.md, "Latency protocol").
 
 A randomly initialised model of the shape is enough: latency depends on the shape, not the
-weights. Batch of random prompts of exactly ``input_tokens``; exactly ``output_tokens`` new
-tokens (min = max, EOS never ends a trial early); one or more warm-up calls, then timed trials
-on a monotonic clock with device synchronisation. The time to first token is the same call with
-one new token.
+weights (``latency.trained`` checks that on the trained candidates). Batch of random prompts of
+exactly ``input_tokens``; exactly ``output_tokens`` new tokens (min = max, EOS never ends a trial
+early); one or more warm-up calls, then timed trials on a monotonic clock with device
+synchronisation. The time to first token is the same call with one new token.
 
-Several measurements (shapes, or batch sizes of one shape) are timed *interleaved*: trial 1 of
-A, B, C, then trial 2 of A, B, C, ..., so that a slow drift of the machine (another process,
-thermal throttling) hits every measurement alike instead of biasing whichever ran last. A
-measurement whose coefficient of variation exceeds ``max_cv`` is timed again (at most
-``max_repeats`` times, again interleaved with the other noisy ones, the new trials pooled with
-the old) and flagged if it stays noisy.
+Several measurements (shapes, batch sizes of one shape, a checkpoint and its random twin) are
+timed *interleaved*: trial 1 of A, B, C, then trial 2 of A, B, C, ..., so that a slow drift of
+the machine (another process, thermal throttling, a VM's share of its host) hits every
+measurement alike instead of biasing whichever ran last.
+
+Noise is judged on what interleaving leaves. A drift that slows a whole round shows in every
+measurement's own spread (on this project's VM the speed drifts ~25 % within minutes, so every
+shape's CV across rounds exceeded 0.1), but it cancels in the ratio of two measurements of the
+same round. So each measurement is compared with a *reference* timed in the same rounds, and
+its noise is the CV across rounds of its time over the reference's (``relative_cv``,
+``cv_basis: "relative"``). The reference is the measurement of median time, not the first: its
+mix of fixed overhead and arithmetic is the most typical of the set, so a drift that slows the
+two unequally (frequency scaling barely touches memory stalls) distorts the fewest ratios; the
+reference itself is compared with the measurement its ratio with is steadiest, so that one noisy
+neighbour does not flag it. A caller may pair
+measurements instead (``references``: a checkpoint with its twin). A measurement timed alone has
+no reference and falls back to the CV of its own times (``cv_basis: "absolute"``).
+
+A measurement whose CV exceeds ``max_cv`` is timed again for another ``trials`` rounds (at
+most ``max_repeats`` times), together with its reference and the other noisy ones, the new
+trials pooled with the old; still above: ``flagged``. The absolute median stays the reported
+latency (the paper's quantity); the relative CV only says whether to trust it.
 
 Two backends: ``hf`` (transformers ``generate``, the paper's) and ``vllm`` (Appendix D; needs
 vLLM and a GPU, and says so on one line where either is missing).
@@ -29,14 +45,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import PreTrainedModel
 
 from infscale.errors import InputError
+from infscale.latency.protocol import Protocol
 from infscale.provenance import device_name, versions
 from infscale.shapes import Shape
-from infscale.train.model import build_model
+from infscale.train.model import build_model, open_lm_init
 
-BACKENDS = ("hf", "vllm")
-DEFAULT_MAX_POSITION = 2048  # the paper's context length
+WEIGHTS = ("random", "trained")
 
 
 class BackendUnavailable(InputError):
@@ -44,115 +61,128 @@ class BackendUnavailable(InputError):
 
 
 @dataclass(frozen=True)
-class Protocol:
-    """Everything a latency number depends on besides the shape."""
+class Item:
+    """One measurement: a model of ``shape`` timed at ``batch_size``.
 
-    input_tokens: int = 128
-    output_tokens: int = 256
-    batch_size: int = 1
-    trials: int = 5
-    warmup: int = 1
-    dtype: str = "auto"
-    do_sample: bool = True
-    temperature: float = 0.8
-    top_p: float = 0.95
-    device: str = "auto"
-    seed: int = 0
-    backend: str = "hf"
-    max_position: int = DEFAULT_MAX_POSITION
+    Without ``checkpoint``: the paper's random ``LlamaForCausalLM`` of the shape. With one (a
+    ``save_pretrained`` directory): its architecture, with its own weights (``weights="trained"``)
+    or fresh ones (``"random"``, the twin a checkpoint is compared with). ``name`` labels it
+    (default: the shape's label).
+    """
 
-    def check(self) -> None:
-        for name in ("input_tokens", "output_tokens", "batch_size", "trials", "max_position"):
-            value = getattr(self, name)
-            if value <= 0:
-                raise InputError(f"{name} must be positive, got {value}")
-        if self.warmup < 0:
-            raise InputError(f"warmup must be >= 0, got {self.warmup}")
-        if self.input_tokens + self.output_tokens > self.max_position:
-            raise InputError(
-                f"input_tokens + output_tokens = {self.input_tokens + self.output_tokens} "
-                f"exceeds the position limit {self.max_position}"
-            )
-        if self.backend not in BACKENDS:
-            raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        _resolve_dtype(self.dtype, "cpu")  # checks the name
+    shape: Shape
+    batch_size: int
+    checkpoint: str | None = None
+    weights: str = "random"
+    name: str | None = None
 
-    @classmethod
-    def from_config(cls, latency: dict[str, Any], seed: int = 0) -> Protocol:
-        """The protocol of a config's ``latency`` section."""
-        keys = cls.__dataclass_fields__.keys() - {"seed"}
-        return cls(seed=seed, **{k: latency[k] for k in keys if k in latency})
+    def __post_init__(self) -> None:
+        if self.weights not in WEIGHTS:
+            raise InputError(f"weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
+        if self.weights == "trained" and self.checkpoint is None:
+            raise InputError("trained weights need a checkpoint directory")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.shape.label
 
 
-def measure_latency(
-    shape: Shape,
-    *,
-    input_tokens: int = 128,
-    output_tokens: int = 256,
-    batch_size: int = 1,
-    trials: int = 5,
-    warmup: int = 1,
-    dtype: str = "auto",
-    do_sample: bool = True,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    device: str = "auto",
-    seed: int = 0,
-    backend: str = "hf",
-    max_position: int = DEFAULT_MAX_POSITION,
-    max_cv: float | None = None,
-    max_repeats: int = 0,
-) -> dict[str, Any]:
-    """Time ``generate`` for one shape; also the time to first token (one new token)."""
-    protocol = Protocol(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        batch_size=batch_size,
-        trials=trials,
-        warmup=warmup,
-        dtype=dtype,
-        do_sample=do_sample,
-        temperature=temperature,
-        top_p=top_p,
-        device=device,
-        seed=seed,
-        backend=backend,
-        max_position=max_position,
-    )
-    return measure_interleaved(
-        [(shape, batch_size)], protocol, max_cv=max_cv, max_repeats=max_repeats
-    )[0]
+def cv(values: np.ndarray) -> float:
+    """Sample coefficient of variation of the finite values (0 for fewer than two)."""
+    values = values[np.isfinite(values)]
+    return float(values.std(ddof=1) / values.mean()) if len(values) > 1 else 0.0
+
+
+def absolute_cv(times: np.ndarray) -> np.ndarray:
+    """Per item (row of ``times``: items × rounds, NaN where not timed), the CV of its times."""
+    return np.array([cv(row) for row in times])
+
+
+def relative_times(times: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Each item's time over its reference's time in the same round, in which a factor common
+    to the round (the machine's drift) cancels. ``times``: items × rounds, NaN where an item sat
+    a round out; ``references[i]``: the row item i is divided by."""
+    return times / times[np.asarray(references)]
+
+
+def relative_cv(times: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Per item, the CV across rounds of its relative time: the noise the drift does not explain."""
+    return absolute_cv(relative_times(times, references))
+
+
+def relative_median(times: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Per item, the median across rounds of its relative time: how much slower than its
+    reference it is, free of the drift (a ratio of the two medians may take them from rounds of
+    different speed)."""
+    return np.nanmedian(relative_times(times, references), axis=1)
+
+
+def pick_references(times: np.ndarray) -> np.ndarray:
+    """Each item's reference (``times``: items × rounds, at least two items): the item of median
+    time (the lower one for an even count); for that item, the other item its ratio with is
+    steadiest. A ratio carries the noise of both its items, so the median item, compared with
+    one noisy neighbour, would look noisy itself; compared with its steadiest partner it is
+    flagged only when it is noisy against every other item."""
+    if len(times) < 2:
+        raise ValueError("a reference needs at least two items")
+    ref = int(np.argsort(np.nanmedian(times, axis=1), kind="stable")[(len(times) - 1) // 2])
+    against = absolute_cv(times[ref] / times)
+    against[ref] = np.inf
+    references = np.full(len(times), ref)
+    references[ref] = int(np.argmin(against))
+    return references
+
+
+def measure_latency(shape: Shape, *, seed: int = 0, **latency: Any) -> dict[str, Any]:
+    """Time ``generate`` for one shape (and its time to first token) under the protocol of a
+    config-style ``latency`` section (``infscale latency``: its flags are that section)."""
+    return measure_shapes([shape], Protocol.from_config(latency, seed=seed))[0]
+
+
+def measure_shapes(shapes: Sequence[Shape], protocol: Protocol) -> list[dict[str, Any]]:
+    """Every shape at the protocol's batch size, interleaved, with its repeat rule: what a sweep
+    job, the all-shapes job and a one-shape job time."""
+    return measure_interleaved([Item(shape, protocol.batch_size) for shape in shapes], protocol)
 
 
 def measure_interleaved(
-    items: Sequence[tuple[Shape, int]],
+    items: Sequence[Item],
     protocol: Protocol,
     *,
-    max_cv: float | None = None,
-    max_repeats: int = 0,
     ttft: bool = True,
+    references: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Time every (shape, batch size) of ``items`` with trials interleaved across them.
+    """Time every item with trials interleaved across them; one result dict per item.
 
-    One model per distinct shape is built up front. Every item gets ``warmup`` untimed calls,
-    then round r times trial r of every item in turn; the same for the time to first token. An
-    item whose CV exceeds ``max_cv`` gets another ``trials`` rounds (at most ``max_repeats``
-    times), pooled with its earlier trials: on a machine whose speed drifts, a new sample is no
-    steadier than the old, but the median of both is. Still above: returned with ``flagged``.
+    One model per distinct (model, weights) is loaded up front. Every item gets ``warmup``
+    untimed calls, then round r times trial r of every item in turn; the same for the time to
+    first token. ``references[i]`` is the item that item i's relative CV divides by (default:
+    ``pick_references`` on the first ``trials`` rounds); with one item, the CV is absolute.
+    Noisy items are re-timed as the module says; ``repeats`` counts the extra blocks of rounds
+    an item took part in (as noisy or as a noisy item's reference), so it has
+    ``trials · (1 + repeats)`` trials.
     """
     protocol.check()
     if not items:
         return []
+    if references is not None and (
+        len(references) != len(items) or any(r == i for i, r in enumerate(references))
+    ):
+        raise ValueError("references needs one other item per item")
     device = _resolve_device(protocol.device)
     torch_dtype = _resolve_dtype(protocol.dtype, device)
     protocol = replace(protocol, device=device)
     make = _vllm_generator if protocol.backend == "vllm" else _hf_generator
-    generators: dict[Shape, Callable[[int, int], float]] = {}
-    for shape, _ in items:
-        if shape not in generators:
-            generators[shape] = make(shape, protocol, torch_dtype)
+    generators: dict[tuple[Shape, str | None, str], tuple[Callable[[int, int], float], str]] = {}
+    for item in items:
+        key = (item.shape, item.checkpoint, item.weights)
+        if key not in generators:
+            model = load_model(item, protocol, torch_dtype)
+            generators[key] = (make(model, item.shape, protocol), type(model).__name__)
+            del model
+    made = [generators[(item.shape, item.checkpoint, item.weights)] for item in items]
+    calls = [(call, item.batch_size) for (call, _), item in zip(made, items, strict=True)]
 
-    calls = [(generators[shape], batch) for shape, batch in items]
     torch.manual_seed(protocol.seed)
     with torch.inference_mode():
         for call, batch in calls:
@@ -160,19 +190,28 @@ def measure_interleaved(
                 call(protocol.output_tokens, batch)
         times = _rounds(calls, protocol.output_tokens, protocol.trials)
         first = _rounds(calls, 1, protocol.trials) if ttft else None
-        repeats = [0] * len(items)
-        noisy = [i for i in range(len(items)) if _over(times[i], max_cv)]
-        for _ in range(max_repeats):
-            if not noisy:
+        refs = None
+        if len(items) > 1:
+            refs = np.asarray(references) if references is not None else pick_references(times)
+        repeats = np.zeros(len(items), dtype=int)
+        noisy = np.flatnonzero(_over(_noise(times, refs), protocol.max_cv))
+        for _ in range(protocol.max_repeats):
+            if not noisy.size:
                 break
-            again = _rounds([calls[i] for i in noisy], protocol.output_tokens, protocol.trials)
-            for i, new in zip(noisy, again, strict=True):
-                times[i], repeats[i] = np.concatenate([times[i], new]), repeats[i] + 1
-            noisy = [i for i in noisy if _over(times[i], max_cv)]
+            timed = noisy if refs is None else np.union1d(noisy, refs[noisy])
+            again = _rounds(calls, protocol.output_tokens, protocol.trials, timed)
+            times = np.hstack([times, again])
+            repeats[timed] += 1
+            noisy = noisy[_over(_noise(times, refs)[noisy], protocol.max_cv)]
 
+    noise = _noise(times, refs)
+    ratio = None if refs is None else relative_median(times, refs)
+    flagged = _over(noise, protocol.max_cv)
     results = []
-    for i, (shape, batch) in enumerate(items):
-        median = float(np.median(times[i]))
+    for i, item in enumerate(items):
+        shape, batch = item.shape, item.batch_size
+        trials = times[i][np.isfinite(times[i])]
+        median = float(np.median(trials))
         result = {
             "shape": shape.label,
             "d_model": shape.d_model,
@@ -181,6 +220,8 @@ def measure_interleaved(
             "vocab_size": shape.vocab_size,
             "N": shape.n_params,
             "R": shape.aspect_ratio,
+            "weights": item.weights,
+            "architecture": made[i][1],
             "input_tokens": protocol.input_tokens,
             "output_tokens": protocol.output_tokens,
             "batch_size": batch,
@@ -190,13 +231,17 @@ def measure_interleaved(
             "warmup": protocol.warmup,
             "backend": protocol.backend,
             "dtype": str(torch_dtype).removeprefix("torch."),
-            **summarize(times[i]),
-            "trials_s": times[i].tolist(),
+            **summarize(trials),
+            "relative_cv": None if refs is None else float(noise[i]),
+            "relative_median": None if refs is None else float(ratio[i]),
+            "reference": None if refs is None else items[refs[i]].label,
+            "cv_basis": "absolute" if refs is None else "relative",
+            "trials_s": trials.tolist(),
             "per_token_ms": 1000 * median / protocol.output_tokens,
             "tokens_per_s": batch * protocol.output_tokens / median,
-            "repeats": repeats[i],
-            "max_cv": max_cv,
-            "flagged": bool(_over(times[i], max_cv)),
+            "repeats": int(repeats[i]),
+            "max_cv": protocol.max_cv,
+            "flagged": bool(flagged[i]),
             "device": device_name() if device != "cpu" else f"cpu: {device_name()}",
             "threads": torch.get_num_threads(),
             "versions": versions(),
@@ -207,67 +252,106 @@ def measure_interleaved(
     return results
 
 
-def measure_shapes(
-    shapes: Sequence[Shape], settings: dict[str, Any], seed: int
-) -> list[dict[str, Any]]:
-    """Every shape at the batch size of a config's ``latency`` section, interleaved, with its
-    repeat rule: what a sweep job and the all-shapes job both time."""
-    protocol = Protocol.from_config(settings, seed=seed)
-    return measure_interleaved(
-        [(shape, protocol.batch_size) for shape in shapes],
-        protocol,
-        max_cv=settings["max_cv"],
-        max_repeats=settings["max_repeats"],
-    )
-
-
 def summary_line(result: dict[str, Any]) -> str:
     """One line per measurement for the log: the median, its spread, and the flag."""
+    if result["cv_basis"] == "relative":
+        spread = (
+            f"cv {result['relative_cv']:.3f} relative to {result['reference']}, "
+            f"{result['cv']:.3f} absolute"
+        )
+    else:
+        spread = f"cv {result['cv']:.3f} absolute"
+    ttft = f", ttft {result['ttft_s']:.4g} s" if "ttft_s" in result else ""
     return (
         f"{result['shape']}: median {result['median_s']:.4g} s "
-        f"({result['per_token_ms']:.4g} ms/token, cv {result['cv']:.3f}"
-        f"{', flagged' if result['flagged'] else ''}), "
-        f"ttft {result['ttft_s']:.4g} s on {result['device']}"
+        f"({result['per_token_ms']:.4g} ms/token, {spread}"
+        f"{', flagged' if result['flagged'] else ''}){ttft} on {result['device']}"
     )
-
-
-def _rounds(
-    calls: Sequence[tuple[Callable[[int, int], float], int]], new_tokens: int, trials: int
-) -> list[np.ndarray]:
-    """``trials`` rounds, each timing every call once in order: A B C A B C ..."""
-    times: list[list[float]] = [[] for _ in calls]
-    for _ in range(trials):
-        for slot, (call, batch) in zip(times, calls, strict=True):
-            slot.append(call(new_tokens, batch))
-    return [np.array(slot) for slot in times]
-
-
-def _over(times: np.ndarray, max_cv: float | None) -> bool:
-    return max_cv is not None and summarize(times)["cv"] > max_cv
 
 
 def summarize(times: np.ndarray) -> dict[str, float]:
     """Median (the number used downstream) and the spread around it."""
     q1, q3 = np.percentile(times, [25, 75])
-    mean = float(times.mean())
     return {
         "median_s": float(np.median(times)),
-        "mean_s": mean,
+        "mean_s": float(times.mean()),
         "min_s": float(times.min()),
         "iqr_s": float(q3 - q1),
-        "cv": float(times.std(ddof=1) / mean) if len(times) > 1 else 0.0,
+        "cv": cv(times),
     }
 
 
-def _hf_generator(
-    shape: Shape, protocol: Protocol, torch_dtype: torch.dtype
-) -> Callable[[int, int], float]:
-    """A timed ``generate`` call of a fresh random model: (new tokens, batch) -> seconds."""
-    device = protocol.device
-    model = build_model(
-        shape, max_position=protocol.input_tokens + protocol.output_tokens, seed=protocol.seed
+def _noise(times: np.ndarray, references: np.ndarray | None) -> np.ndarray:
+    """The CV a flag is judged on: relative where there is a reference, else absolute."""
+    return absolute_cv(times) if references is None else relative_cv(times, references)
+
+
+def _over(noise: np.ndarray, max_cv: float | None) -> np.ndarray:
+    return noise > max_cv if max_cv is not None else np.zeros(len(noise), dtype=bool)
+
+
+def _rounds(
+    calls: Sequence[tuple[Callable[[int, int], float], int]],
+    new_tokens: int,
+    trials: int,
+    timed: Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
+    """``trials`` rounds, each timing the calls of ``timed`` (default: all) once in order:
+    A B C A B C ...; items × rounds, NaN where an item sat out."""
+    timed = range(len(calls)) if timed is None else timed
+    times = np.full((len(calls), trials), np.nan)
+    for r in range(trials):
+        for i in timed:
+            call, batch = calls[i]
+            times[i, r] = call(new_tokens, batch)
+    return times
+
+
+def load_model(item: Item, protocol: Protocol, torch_dtype: torch.dtype) -> PreTrainedModel:
+    """The model an item times, on the CPU in ``torch_dtype``, with room for the protocol's
+    positions (a checkpoint trained on shorter windows has its limit raised; rotary positions
+    need no weights). A checkpoint whose config is not the item's shape is an input error."""
+    positions = protocol.input_tokens + protocol.output_tokens
+    if item.checkpoint is None:
+        model = build_model(item.shape, max_position=positions, seed=protocol.seed)
+        return model.to(torch_dtype).eval()
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        if item.weights == "trained":
+            model = AutoModelForCausalLM.from_pretrained(
+                item.checkpoint, dtype=torch_dtype, max_position_embeddings=positions
+            )
+        else:
+            config = AutoConfig.from_pretrained(item.checkpoint, max_position_embeddings=positions)
+            torch.manual_seed(protocol.seed)
+            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            open_lm_init(model)
+    except OSError as err:
+        raise InputError(f"{item.checkpoint}: not a saved model ({err})") from None
+    config, shape = model.config, item.shape
+    found = (
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.num_attention_heads,
+        config.vocab_size,
+        config.intermediate_size,
     )
-    model = model.to(device=device, dtype=torch_dtype).eval()
+    wanted = (shape.d_model, shape.n_layers, shape.n_heads, shape.vocab_size, shape.ffn_hidden)
+    if found != wanted:
+        raise InputError(
+            f"{item.checkpoint}: (d_model, n_layers, n_heads, vocab, ffn) = {found}, "
+            f"not the shape {shape.label}'s {wanted}"
+        )
+    return model.to(torch_dtype).eval()
+
+
+def _hf_generator(
+    model: PreTrainedModel, shape: Shape, protocol: Protocol
+) -> Callable[[int, int], float]:
+    """A timed ``generate`` call of ``model``: (new tokens, batch) -> seconds."""
+    device = protocol.device
+    model = model.to(device)
     prompts: dict[int, torch.Tensor] = {}
     sampling = (
         {"do_sample": True, "temperature": protocol.temperature, "top_p": protocol.top_p}
@@ -315,9 +399,9 @@ def vllm_unavailable(device: str = "auto") -> str | None:
 
 
 def _vllm_generator(
-    shape: Shape, protocol: Protocol, torch_dtype: torch.dtype
+    model: PreTrainedModel, shape: Shape, protocol: Protocol
 ) -> Callable[[int, int], float]:
-    """The same protocol served by vLLM (Appendix D): the random model saved, then loaded.
+    """The same protocol served by vLLM (Appendix D): the model saved, then loaded.
 
     Prompts go in as token ids (no tokenizer); ``ignore_eos`` and ``min_tokens = max_tokens``
     make every call generate exactly the asked number of tokens.
@@ -327,16 +411,12 @@ def _vllm_generator(
         raise BackendUnavailable(f"latency backend vllm skipped: {reason} (use backend hf)")
     from vllm import LLM, SamplingParams  # optional dependency, GPU machines only
 
-    model = build_model(
-        shape, max_position=protocol.input_tokens + protocol.output_tokens, seed=protocol.seed
-    )
     folder = tempfile.mkdtemp(prefix="infscale-vllm-")
-    model.to(torch_dtype).save_pretrained(folder)
-    del model
+    model.save_pretrained(folder)
     llm = LLM(
         model=folder,
         skip_tokenizer_init=True,
-        dtype=str(torch_dtype).removeprefix("torch."),
+        dtype=str(model.dtype).removeprefix("torch."),
         seed=protocol.seed,
         max_model_len=protocol.input_tokens + protocol.output_tokens,
         gpu_memory_utilization=float(os.environ.get("INFSCALE_VLLM_GPU_FRACTION", "0.3")),
@@ -382,11 +462,9 @@ def _resolve_device(device: str) -> str:
 
 
 def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto``: bf16 on the GPU as the paper did, fp32 on the CPU."""
+    """``auto``: bf16 on the GPU as the paper did, fp32 on the CPU (names checked by Protocol)."""
     if dtype == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if dtype not in {"float32", "bfloat16", "float16"}:
-        raise InputError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
     return getattr(torch, dtype)
 
 

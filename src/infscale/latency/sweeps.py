@@ -36,6 +36,9 @@ SWEEP_COLUMNS = [
     "min_s",
     "iqr_s",
     "cv",
+    "relative_cv",
+    "cv_basis",
+    "reference",
     "ttft_s",
     "per_token_ms",
     "repeats",
@@ -54,6 +57,9 @@ THROUGHPUT_COLUMNS = [
     "median_s",
     "iqr_s",
     "cv",
+    "relative_cv",
+    "cv_basis",
+    "reference",
     "repeats",
     "flagged",
     "device",
@@ -71,12 +77,9 @@ DEFAULT_THROUGHPUT = {"d_model": 48, "n_layers": 2, "n_heads": 4, "batch_sizes":
 
 
 def latency_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The config's ``latency`` section with the optional keys filled in."""
+    """The config's ``latency`` section with the job-layout keys filled in; the protocol's own
+    optional keys take their defaults in ``Protocol.from_config``, their one place."""
     return {
-        "backend": "hf",
-        "max_position": 2048,
-        "max_cv": None,
-        "max_repeats": 0,
         "interleave": False,
         "sweeps": DEFAULT_SWEEPS,
         "throughput": DEFAULT_THROUGHPUT,
