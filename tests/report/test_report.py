@@ -14,10 +14,11 @@ from matplotlib.figure import Figure
 
 from infscale.errors import InputError
 from infscale.fit.downstream import predict_accuracy
+from infscale.fit.frontier import isoflop_curves
 from infscale.fit.laws import predict
 from infscale.latency.sweeps import sweep_fits
-from infscale.report import figures
-from infscale.report import story as report
+from infscale.report import figures, story, tables
+from infscale.select.winner import choose_winner
 
 INFERENCE = {
     "A": 10.0,
@@ -160,7 +161,7 @@ def accuracy() -> pd.DataFrame:
 
 @pytest.fixture
 def models(points, trained_points, accuracy, latency, selected) -> pd.DataFrame:
-    return report.evaluated_models(points, trained_points, accuracy, latency, selected)
+    return tables.evaluated_models(points, trained_points, accuracy, latency, selected)
 
 
 @pytest.fixture
@@ -367,19 +368,10 @@ def test_spearman_bars_per_group_and_law(predictions, tmp_path):
     written(fig, tmp_path)
 
 
-def chinchilla_optimum(compute: float) -> tuple[float, float]:
-    """N* and L* of the Chinchilla law at compute C (D = C / 6N), by hand."""
-    p = CHINCHILLA
-    a, b = p["alpha"], p["beta"]
-    n = (a * p["A"] / (b * p["B"])) ** (1 / (a + b)) * (compute / 6) ** (b / (a + b))
-    return n, p["E"] + p["A"] * n**-a + p["B"] * (compute / (6 * n)) ** -b
-
-
-def test_loss_vs_flops_plots_6nd_and_the_compute_optimal_frontier(
-    points, trained_points, fits, tmp_path
-):
+def test_loss_vs_flops_plots_6nd_and_the_frontier_it_is_given(points, trained_points, tmp_path):
     every = pd.concat([points, trained_points], ignore_index=True)
-    fig = figures.fig_loss_vs_flops(every, fits, "all")
+    given = pd.DataFrame({"C": [1e14, 1e16, 1e18], "loss": [4.0, 3.5, 3.0]})
+    fig = figures.fig_loss_vs_flops(every, given, "Chinchilla law, fit set 'all'")
     (ax,) = fig.axes
     runs = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
     assert len(runs) == 4  # one line per grid run
@@ -390,14 +382,22 @@ def test_loss_vs_flops_plots_6nd_and_the_compute_optimal_frontier(
     )
     (frontier,) = [ln for ln in ax.get_lines() if "compute-optimal" in ln.get_label()]
     assert "fit set 'all'" in frontier.get_label()
-    c, loss = frontier.get_xdata()[30], frontier.get_ydata()[30]
-    assert loss == pytest.approx(chinchilla_optimum(c)[1], rel=1e-4)
+    assert frontier.get_xdata().tolist() == [1e14, 1e16, 1e18]
+    assert frontier.get_ydata().tolist() == [4.0, 3.5, 3.0]
     assert ax.get_xscale() == "log" and "6·N·D" in ax.get_xlabel()
+    assert not lines(figures.fig_loss_vs_flops(every).axes[0], "compute-optimal loss ()")
     written(fig, tmp_path)
 
 
-def test_isoflop_marks_the_laws_optimum_and_the_points_near_each_budget(points, fits, tmp_path):
-    fig = figures.fig_isoflop(points, fits, "all", budgets=3)
+def test_isoflop_draws_each_laws_curves_optima_and_the_points_near_each_budget(
+    points, fits, tmp_path
+):
+    ratio = float(points["R"].median())
+    curves = {
+        law: isoflop_curves(fits[(law, "all")], points["N"], points["D"], 3, ratio)
+        for law in ("chinchilla", "inference")
+    }
+    fig = figures.fig_isoflop(points, curves, "all", ratio)
     chinchilla, inference = fig.axes
     assert chinchilla.get_title() == "chinchilla law"
     # R: 64, 32 (s1), 42.7, 32 (s2), each at two multipliers: median (32 + 42.7) / 2
@@ -408,51 +408,33 @@ def test_isoflop_marks_the_laws_optimum_and_the_points_near_each_budget(points, 
         f"C = {c:.2g} FLOPs" for c in levels
     ]
     optima = [c for c in chinchilla.collections if c.get_label() == "law's optimum N"]
-    for level, marker in zip(levels, optima, strict=True):
-        n_star, loss_star = chinchilla_optimum(level)
+    for curve, marker in zip(curves["chinchilla"], optima, strict=True):
         ((n, loss),) = marker.get_offsets()
-        assert n == pytest.approx(n_star, rel=0.03)
-        assert loss == pytest.approx(loss_star, rel=1e-4)
+        assert (n, loss) == (curve.n[curve.best], curve.loss[curve.best])
     near = [c for c in chinchilla.collections if c.get_label().startswith("trained points")]
     # compute: 1.2e14 (s1, 20N), 2.4e14 (s1, 40N), 8.1e14, 1.6e15: log-nearest budgets
     assert [len(c.get_offsets()) for c in near] == [2, 4, 2]
     written(fig, tmp_path)
 
 
-def test_isoflop_says_when_the_law_has_no_optimum_in_range(points, fits):
+def test_isoflop_says_when_the_law_has_no_optimum_in_range(points):
     flat = fit("chinchilla", 0.9) | {"params": CHINCHILLA | {"alpha": 0.0}}  # no N penalty
-    fig = figures.fig_isoflop(points, {("chinchilla", "all"): flat}, budgets=2)
-    (ax,) = fig.axes
+    curves = {"chinchilla": isoflop_curves(flat, points["N"], points["D"], 2)}
+    (ax,) = figures.fig_isoflop(points, curves, "all").axes
     assert "no optimum N in range at 2 of 2 budgets" in ax.get_title()
     assert not [c for c in ax.collections if c.get_label() == "law's optimum N"]
 
 
-def test_pareto_front_on_a_hand_made_example():
-    latency = [1, 2, 2, 3, 4, 5, 4, float("nan")]
-    accuracy = [0.5, 0.6, 0.55, 0.6, 0.7, 0.65, 0.7, 0.9]
-    # (2, .55) and (3, .6) lose to (2, .6); (5, .65) to (4, .7); the two (4, .7) tie, both stay
-    assert figures.pareto_front(latency, accuracy).tolist() == [
-        True,
-        True,
-        False,
-        False,
-        True,
-        False,
-        True,
-        False,
-    ]
-
-
-def test_accuracy_vs_latency_labels_candidates_and_marks_the_front(models, tmp_path):
+def test_accuracy_vs_latency_labels_candidates_and_draws_the_front_it_is_given(models, tmp_path):
     faster = models.assign(latency_s=models["latency_s"].where(models["run"] != "s1-l1", 1.0))
-    fig = figures.fig_accuracy_vs_latency(faster)
+    front = (faster["run"] == "s1-l1") | (faster["name"] == "3072x12")
+    fig = figures.fig_accuracy_vs_latency(faster, front.to_numpy())
     (ax,) = fig.axes
     assert {t.get_text() for t in ax.texts} == {"2048x24", "3072x12", "2560x16"}
     assert len(scattered(ax, "grid models")) == 4
-    (front,) = lines(ax, "Pareto front")
-    # s1-l1 (now 1 s, 0.30) is the fastest; 3072x12 (1.96 s, 0.53) beats everything else
-    assert front.get_xdata().tolist() == [1.0, 1.96]
-    assert front.get_ydata().tolist() == [0.30, 0.53]
+    (drawn,) = lines(ax, "Pareto front")
+    assert drawn.get_xdata().tolist() == [1.0, 1.96]
+    assert drawn.get_ydata().tolist() == [0.30, 0.53]
     assert ax.get_xlabel() == "generation latency (s)"
     written(fig, tmp_path)
 
@@ -509,7 +491,7 @@ def bootstrap_predictions(row: pd.Series) -> list[float]:
 
 
 def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
-    predictions = report.test_predictions(points, trained_points, fits)
+    predictions = tables.test_predictions(points, trained_points, fits)
     banded = predictions[("inference", "all")]
     assert len(banded) == 11
     row = banded.iloc[-1]
@@ -521,27 +503,8 @@ def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
     assert "loss_pred_lo" not in predictions[("chinchilla", "all")]
 
 
-def test_choose_winner_breaks_accuracy_ties_by_latency(models, selected):
-    winner = report.choose_winner(models, selected, "2048x24")
-    assert winner["winner"] == "3072x12"  # ties 2560x16 on accuracy, is faster
-    assert winner["speedup"] == 3.61 / 1.96
-    assert winner["accuracy_diff"] == pytest.approx(0.01)
-    assert winner["baseline_trained"] is True
-
-
-def test_choose_winner_against_an_untrained_baseline(models, selected):
-    untrained = models[models["name"] != "2048x24"]
-    winner = report.choose_winner(untrained, selected, "2048x24")
-    assert winner["speedup"] == 3.61 / 1.96  # the selection's latency of the baseline
-    assert winner["accuracy_diff"] is None and winner["baseline_trained"] is False
-    unknown = report.choose_winner(untrained, selected, "nope")
-    assert unknown["speedup"] is None
-    with pytest.raises(InputError):
-        report.choose_winner(models.iloc[:0], selected, "2048x24")
-
-
 def test_runs_table_shows_accuracy_only_at_the_last_boundary(points, trained_points, models):
-    markdown = report.md_table(report.runs_table(points, trained_points, models))
+    markdown = tables.md_table(tables.runs_table(points, trained_points, models))
     assert (
         "| s1-l1 | d64-l1-h4 | 1,000,000 | 20,000,000 | 64 | 3.9000 | 3.9500 | 2.000 | - |"
         in markdown
@@ -555,7 +518,7 @@ def test_runs_table_shows_accuracy_only_at_the_last_boundary(points, trained_poi
 
 
 def test_coefficients_table_has_intervals_and_tied_exponents(fits):
-    table = report.coefficients_table(fits)
+    table = tables.coefficients_table(fits)
     frame = table.frame.set_index(["law", "fit_set", "parameter"])
     lo, hi = frame.loc[("inference", "all", "A"), ["ci95_lo", "ci95_hi"]]
     assert (lo, hi) == pytest.approx(np.percentile([9.0, 10.0, 11.0], [2.5, 97.5]))
@@ -574,7 +537,7 @@ def test_fit_sets_table_scores_each_fit_on_every_point(points, trained_points, f
             tested["size_group"] == "candidates", tested["loss"] * 1.01, tested["loss"]
         )
     )
-    frame = report.fit_sets_table(exact, fits).frame.set_index(["law", "fit_set"])
+    frame = tables.fit_sets_table(exact, fits).frame.set_index(["law", "fit_set"])
     assert frame.loc[("chinchilla", "all"), "test_mse"] == 0.0
     assert frame.loc[("chinchilla", "all"), "test_r2"] == 1.0
     row = frame.loc[("inference", "base")]
@@ -598,7 +561,7 @@ def test_comparison_table_adds_delta_aic_and_matching_intervals(fits):
             "params": ["A=1", "A=2", "A=3"],
         }
     )
-    frame = report.comparison_table(comparison, fits).frame
+    frame = tables.comparison_table(comparison, fits).frame
     assert frame["delta_aic"].tolist() == [10.0, 0.0, 5.0]
     assert frame.columns[-1] == "params" and frame.loc[2, "params"] == "A=3"
     ci = frame.loc[1, "ci95"]
@@ -619,10 +582,10 @@ def test_latency_tables_state_the_model_error_and_the_sweep_findings(sweeps):
         "loo_median_rel_err": 0.081,
         "loo_max_rel_err": 0.2,
     }
-    table = report.latency_model_table(model)
+    table = tables.latency_model_table(model)
     assert table.frame["coefficient_s"].tolist() == [0.1, 0.02]
     assert "leave-one-out 8.1%" in table.note and "9 measured shapes" in table.note
-    found = report.sweeps_table(sweep_fits(sweeps))
+    found = tables.sweeps_table(sweep_fits(sweeps))
     rows = found.frame.set_index("sweep")
     assert rows.loc["layers", "r2"] == pytest.approx(90.25 / 93.75)
     assert rows.loc["ratio", "widest_shallowest_fastest"]
@@ -633,7 +596,7 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
     selected, fits, downstream, models
 ):
     fit = fits[("inference", "all")]
-    frame = report.selection_table(selected, fit, "all", downstream, models, "2048x24").frame
+    frame = tables.selection_table(selected, fit, "all", downstream, models, "2048x24").frame
     assert frame["name"].tolist() == ["3072x12", "2560x16", "2048x24", "4096x6"]  # by rank
     row = frame.iloc[0]
     preds = bootstrap_predictions(row)
@@ -644,19 +607,25 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
     assert row["accuracy"] == 0.53
     assert frame.set_index("name").loc["2048x24", "baseline"]
     assert math.isnan(frame.set_index("name").loc["4096x6", "accuracy"])
-    shown = report.md_table(
-        report.selection_table(selected, fit, "all", downstream, models, "2048x24")
+    shown = tables.md_table(
+        tables.selection_table(selected, fit, "all", downstream, models, "2048x24")
     )
     assert "| 1 | 3072x12 | d3072-l12-h16 | 1,440,000,000 |" in shown
-    assert "| - | 4096x6 |" in shown and "| no | no | no |" in shown
+    assert "| - | 4096x6 |" in shown and "| no | no | - | no |" in shown  # no chosen_frac
+    stable = selected.assign(chosen_frac=[0.0, 0.9, 0.6, 0.0])
+    frame = tables.selection_table(stable, fit, "all", downstream, models, "2048x24")
+    assert "| yes | 90% | no |" in tables.md_table(frame)
 
 
 def test_downstream_table_and_winner_table(downstream, models, selected):
-    frame = report.downstream_table(downstream).frame
+    frame = tables.downstream_table(downstream).frame
     assert frame["abs_err"].tolist() == pytest.approx([0.02, 0.02])
-    winner = report.winner_table(report.choose_winner(models, selected, "2048x24"))
-    shown = report.md_table(winner)
-    assert "| 3072x12 | 0.530 | 1.960 | 2048x24 | yes | 0.520 | 3.610 | 1.84 | +0.010 |" in shown
+    winner = tables.winner_table(
+        choose_winner(tables.trained_candidates(models), selected, "2048x24")
+    )
+    shown = tables.md_table(winner)
+    assert "| 3072x12 | 0.530 | - | - | 1.960 | latency | 3072x12, 2560x16 | 1 | - |" in shown
+    assert "| 2048x24 | yes | 0.520 | 3.610 | 1.84 | +0.010 | - | better |" in shown
 
 
 def test_compute_spent_and_training_flops(points, trained_points):
@@ -664,8 +633,8 @@ def test_compute_spent_and_training_flops(points, trained_points):
         "a.tsv": pd.DataFrame({"s": [10.0, 12.0], "cpu_time": [5.0, 6.0]}),
         "b.tsv": pd.DataFrame({"s": [1.5], "cpu_time": [1.0]}),
     }
-    assert report.compute_spent(benchmarks) == {"jobs": 2, "wall_s": 23.5, "cpu_s": 12.0}
-    flops = report.training_flops(points, trained_points)
+    assert tables.compute_spent(benchmarks) == {"jobs": 2, "wall_s": 23.5, "cpu_s": 12.0}
+    flops = tables.training_flops(points, trained_points)
     # each grid run to its last (40N) boundary: 2 x 6·1e6·40e6 + 2 x 6·2.6e6·104e6
     assert flops["grid"] == pytest.approx(2 * 6 * 1e6 * 40e6 + 2 * 6 * 2.6e6 * 104e6)
     assert flops["candidates"] == pytest.approx(6 * 2.9e10 * (1.44e9 * 2 + 1.53e9))
@@ -673,8 +642,8 @@ def test_compute_spent_and_training_flops(points, trained_points):
 
 
 def test_html_table_is_a_page_with_the_escaped_cells():
-    table = report.Table("A <title>", pd.DataFrame({"x": ["a<b"], "y": [0.5]}), {"y": ".1%"}, "n")
-    page = report.html_table(table)
+    table = tables.Table("A <title>", pd.DataFrame({"x": ["a<b"], "y": [0.5]}), {"y": ".1%"}, "n")
+    page = tables.html_table(table)
     assert page.startswith("<!DOCTYPE html>") and "<h3>A &lt;title&gt;</h3>" in page
     assert "a&lt;b" in page and "50.0%" in page and "<p>n</p>" in page
 
@@ -682,15 +651,32 @@ def test_html_table_is_a_page_with_the_escaped_cells():
 # ---------------------------------------------------------------- summary and files
 
 
+CHOICE = {
+    "mode": "auto",
+    "law": "inference",
+    "form": None,
+    "tie": "all",
+    "method": "lm",
+    "logo_rel_err": 0.012,
+    "aic": -40.0,
+    "chinchilla_logo_rel_err": 0.03,
+    "ratio_to_chinchilla": 0.4,
+    "reason": "it extrapolates best",
+}
+
+
 @pytest.fixture
-def tables(points, trained_points, models, fits, predictions, selected, downstream, sweeps):
+def shown(points, trained_points, models, fits, predictions, selected, downstream, sweeps):
+    """Every report table, as the report script builds them."""
     provenance = {
         "config_hash": "abc123def456",
         "git_commit": "deadbeef",
         "versions": {"numpy": "2.4.6"},
         "device": "cpu",
     }
-    winner = report.choose_winner(models, selected, "2048x24")
+    winner = choose_winner(tables.trained_candidates(models), selected, "2048x24")
+    chosen = fits[("inference", "all")] | {"choice": CHOICE}
+    budgets = {"max_params": None, "max_tokens": None, "max_latency": 3.0}
     model = {
         "form": "T = a",
         "terms": {"a": "1"},
@@ -704,35 +690,38 @@ def tables(points, trained_points, models, fits, predictions, selected, downstre
     comparison = pd.DataFrame(
         {"form": ["chinchilla"], "tie": ["all"], "method": ["lm"], "n_points": [8], "aic": [-3.0]}
     )
-    return winner, {
-        "selection": report.selection_table(
-            selected, fits[("inference", "all")], "all", downstream, models, "2048x24"
-        ),
-        "winner": report.winner_table(winner),
-        "coefficients": report.coefficients_table(fits),
-        "fit_sets": report.fit_sets_table(predictions, fits),
-        "law_comparison": report.comparison_table(comparison, fits),
-        "predictions": report.predictions_table(predictions),
-        "latency_model": report.latency_model_table(model),
-        "latency_sweeps": report.sweeps_table(sweep_fits(sweeps)),
-        "downstream": report.downstream_table(downstream),
-        "runs": report.runs_table(points, trained_points, models),
-        "provenance": report.provenance_table(
+    return {
+        "story": tables.story_table(story.story_lines(chosen, selected, winner, budgets)),
+        "selection": tables.selection_table(selected, chosen, "all", downstream, models, "2048x24"),
+        "winner": tables.winner_table(winner),
+        "coefficients": tables.coefficients_table(fits),
+        "fit_sets": tables.fit_sets_table(predictions, fits),
+        "law_comparison": tables.comparison_table(comparison, fits),
+        "predictions": tables.predictions_table(predictions),
+        "latency_model": tables.latency_model_table(model),
+        "latency_sweeps": tables.sweeps_table(sweep_fits(sweeps)),
+        "downstream": tables.downstream_table(downstream),
+        "runs": tables.runs_table(points, trained_points, models),
+        "provenance": tables.provenance_table(
             provenance,
             {"jobs": 3, "wall_s": 100.0, "cpu_s": 150.0},
-            report.training_flops(points, trained_points),
+            tables.training_flops(points, trained_points),
         ),
     }
 
 
-def test_summary_markdown_has_the_winner_every_table_and_the_provenance(tables):
-    winner, tables = tables
+def test_summary_markdown_opens_with_the_story_then_every_table_and_the_provenance(shown):
     config = {"seed": 0, "select": {"k": 2}}
-    markdown = report.summary_markdown(tables, winner, ["latency_sweeps"], config)
-    assert markdown.startswith("# infscale report\n\n**Winner: `3072x12`**")
-    assert f"**{3.61 / 1.96:.2f}x**" in markdown and "+0.010" in markdown
-    for name, table in tables.items():
-        assert (f"### {table.title}" in markdown) == (name not in ("predictions", "provenance"))
+    markdown = story.summary_markdown(shown, ["latency_sweeps"], config)
+    lines = markdown.splitlines()
+    assert lines[:2] == ["# infscale report", ""]
+    assert [line[:8] for line in lines[2:6]] == ["- Law: t", "- Shape ", "- Select", "- Winner"]
+    assert "Winner: 3072x12" in lines[5] and f"{3.61 / 1.96:.2f}x its speed" in lines[5]
+    assert "latency (s) <= 3 excluded 2048x24" in lines[4]
+    for name, table in shown.items():
+        assert (f"### {table.title}" in markdown) == (
+            name not in ("story", "predictions", "provenance")
+        )
     assert "## Provenance" in markdown and "abc123def456" in markdown
     assert "| version: numpy | 2.4.6 |" in markdown and "| CPU time, summed" in markdown
     assert "A came out negative" in markdown
@@ -742,7 +731,7 @@ def test_summary_markdown_has_the_winner_every_table_and_the_provenance(tables):
 
 def blank_figures() -> dict[str, Figure]:
     out = {}
-    for name in report.FIGURES:
+    for name in story.FIGURES:
         fig = Figure(figsize=(2, 2))
         FigureCanvasAgg(fig)
         fig.text(0.5, 0.5, name)
@@ -750,32 +739,30 @@ def blank_figures() -> dict[str, Figure]:
     return out
 
 
-def test_write_report_writes_every_declared_file_and_the_same_bytes_twice(tables, tmp_path):
-    winner, tables = tables
-    markdown = report.summary_markdown(tables, winner, list(report.FIGURES), {})
-    first = report.write_report(tmp_path / "a", blank_figures(), tables, markdown)
-    declared = report.report_files(tmp_path / "a")
+def test_write_report_writes_every_declared_file_and_the_same_bytes_twice(shown, tmp_path):
+    markdown = story.summary_markdown(shown, list(story.FIGURES), {})
+    first = story.write_report(tmp_path / "a", blank_figures(), shown, markdown)
+    declared = story.report_files(tmp_path / "a")
     assert sorted(first) == sorted(declared.values())
     assert first[-1].name == "summary.md"  # written last
     on_disk = {p for p in (tmp_path / "a").rglob("*") if p.is_file()}
     assert on_disk == set(declared.values())
-    again = report.write_report(tmp_path / "b", blank_figures(), tables, markdown)
+    again = story.write_report(tmp_path / "b", blank_figures(), shown, markdown)
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in first]
     csv = pd.read_csv(declared["runs_csv"])
     assert len(csv) == 11 and csv["N"].iloc[0] == 1e6  # raw values, not formatted
 
 
-def test_write_report_refuses_names_the_workflow_does_not_declare(tables, tmp_path):
-    _, tables = tables
+def test_write_report_refuses_names_the_workflow_does_not_declare(shown, tmp_path):
     with pytest.raises(InputError, match="figures"):
-        report.write_report(tmp_path, {"extra": Figure()}, tables, "")
+        story.write_report(tmp_path, {"extra": Figure()}, shown, "")
 
 
 def test_every_shown_output_has_a_caption_and_every_caption_is_used():
-    entries = report.report_entries()
-    shown = {f"{name}_png" for name in report.FIGURES} | {f"{n}_html" for n in report.TABLES}
-    assert set(entries) == shown | {"summary"}
-    assert set(entries) <= set(report.report_files())
+    entries = story.report_entries()
+    listed = {f"{name}_png" for name in story.FIGURES} | {f"{n}_html" for n in story.TABLES}
+    assert set(entries) == listed | {"summary"}
+    assert set(entries) <= set(story.report_files())
     captions = REPO / "workflow" / "report"
     used = {captions / caption for caption, _, _ in entries.values()}
     assert all(path.read_text().strip() for path in used)

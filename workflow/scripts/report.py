@@ -1,13 +1,16 @@
-"""Snakemake script: load every result, draw the figures, build the tables, write the report."""
+"""Snakemake script: load every result, compute what the figures show in its own stage, draw the
+figures, build the tables and the story, write the report."""
 
 from pathlib import Path
 
 import pandas as pd
 
+from infscale.fit import frontier
 from infscale.io import log_output_to, read_csv, read_json
 from infscale.provenance import provenance
-from infscale.report import figures
-from infscale.report import story as report
+from infscale.report import figures, story, tables
+from infscale.select.pareto import pareto_front
+from infscale.select.winner import choose_winner
 
 log_output_to(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
@@ -20,8 +23,10 @@ fits = {
     for path in inp.fits
     for fit in [read_json(path)]
 }
+chosen = read_json(inp.chosen)
+applied = read_json(inp.budgets)  # the budgets the selection applied, and its stability counts
 latency = pd.DataFrame([read_json(path) for path in inp.latency])
-accuracy = report.accuracy_table(
+accuracy = tables.accuracy_table(
     {Path(path).stem: read_json(path) for path in inp.grid_eval}
     | {f"candidates/{Path(path).stem}": read_json(path) for path in inp.trained_eval}
 )
@@ -37,43 +42,61 @@ benchmarks = {
     if path != Path(params.own_benchmark)
 }
 
-models = report.evaluated_models(points, trained_points, accuracy, latency, selected)
-predictions = report.test_predictions(points, trained_points, fits)
+models = tables.evaluated_models(points, trained_points, accuracy, latency, selected)
+predictions = tables.test_predictions(points, trained_points, fits)
 fit_set = params.select_fit_set
-tasks = [column for column in accuracy.columns if column not in ("run", "average")]
 every_point = pd.concat([points, trained_points], ignore_index=True)  # the test set
+N, D, ratio = every_point["N"], every_point["D"], float(every_point["R"].median())
+chinchilla = fits[("chinchilla", fit_set)]
+isoflops = {
+    law: frontier.isoflop_curves(fit, N, D, ratio=ratio)
+    for (law, s), fit in fits.items()
+    if s == fit_set
+}
 drawn = {
-    "accuracy_vs_latency": figures.fig_accuracy_vs_latency(models),
+    "accuracy_vs_latency": figures.fig_accuracy_vs_latency(
+        models, pareto_front(models["latency_s"], models["average"])
+    ),
     "loss_vs_ratio": figures.fig_loss_vs_ratio(points, fits, fit_set),
     "predicted_vs_actual": figures.fig_predicted_vs_actual(predictions, fits),
     "spearman": figures.fig_spearman(predictions),
-    "loss_vs_flops": figures.fig_loss_vs_flops(every_point, fits, fit_set),
-    "isoflop": figures.fig_isoflop(every_point, fits, fit_set),
+    "loss_vs_flops": figures.fig_loss_vs_flops(
+        every_point,
+        frontier.compute_optimal_frontier(chinchilla, N, D),
+        f"Chinchilla law, fit set '{fit_set}'",
+    ),
+    "isoflop": figures.fig_isoflop(every_point, isoflops, fit_set, ratio),
     "latency_sweeps": figures.fig_latency_sweeps(sweeps, sweep_fits),
     "throughput": figures.fig_throughput(throughput),
-    "accuracy_vs_loss": figures.fig_accuracy_vs_loss(models, tasks, downstream),
+    "accuracy_vs_loss": figures.fig_accuracy_vs_loss(
+        models, tables.task_columns(accuracy), downstream
+    ),
 }
 
-winner = report.choose_winner(models, selected, params.baseline)
-tables = {
-    "selection": report.selection_table(
-        selected, fits[(params.select_law, fit_set)], fit_set, downstream, models, params.baseline
+winner = choose_winner(tables.trained_candidates(models), selected, params.baseline)
+shown = {
+    "story": tables.story_table(
+        story.story_lines(chosen, selected, winner, applied["budgets"], applied)
     ),
-    "winner": report.winner_table(winner),
-    "coefficients": report.coefficients_table(fits),
-    "fit_sets": report.fit_sets_table(predictions, fits),
-    "law_comparison": report.comparison_table(comparison, fits),
-    "predictions": report.predictions_table(predictions),
-    "latency_model": report.latency_model_table(latency_model),
-    "latency_sweeps": report.sweeps_table(sweep_fits),
-    "downstream": report.downstream_table(downstream),
-    "runs": report.runs_table(points, trained_points, models),
-    "provenance": report.provenance_table(
+    "selection": tables.selection_table(
+        selected, chosen, fit_set, downstream, models, params.baseline
+    ),
+    "winner": tables.winner_table(winner),
+    "coefficients": tables.coefficients_table(fits),
+    "fit_sets": tables.fit_sets_table(predictions, fits),
+    "law_comparison": tables.comparison_table(comparison, fits),
+    "predictions": tables.predictions_table(predictions),
+    "latency_model": tables.latency_model_table(latency_model),
+    "latency_sweeps": tables.sweeps_table(sweep_fits),
+    "trained_latency": tables.trained_latency_table(read_csv(inp.trained_latency)),
+    "downstream": tables.downstream_table(downstream),
+    "runs": tables.runs_table(points, trained_points, models),
+    "provenance": tables.provenance_table(
         provenance(snakemake.config),
-        report.compute_spent(benchmarks),
-        report.training_flops(points, trained_points),
+        tables.compute_spent(benchmarks),
+        tables.training_flops(points, trained_points),
     ),
 }
-markdown = report.summary_markdown(tables, winner, list(drawn), snakemake.config)
-for path in report.write_report(Path(snakemake.output.summary).parent, drawn, tables, markdown):
+markdown = story.summary_markdown(shown, list(drawn), snakemake.config)
+for path in story.write_report(Path(snakemake.output.summary).parent, drawn, shown, markdown):
     print(path)

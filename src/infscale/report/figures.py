@@ -2,7 +2,9 @@
 
 Figures are drawn on plain ``Figure`` objects with an Agg canvas (no pyplot, no global figure
 state, no display needed) under one rc style, so every figure of a report looks alike and
-repeated runs write identical files. The caller loads the tables; nothing here reads results.
+repeated runs write identical files. The caller loads the tables and hands over the science
+they show, computed in its own stage (the compute-optimal frontier and IsoFLOP curves:
+infscale.fit.frontier; the Pareto front: infscale.select.pareto); nothing here reads results.
 Which figures a report has, and under what names, is ``infscale.report.story.FIGURES``.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -24,8 +26,10 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 
 from infscale.errors import InputError
 from infscale.fit.downstream import predict_accuracy
+from infscale.fit.frontier import IsoFlop, training_compute
 from infscale.fit.laws import predict, spearman_by_group
 from infscale.io import atomic_write
+from infscale.report.tables import CANDIDATES
 
 FitKey = tuple[str, str]
 P = ParamSpec("P")
@@ -50,9 +54,7 @@ PANEL_SIZE = (4.2, 3.3)
 MAX_COLUMNS = 3
 LOSS_LABEL = "loss (paper's EMA training loss, nats/token)"
 LATENCY_LABEL = "generation latency (s)"
-CANDIDATES = "candidates"  # the size_group of the trained candidates' points
 CANDIDATE_STYLE = {"color": "C3", "marker": "*", "s": 80}
-N_GRID = 400  # points per log-spaced N axis of the law curves (IsoFLOP, compute frontier)
 
 
 def _styled(draw: Callable[P, Figure]) -> Callable[P, Figure]:
@@ -457,56 +459,19 @@ def fig_spearman(predictions: Mapping[FitKey, pd.DataFrame]) -> Figure:
 # ---------------------------------------------------------------- compute (FLOPs, IsoFLOP)
 
 
-def training_compute(N: Any, D: Any) -> np.ndarray:
-    """The standard training-compute estimate C = 6·N·D FLOPs."""
-    return 6.0 * np.asarray(N, dtype=float) * np.asarray(D, dtype=float)
-
-
-def _law_at_compute(
-    fit: Mapping[str, Any], n: np.ndarray, compute: float, ratio: float | None
-) -> np.ndarray:
-    """Predicted loss of N = ``n`` trained on D = C / (6N) tokens (at R = ``ratio``)."""
-    R = None if ratio is None else np.full_like(n, ratio)
-    return predict(fit, n, compute / (6.0 * n), R)
-
-
-def compute_optimal(
-    fit: Mapping[str, Any], compute: float, n_range: tuple[float, float], ratio: float | None = None
-) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """The IsoFLOP curve of one budget: N on a log grid over ``n_range``, the predicted loss
-    at each N, and the index of the optimum (None when the lowest loss is at an end of the
-    grid: the law has no optimum inside the range)."""
-    n = np.geomspace(*n_range, N_GRID)
-    loss = _law_at_compute(fit, n, compute, ratio)
-    best = int(np.nanargmin(loss))
-    return n, loss, best if 0 < best < len(n) - 1 else None
-
-
-def isoflop_budgets(compute: Iterable[float], count: int) -> np.ndarray:
-    """``count`` budgets log-spaced over the trained points' compute (one when all are equal)."""
-    compute = np.asarray(compute, dtype=float)
-    low, high = compute.min(), compute.max()
-    return np.array([low]) if np.isclose(low, high) else np.geomspace(low, high, count)
-
-
-def _n_range(points: pd.DataFrame) -> tuple[float, float]:
-    """N axis of the law curves: a decade beyond the trained range on either side."""
-    return float(points["N"].min()) / 10, float(points["N"].max()) * 10
-
-
 @_styled
 def fig_loss_vs_flops(
-    points: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]], fit_set: str | None = None
+    points: pd.DataFrame, frontier: pd.DataFrame | None = None, label: str = ""
 ) -> Figure:
     """The standard view reviewers asked for: loss vs training compute C = 6·N·D.
 
     ``points``: every loss point (grid and trained candidates), one line per run over its
-    multiplier boundaries, coloured by size group. Where ``fits`` has a Chinchilla-law fit
-    (on ``fit_set``, default the first), its compute-optimal frontier min_N L(N, C / 6N).
+    multiplier boundaries, coloured by size group. ``frontier``: a law's compute-optimal
+    frontier (infscale.fit.frontier.compute_optimal_frontier: ``C, loss``), drawn with
+    ``label`` (the law and its fit set).
     """
     fig, (ax,) = _panels(1, "Loss vs training compute (C = 6·N·D)", size=(6.4, 4.6))
-    compute = training_compute(points["N"], points["D"])
-    frame = points.assign(C=compute)
+    frame = points.assign(C=training_compute(points["N"], points["D"]))
     for i, group in enumerate(g for g in _group_order(frame) if g != CANDIDATES):
         rows = frame[frame["size_group"] == group]
         for j, (_, run) in enumerate(rows.groupby("run", sort=True)):
@@ -524,16 +489,9 @@ def fig_loss_vs_flops(
         ax.scatter(
             trained["C"], trained["loss"], zorder=3, label="trained candidates", **CANDIDATE_STYLE
         )
-    found = _fit_for(fits, "chinchilla", fit_set)
-    if found is not None:
-        budgets = np.geomspace(compute.min() / 2, compute.max() * 2, 60)
-        frontier = [np.nanmin(compute_optimal(found[1], c, _n_range(points))[1]) for c in budgets]
+    if frontier is not None:
         ax.plot(
-            budgets,
-            frontier,
-            "k--",
-            lw=1,
-            label=f"compute-optimal loss (Chinchilla law, fit set '{found[0]}')",
+            frontier["C"], frontier["loss"], "k--", lw=1, label=f"compute-optimal loss ({label})"
         )
     ax.set_xscale("log")  # FLOPs read best as 10^k
     ax.set(xlabel="training compute C = 6·N·D (FLOPs, log)", ylabel=LOSS_LABEL)
@@ -544,44 +502,36 @@ def fig_loss_vs_flops(
 @_styled
 def fig_isoflop(
     points: pd.DataFrame,
-    fits: Mapping[FitKey, dict[str, Any]],
-    fit_set: str | None = None,
-    budgets: int = 3,
+    curves: Mapping[str, Sequence[IsoFlop]],
+    fit_set: str,
+    ratio: float | None = None,
 ) -> Figure:
     """The IsoFLOP view: at a fixed budget C, which N (trained on C / 6N tokens) is best?
 
-    One panel per law fitted on ``fit_set`` (default: each law's first fit); the inference law
-    is drawn at the median R of ``points``. ``budgets`` log-spaced budgets span the points'
-    compute; each point is shown with the budget nearest to its own compute (in log C, within
-    half the spacing), and the law's optimum N of each budget is marked with a cross.
+    One panel per law of ``curves`` (infscale.fit.frontier.isoflop_curves of its fit on
+    ``fit_set``; the inference law's at R = ``ratio``), a curve per budget with the law's
+    optimum N marked by a cross. Each point is shown with the budget nearest to its own compute
+    (in log C, within half the spacing).
     """
     compute = training_compute(points["N"], points["D"])
-    levels = isoflop_budgets(compute, budgets)
+    levels = np.array([curve.compute for curve in next(iter(curves.values()))])
     log_c, log_levels = np.log(compute), np.log(levels)
     half = np.diff(log_levels).min() / 2 if len(levels) > 1 else np.log(2)
     nearest = np.abs(log_c[:, None] - log_levels[None, :]).argmin(axis=1)
     near = np.abs(log_c - log_levels[nearest]) <= half * (1 + 1e-9)
-    ratio = float(points["R"].median())
-    laws = list(dict.fromkeys(law for law, _ in fits))
-    drawn = {law: found for law in laws if (found := _fit_for(fits, law, fit_set)) is not None}
-    sets = sorted({name for name, _ in drawn.values()})
     fig, axes = _panels(
-        len(drawn),
-        f"IsoFLOP: predicted loss vs N at fixed compute (fit set {', '.join(sets)})",
+        len(curves), f"IsoFLOP: predicted loss vs N at fixed compute (fit set {fit_set})"
     )
-    for ax, (law, (_, fit)) in zip(axes, drawn.items(), strict=True):
-        at_ratio = ratio if law == "inference" else None
-        no_optimum = []
-        for i, level in enumerate(levels):
+    for ax, (law, law_curves) in zip(axes, curves.items(), strict=True):
+        for i, curve in enumerate(law_curves):
             color = f"C{i % 10}"
-            n, loss, best = compute_optimal(fit, level, _n_range(points), at_ratio)
-            ax.plot(n, loss, color=color, lw=1.2, label=f"C = {level:.2g} FLOPs")
-            if best is None:
-                no_optimum.append(level)
-            else:
+            ax.plot(
+                curve.n, curve.loss, color=color, lw=1.2, label=f"C = {curve.compute:.2g} FLOPs"
+            )
+            if curve.best is not None:
                 ax.scatter(
-                    n[best],
-                    loss[best],
+                    curve.n[curve.best],
+                    curve.loss[curve.best],
                     marker="X",
                     s=70,
                     color=color,
@@ -600,9 +550,11 @@ def fig_isoflop(
                 label="trained points near the budget",
             )
         _log_axis(ax)
+        at_ratio = law == "inference" and ratio is not None
         title = f"{law} law" + (f" at R = {ratio:.3g} (median of the points)" if at_ratio else "")
+        no_optimum = sum(curve.best is None for curve in law_curves)
         if no_optimum:
-            title += f"\nno optimum N in range at {len(no_optimum)} of {len(levels)} budgets"
+            title += f"\nno optimum N in range at {no_optimum} of {len(law_curves)} budgets"
         ax.set(title=title, xlabel="parameters N (log)", ylabel="loss (nats/token)")
         low, high = points["loss"].min(), points["loss"].max()
         span = high - low or 0.1
@@ -614,25 +566,14 @@ def fig_isoflop(
 # ---------------------------------------------------------------- downstream (paper Figs 1, 7)
 
 
-def pareto_front(latency: Iterable[float], accuracy: Iterable[float]) -> np.ndarray:
-    """Mask of the points no other point beats: lower-or-equal latency and higher-or-equal
-    accuracy, one of them strictly. Equal points do not dominate each other; NaN is never on it.
-    """
-    lat = np.asarray(latency, dtype=float)
-    acc = np.asarray(accuracy, dtype=float)
-    no_worse = (lat[:, None] <= lat[None, :]) & (acc[:, None] >= acc[None, :])
-    better = (lat[:, None] < lat[None, :]) | (acc[:, None] > acc[None, :])
-    dominated = (no_worse & better).any(axis=0)
-    return ~dominated & ~np.isnan(lat) & ~np.isnan(acc)
-
-
 @_styled
-def fig_accuracy_vs_latency(models: pd.DataFrame) -> Figure:
+def fig_accuracy_vs_latency(models: pd.DataFrame, front: np.ndarray) -> Figure:
     """Paper Fig. 1 / Table 2 as a picture: what each model buys in accuracy per second.
 
     ``models``: one row per evaluated model with ``name, size_group, latency_s, average``
-    (report.evaluated_models). Trained candidates are labelled stars; the Pareto front is taken
-    over grid and candidates together.
+    (tables.evaluated_models). Trained candidates are labelled stars; ``front``: the mask of
+    the models on the Pareto front (infscale.select.pareto.pareto_front, over grid and
+    candidates together).
     """
     fig, (ax,) = _panels(1, "Downstream accuracy vs generation latency (paper Fig. 1)", (6.0, 4.5))
     trained = models[models["size_group"] == CANDIDATES]
@@ -656,7 +597,6 @@ def fig_accuracy_vs_latency(models: pd.DataFrame) -> Figure:
             va="bottom",
         )
     lat, acc = models["latency_s"].to_numpy(float), models["average"].to_numpy(float)
-    front = pareto_front(lat, acc)
     order = np.argsort(lat[front])
     ax.step(
         lat[front][order],

@@ -1,40 +1,40 @@
-"""The report: pure functions from result tables to the report's tables, the winner and
-summary.md, and the writer of every report file.
+"""The report's story and its files: the few lines a reader needs first (which law, what it says
+about shape, what the selection chose and why, who won), summary.md, and the writer of every
+report file.
 
 ``FIGURES`` and ``TABLES`` name every figure and table a report has (and the report category
 each is shown under): the workflow declares its outputs from them, tests check a run against
-them. The figures are drawn by infscale.report.figures; matplotlib is imported only to save them, so
-that reading the names costs a Snakefile nothing.
+them. The figures are drawn by infscale.report.figures, the tables built by
+infscale.report.tables; matplotlib is imported only to save the figures, so that reading the
+names costs a Snakefile nothing.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from infscale.errors import InputError
-from infscale.fit.downstream import predict_accuracy
-from infscale.fit.laws import PARAMS, TIED, free_params, metrics, predict, predict_interval
 from infscale.io import write_csv, write_text
+from infscale.report.tables import Table, html_table, loss_band, md_table
+from infscale.select.winner import SMOOTH
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-FitKey = tuple[str, str]
 
 SELECTION = "1. Selection and winner"
 LAWS = "2. Scaling laws"
 LATENCY = "3. Latency"
 DOWNSTREAM = "4. Downstream accuracy"
 RUNS = "5. Runs and provenance"
+# The subcategory of the story and summary.md: Snakemake's report sorts subcategories by name,
+# and this one comes before "Figures" and "Tables", so the story is the report's first item.
+AT_A_GLANCE = "At a glance"
 
 # name -> report category. Files: figures/<name>.png and .svg, tables/<name>.csv and .html.
 FIGURES: dict[str, str] = {
@@ -49,6 +49,7 @@ FIGURES: dict[str, str] = {
     "accuracy_vs_loss": DOWNSTREAM,  # Fig. 7
 }
 TABLES: dict[str, str] = {
+    "story": SELECTION,  # also tables/story.rst, for the HTML report's front page
     "selection": SELECTION,
     "winner": SELECTION,
     "coefficients": LAWS,
@@ -57,620 +58,232 @@ TABLES: dict[str, str] = {
     "predictions": LAWS,
     "latency_model": LATENCY,
     "latency_sweeps": LATENCY,
+    "trained_latency": LATENCY,
     "downstream": DOWNSTREAM,
     "runs": RUNS,
     "provenance": RUNS,
 }
 FIGURE_FORMATS = ("png", "svg")
-CANDIDATES = "candidates"  # the size_group of the trained candidates' points
-MISSING = "-"
+
+# ---------------------------------------------------------------- the story
+
+# Each shape law's coefficients (whose sign the interval settles or not) and optima.
+SHAPE_TERMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "inference": (("epsilon", "gamma"), ()),
+    "conditional": (("a1", "a2"), ("x_opt",)),
+}
+# A budget the selection applied (select_top_k's keyword) -> the column it limits, its name.
+BUDGETS: dict[str, tuple[str, str]] = {
+    "max_params": ("N", "parameters N"),
+    "max_tokens": ("D", "tokens D"),
+    "max_latency": ("latency_s", "latency (s)"),
+}
+UNKNOWN = "n/a"
 
 
-@dataclass(frozen=True)
-class Table:
-    """A report table: raw values (``frame``, written as CSV), how to show them (``formats``:
-    column -> format spec, or "yes/no" for 0/1 flags; other floats get 4 significant digits)
-    and a note said above it (in summary.md and the HTML table)."""
-
-    title: str
-    frame: pd.DataFrame
-    formats: Mapping[str, str] = field(default_factory=dict)
-    note: str = ""
-
-    def display(self) -> pd.DataFrame:
-        """Every cell as the string shown to a reader."""
-        return pd.DataFrame(
-            {
-                column: [_cell(v, self.formats.get(column)) for v in self.frame[column]]
-                for column in self.frame.columns
-            },
-            columns=self.frame.columns,
-        )
-
-
-def _cell(value: Any, spec: str | None) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return MISSING
-    if spec == "yes/no" or isinstance(value, bool | np.bool_):
-        return "yes" if bool(value) else "no"
-    if spec is not None:
-        return format(value, spec)
-    if isinstance(value, float | np.floating):
-        return f"{value:.4g}"
-    if isinstance(value, int | np.integer):
-        return f"{value:,}"
-    return str(value)
-
-
-def md_table(table: Table) -> str:
-    """A GitHub-flavoured table. Not ``DataFrame.to_markdown``: tabulate is absent from the
-    report stage's conda env (envs/report.yaml)."""
-    shown = table.display()
-    header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
-    rule = "|" + "|".join(" --- " for _ in shown.columns) + "|"
-    rows = [
-        "| " + " | ".join(v.replace("|", "\\|") for v in row) + " |"
-        for row in shown.itertuples(index=False)
-    ]
-    return "\n".join([header, rule, *rows])
-
-
-HTML_STYLE = (
-    "body{font-family:sans-serif;font-size:13px;margin:1em}"
-    "table{border-collapse:collapse}th,td{padding:3px 8px;border-bottom:1px solid #ddd;"
-    "text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}"
-)
-
-
-def html_table(table: Table) -> str:
-    """A small self-contained HTML page of the table, as the Snakemake report shows it."""
-    body = table.display().to_html(index=False, border=0, escape=True)
-    note = f"<p>{html.escape(table.note)}</p>" if table.note else ""
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(table.title)}</title><style>{HTML_STYLE}</style></head>"
-        f"<body><h3>{html.escape(table.title)}</h3>{note}\n{body}\n</body></html>\n"
-    )
-
-
-# ---------------------------------------------------------------- assembling the results
-
-
-def accuracy_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per evaluated run ({run: eval JSON}): ``run, average`` and each task's value."""
-    return pd.DataFrame(
-        [
-            {
-                "run": run,
-                "average": result["average"],
-                **{name: task["value"] for name, task in result["tasks"].items()},
-            }
-            for run, result in results.items()
-        ]
-    )
-
-
-def last_boundaries(points: pd.DataFrame) -> pd.DataFrame:
-    """Each run's last loss point (largest D): the model that was evaluated and timed."""
-    return points.sort_values("D", kind="stable").drop_duplicates("run", keep="last")
-
-
-def evaluated_models(
-    points: pd.DataFrame,
-    trained_points: pd.DataFrame,
-    accuracy: pd.DataFrame,
-    latency: pd.DataFrame,
+def story_lines(
+    choice_fit: Mapping[str, Any],
     selected: pd.DataFrame,
-) -> pd.DataFrame:
-    """One row per evaluated model, grid runs then trained candidates: the run's last point
-    with its accuracy (``average`` and per task), ``name`` and ``latency_s``. A grid model's
-    latency is its shape's measurement; a candidate's is what the selection used."""
-    grid = last_boundaries(points).merge(
-        latency[["d_model", "n_layers", "n_heads", "median_s"]].rename(
-            columns={"median_s": "latency_s"}
-        ),
-        on=["d_model", "n_layers", "n_heads"],
-        how="left",
-    )
-    grid = grid.assign(name=grid["run"])
-    trained = last_boundaries(trained_points)
-    trained = trained.assign(name=trained["variant"].astype(str)).merge(
-        selected[["name", "latency_s"]], on="name", how="left"
-    )
-    models = pd.concat([grid, trained], ignore_index=True)
-    return models.merge(accuracy, on="run", how="left")
+    winner: Mapping[str, Any],
+    budgets: Mapping[str, float | None],
+    stability: Mapping[str, int] | None = None,
+) -> list[str]:
+    """The story, a line each: the law the selection used and why; the shape effect it
+    predicts among the feasible candidates, with the fitted shape coefficients and their 95%
+    intervals; what the selection chose, which budget excluded which candidates and how often
+    each chosen one is chosen over the fit's bootstrap resamples; the winner against the
+    baseline.
 
-
-def test_predictions(
-    points: pd.DataFrame, trained_points: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]]
-) -> dict[FitKey, pd.DataFrame]:
-    """Every fit's prediction of every point (the paper's test set: the grid and the trained
-    candidates), with the bootstrap's 95% band where the fit has one."""
-    tested = pd.concat([points, trained_points], ignore_index=True)
-    out = {}
-    for key, fit in fits.items():
-        xs = (tested["N"], tested["D"], tested["R"])
-        frame = tested.assign(loss_pred=predict(fit, *xs))
-        band = predict_interval(fit, *xs)
-        if band is not None:
-            frame = frame.assign(loss_pred_lo=band[0], loss_pred_hi=band[1])
-        out[key] = frame
-    return out
-
-
-def choose_winner(models: pd.DataFrame, selected: pd.DataFrame, baseline: str) -> dict[str, Any]:
-    """The release pick (paper step E): of the trained candidates in ``models``
-    (evaluated_models), the highest average accuracy; ties go to the lower latency, then to the
-    name (so the pick never depends on row order).
-
-    Against ``baseline``: speed-up = baseline latency / winner latency, and the accuracy
-    difference winner - baseline. A baseline that was not trained has no accuracy (the
-    difference is None) and its latency is the selection's (``selected``); one absent there
-    too leaves the speed-up None.
+    ``choice_fit``: the chosen fit (results/fit/chosen.json: a FIT.json with its ``choice``);
+    ``selected``: selected.csv; ``winner``: infscale.select.winner.choose_winner's; ``budgets``:
+    the budgets the selection applied (BUDGETS keys, None: no limit) and ``stability`` the
+    ``resamples`` and ``skipped`` of its selection_frequency, both from
+    results/select/budgets.json.
     """
-    trained = models[models["size_group"] == CANDIDATES]
-    if trained.empty:
-        raise InputError("no trained candidate to choose from")
-    best = trained.sort_values(
-        ["average", "latency_s", "name"], ascending=[False, True, True], kind="stable"
-    ).iloc[0]
-    base = trained[trained["name"] == baseline]
-    if base.empty:
-        base = selected[selected["name"] == baseline].assign(average=np.nan)
-    base_latency = float(base["latency_s"].iloc[0]) if len(base) else None
-    base_acc = float(base["average"].iloc[0]) if len(base) else math.nan
-    trained_baseline = not math.isnan(base_acc)
-    return {
-        "winner": str(best["name"]),
-        "accuracy": float(best["average"]),
-        "latency_s": float(best["latency_s"]),
-        "baseline": baseline,
-        "baseline_trained": trained_baseline,
-        "baseline_accuracy": base_acc if trained_baseline else None,
-        "baseline_latency_s": base_latency,
-        "speedup": base_latency / float(best["latency_s"]) if base_latency is not None else None,
-        "accuracy_diff": float(best["average"]) - base_acc if trained_baseline else None,
-    }
+    return [
+        _law_line(choice_fit["choice"]),
+        _shape_line(choice_fit, selected),
+        _selection_line(selected, budgets, stability),
+        _winner_line(winner),
+    ]
 
 
-def compute_spent(benchmarks: Mapping[str, pd.DataFrame]) -> dict[str, float]:
-    """Wall-clock and CPU seconds summed over Snakemake's per-job benchmark files ({path:
-    table}; every row counts: a benchmark repeated k times has k rows)."""
-    frames = list(benchmarks.values())
-    return {
-        "jobs": len(frames),
-        "wall_s": float(sum(f["s"].sum() for f in frames)),
-        "cpu_s": float(sum(f["cpu_time"].sum() for f in frames)),
-    }
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return UNKNOWN
+    return format(value, spec)
 
 
-def training_flops(points: pd.DataFrame, trained_points: pd.DataFrame) -> dict[str, float]:
-    """6·N·D summed over the grid's runs, the trained candidates' and both, D each run's last
-    boundary (a run trains to its last one)."""
-
-    def total(frame: pd.DataFrame) -> float:
-        last = last_boundaries(frame)
-        return float((6.0 * last["N"].astype(float) * last["D"].astype(float)).sum())
-
-    grid, candidates = total(points), total(trained_points)
-    return {"grid": grid, "candidates": candidates, "total": grid + candidates}
-
-
-# ---------------------------------------------------------------- the tables
-
-
-def _shape_label(frame: pd.DataFrame) -> pd.Series:
-    """Same spelling as ``Shape.label``."""
+def _law_line(choice: Mapping[str, Any]) -> str:
+    name = choice["law"] + (f" ({choice['form']})" if choice["form"] else "")
+    how = "chosen automatically" if choice["mode"] == "auto" else "as configured"
+    reason = choice["reason"].strip().rstrip(".")
     return (
-        "d"
-        + frame["d_model"].astype(int).astype(str)
-        + "-l"
-        + frame["n_layers"].astype(int).astype(str)
-        + "-h"
-        + frame["n_heads"].astype(int).astype(str)
+        f"Law: the selection used the {name} law ({choice['method']} fit, tie "
+        f"{choice['tie']}), {how}: {reason}. Its progressive extrapolation error is "
+        f"{_fmt(choice['logo_rel_err'], '.2%')} against Chinchilla's "
+        f"{_fmt(choice['chinchilla_logo_rel_err'], '.2%')} (ratio "
+        f"{_fmt(choice['ratio_to_chinchilla'], '.2f')}); AIC {_fmt(choice['aic'], '.1f')}."
     )
 
 
-def runs_table(points: pd.DataFrame, trained_points: pd.DataFrame, models: pd.DataFrame) -> Table:
-    """Every loss point of every run (grid, then trained candidates). Accuracy belongs to the
-    run's last boundary (the evaluated model), so earlier boundaries show none."""
-    runs = pd.concat([points, trained_points], ignore_index=True)
-    runs = runs.merge(models[["run", "latency_s", "average"]], on="run", how="left")
-    last = runs.groupby("run")["D"].transform("max") == runs["D"]
-    frame = pd.DataFrame(
-        {
-            "run": runs["run"],
-            "shape": _shape_label(runs),
-            "N": runs["N"],
-            "D": runs["D"],
-            "R": runs["R"],
-            "loss": runs["loss"],
-            "val_loss": runs["val_loss"],
-            "latency_s": runs["latency_s"],
-            "accuracy": runs["average"].where(last),
-        }
-    )
-    return Table(
-        "Every run: one row per loss point (multiplier boundary)",
-        frame,
-        {
-            "N": ",.0f",
-            "D": ",.0f",
-            "loss": ".4f",
-            "val_loss": ".4f",
-            "latency_s": ".3f",
-            "accuracy": ".3f",
-        },
-        "loss: the paper's metric (mean of the EMA of the training loss up to the boundary); "
-        "val_loss: held-out loss at the boundary; latency: the shape's median generation "
-        "latency; accuracy: the evaluated model's (each run's last boundary) average zero-shot "
-        "accuracy.",
+def _shape(row: pd.Series) -> str:
+    return (
+        f"{row['name']} (d_model {int(row['d_model'])} x {int(row['n_layers'])} layers, "
+        f"R {row['R']:.3g})"
     )
 
 
-def coefficients_table(fits: Mapping[FitKey, dict[str, Any]]) -> Table:
-    """Each fit's coefficients with their bootstrap 95% intervals (where the fit has them)."""
-    rows = []
-    for (law, fit_set), fit in fits.items():
-        intervals = fit.get("intervals") or {}
-        tied = TIED[fit["tie"]]
-        for name in PARAMS[law]:
-            lo, hi = intervals.get(name, (None, None))
-            rows.append(
-                {
-                    "law": law,
-                    "fit_set": fit_set,
-                    "method": fit["method"],
-                    "tie": fit["tie"],
-                    "n_points": fit["n_points"],
-                    "parameter": name,
-                    "value": fit["params"][name],
-                    "ci95_lo": lo,
-                    "ci95_hi": hi,
-                    "tied_to": "alpha" if name in tied else None,
-                    "resamples": (fit.get("bootstrap") or {}).get("k"),
-                }
-            )
-    warnings = [
-        f"{law} / {fit_set}: {text}"
-        for (law, fit_set), fit in fits.items()
-        for text in fit.get("warnings", [])
-    ]
-    return Table(
-        "Fitted coefficients with bootstrap 95% intervals",
-        pd.DataFrame(rows),
-        {"value": ".4g", "ci95_lo": ".4g", "ci95_hi": ".4g"},
-        "Chinchilla: L = E + A·N^-alpha + B·D^-beta; inference-efficient: the same times "
-        "(1 + epsilon·R^gamma). Intervals: 2.5th and 97.5th percentiles over bootstrap "
-        "resamples of the fit points. "
-        + ("Fit warnings: " + "; ".join(warnings) if warnings else "No fit warnings."),
-    )
-
-
-def fit_sets_table(
-    predictions: Mapping[FitKey, pd.DataFrame], fits: Mapping[FitKey, dict[str, Any]]
-) -> Table:
-    """The fit-set ablation (paper Figs 8-10): each law fitted on each set, scored on its own
-    points and on every point (grid and trained candidates)."""
-    rows = []
-    for (law, fit_set), frame in predictions.items():
-        fit = fits[(law, fit_set)]
-        test = metrics(frame["loss"], frame["loss_pred"], frame["size_group"].astype(str))
-        held = frame[frame["size_group"] == CANDIDATES]
-        candidates = metrics(held["loss"], held["loss_pred"]) if len(held) else dict.fromkeys(test)
-        rows.append(
-            {
-                "law": law,
-                "fit_set": fit_set,
-                "n_fit": fit["n_points"],
-                "fit_mse": fit["metrics"]["mse"],
-                "fit_r2": fit["metrics"]["r2"],
-                "n_test": len(frame),
-                "test_mse": test["mse"],
-                "test_r2": test["r2"],
-                "test_max_rel_err": test["max_rel_err"],
-                "test_spearman": test["spearman"],
-                "candidates_max_rel_err": candidates["max_rel_err"],
-                "candidates_spearman": candidates["spearman"],
-                "warnings": len(fit.get("warnings", [])),
-            }
+def _shape_line(fit: Mapping[str, Any], selected: pd.DataFrame) -> str:
+    law = fit["law"]
+    lo, hi = loss_band(selected, fit)
+    frame = selected.assign(lo=lo, hi=hi)
+    feasible = frame[frame["feasible"] == 1].sort_values("loss_pred", kind="stable")
+    best, worst = feasible.iloc[0], feasible.iloc[-1]
+    if len(feasible) < 2:
+        effect = f"one candidate is feasible, {_shape(best)}, predicted at {_band(best)}"
+    else:
+        diff = worst["loss_pred"] - best["loss_pred"]
+        direction = "wider, shallower" if best["R"] > worst["R"] else "narrower, deeper"
+        effect = (
+            f"the best feasible shape, {_shape(best)}, is predicted at {_band(best)} and the "
+            f"worst, {_shape(worst)}, at {_band(worst)}: {diff:.4f} nats/token "
+            f"({diff / best['loss_pred']:.2%}) in favour of the {direction} shape"
         )
-    return Table(
-        "Fit-set ablation: each law on each fit set, tested on every point",
-        pd.DataFrame(rows),
-        {"test_max_rel_err": ".2%", "candidates_max_rel_err": ".2%"},
-        "fit_*: on the fit's own points; test_*: on every grid point and the trained "
-        "candidates; spearman: mean of the within-size-group rank correlations of predicted "
-        "with actual loss; candidates_*: on the trained candidates only (the largest "
-        "extrapolation).",
-    )
-
-
-def comparison_table(comparison: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]]) -> Table:
-    """The law-form comparison (results/fit/comparison.csv) with ΔAIC against the best form,
-    and the bootstrap intervals of the free coefficients where a fit of that form, tie and
-    method on all the same points has them."""
-    frame = comparison.copy()
-    frame.insert(frame.columns.get_loc("aic") + 1, "delta_aic", frame["aic"] - frame["aic"].min())
-    frame["ci95"] = [_intervals_text(row, fits) for row in comparison.to_dict(orient="records")]
-    if "params" in frame.columns:  # the fitted coefficients, last: the longest cells
-        frame = frame[[c for c in frame.columns if c != "params"] + ["params"]]
-    return Table(
-        "Law comparison: ways to put shape into the law, on the same points",
-        frame,
-        {"logo_rel_err": ".2%", "logo_max_rel_err": ".2%", "aic": ".2f", "delta_aic": ".2f"},
-        "Fitted on every grid point. aic = n·ln(RSS/n) + 2k; logo_*: leave-one-size-group-out "
-        "extrapolation (fit on the smaller groups, predict the next larger), mean and max "
-        "relative error; ci95: bootstrap intervals of the free coefficients where the "
-        "workflow's fits match the row.",
-    )
-
-
-def _intervals_text(row: Mapping[str, Any], fits: Mapping[FitKey, dict[str, Any]]) -> str | None:
-    for (law, _), fit in fits.items():
-        matches = (
-            law == row["form"]
-            and fit["tie"] == row["tie"]
-            and fit["method"] == row["method"]
-            and fit["n_points"] == row["n_points"]
-            and fit.get("intervals")
+        if math.isfinite(best["hi"]) and math.isfinite(worst["lo"]):
+            overlap = worst["lo"] <= best["hi"]
+            effect += f"; the 95% bands {'overlap' if overlap else 'do not overlap'}"
+    coefficients, optima = SHAPE_TERMS.get(law, ((), ()))
+    if not coefficients:
+        terms = f"The {law} law has no shape term: N and D alone set its predictions"
+    else:
+        terms = "Shape coefficients: " + ", ".join(
+            [_coefficient(fit, p, signed=True) for p in coefficients]
+            + [_coefficient(fit, p, signed=False) for p in optima if _value(fit, p) is not None]
         )
-        if matches:
-            return "; ".join(
-                f"{p} [{fit['intervals'][p][0]:.3g}, {fit['intervals'][p][1]:.3g}]"
-                for p in free_params(law, fit["tie"])
-            )
-    return None
+    return f"Shape effect (the {law} law at the candidates' N and D): {effect}. {terms}."
 
 
-def latency_model_table(model: Mapping[str, Any]) -> Table:
-    """The latency model's coefficients, with its form and leave-one-out error in the note."""
-    frame = pd.DataFrame(
-        {
-            "term": list(model["coefficients"]),
-            "feature": [model["terms"][t] for t in model["coefficients"]],
-            "coefficient_s": list(model["coefficients"].values()),
-        }
-    )
-    return Table(
-        "Latency model: T(shape) fitted on the measured shapes",
-        frame,
-        {"coefficient_s": ".4g"},
-        f"Form {model['form']} (L = n_layers, d = d_model, V = vocabulary size), fitted by "
-        f"{model['fit']} on {model['n_shapes']} measured shapes. Median relative error: "
-        f"in sample {model['fit_median_rel_err']:.1%}, leave-one-out "
-        f"{model['loo_median_rel_err']:.1%} (max {model['loo_max_rel_err']:.1%}).",
-    )
+def _band(row: pd.Series) -> str:
+    if not math.isfinite(row["lo"]):
+        return f"{row['loss_pred']:.4f}"
+    return f"{row['loss_pred']:.4f} [{row['lo']:.4f}, {row['hi']:.4f}]"
 
 
-def sweeps_table(fits: Mapping[str, Any]) -> Table:
-    """What the latency sweeps (sweep_fits.json) show, one row per sweep."""
-    rows = []
-    for sweep in ("layers", "width"):
-        if sweep in fits:
-            fit = fits[sweep]
-            rows.append(
-                {
-                    "sweep": sweep,
-                    "x": fit["x"],
-                    "n": fit["n"],
-                    "slope_s": fit["slope"],
-                    "intercept_s": fit["intercept"],
-                    "r2": fit["r2"],
-                }
-            )
-    if "ratio" in fits:
-        ratio = fits["ratio"]
-        rows.append(
-            {
-                "sweep": "ratio",
-                "x": "R",
-                "n": ratio["n"],
-                "spearman_latency_vs_R": ratio["spearman_R_vs_latency"],
-                "fastest": ratio["fastest"],
-                "widest_shallowest": ratio["widest_shallowest"],
-                "widest_shallowest_fastest": ratio["widest_shallowest_fastest"],
-                "params_spread": ratio["params_spread"],
-            }
-        )
-    flagged = fits.get("flagged") or []
-    return Table(
-        "Latency sweeps (paper Fig. 3): what they show",
-        pd.DataFrame(rows),
-        {"r2": ".4f", "spearman_latency_vs_R": ".3f", "params_spread": ".3f"},
-        "layers, width: least-squares line of median latency on x, slope in s per unit of x; "
-        "ratio: shapes of about equal N (params_spread = max N / min N), Spearman correlation "
-        "of latency with R and whether the widest-shallowest shape is the fastest. "
-        + (
-            f"Flagged (CV above the bound): {', '.join(flagged)}."
-            if flagged
-            else "No measurement flagged."
-        ),
-    )
+def _value(fit: Mapping[str, Any], name: str) -> float | None:
+    """A fitted parameter, or a quantity derived from them (the conditional law's optima sit
+    beside ``params``)."""
+    return fit["params"].get(name, fit.get(name))
 
 
-def downstream_table(downstream: Mapping[str, Any]) -> Table:
-    """Loss -> accuracy (Gadre et al.): the fit's predictions of the trained candidates."""
-    frame = pd.DataFrame(
-        downstream["predictions"], columns=["name", "loss", "acc_pred", "acc_actual"]
-    )
-    frame["abs_err"] = (frame["acc_pred"] - frame["acc_actual"]).abs()
-    params, m = downstream["params"], downstream["metrics"]
-    return Table(
-        "Loss -> downstream accuracy: predictions of the trained candidates",
-        frame,
-        {"loss": ".4f", "acc_pred": ".3f", "acc_actual": ".3f", "abs_err": ".3f"},
-        f"Fit {downstream['form']} on {m['n_grid']} grid models: E = {params['E']:.4g}, "
-        f"a = {params['a']:.4g}, b = {params['b']:.4g}; on the grid MSE {m['grid_mse']:.3g}, "
-        f"R² {_cell(m['grid_r2'], '.3f')}; on the {m['n_candidates']} trained candidates mean "
-        f"absolute error {_cell(m['candidate_mae'], '.3f')}, max "
-        f"{_cell(m['candidate_max_abs_err'], '.3f')}.",
-    )
+def _coefficient(fit: Mapping[str, Any], name: str, *, signed: bool) -> str:
+    """``name = value [95% lo, hi]``; for a coefficient, whether the interval settles its sign."""
+    text = f"{name} = {_fmt(_value(fit, name), '.4g')}"
+    interval = (fit.get("intervals") or {}).get(name)
+    if interval is None:
+        return text + " (no interval)"
+    lo, hi = interval
+    text += f" [95%: {lo:.4g}, {hi:.4g}]"
+    if signed:
+        text += " (excludes 0)" if lo > 0 or hi < 0 else " (includes 0: sign unresolved)"
+    return text
 
 
-def selection_table(
+def _selection_line(
     selected: pd.DataFrame,
-    fit: Mapping[str, Any],
-    fit_set: str,
-    downstream: Mapping[str, Any],
-    models: pd.DataFrame,
-    baseline: str,
-) -> Table:
-    """The selection (paper Fig. 6): every candidate with its predicted loss (and the fit's
-    bootstrap band), latency, feasibility and rank, the accuracy the loss->accuracy fit
-    predicts from that loss, and the measured accuracy of those trained."""
-    ordered = selected.sort_values(["rank", "loss_pred"], na_position="last", kind="stable")
-    band = predict_interval(fit, ordered["N"], ordered["D"], ordered["R"])
-    trained = models.loc[models["size_group"] == CANDIDATES, ["name", "average"]]
-    accuracy = ordered[["name"]].merge(trained, on="name", how="left")["average"].to_numpy()
-    frame = pd.DataFrame(
-        {
-            "rank": ordered["rank"],
-            "name": ordered["name"],
-            "shape": _shape_label(ordered),
-            "N": ordered["N"],
-            "D": ordered["D"],
-            "R": ordered["R"],
-            "loss_pred": ordered["loss_pred"],
-            "loss_pred_lo": band[0] if band is not None else np.nan,
-            "loss_pred_hi": band[1] if band is not None else np.nan,
-            "latency_s": ordered["latency_s"],
-            "latency_source": ordered.get("latency_source"),
-            "feasible": ordered["feasible"],
-            "selected": ordered["selected"],
-            "baseline": ordered["name"] == baseline,
-            "acc_pred": predict_accuracy(downstream["params"], ordered["loss_pred"]),
-            "accuracy": accuracy,
-        }
+    budgets: Mapping[str, float | None],
+    stability: Mapping[str, int] | None,
+) -> str:
+    chosen = selected[selected["selected"] == 1].sort_values("rank", kind="stable")
+    n_feasible = int((selected["feasible"] == 1).sum())
+    excluded = []
+    for key, (column, label) in BUDGETS.items():
+        limit = budgets[key]
+        if limit is not None:
+            over = selected.loc[selected[column] > limit, "name"].astype(str).tolist()
+            shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+            excluded.append(f"{label} <= {shown} excluded {', '.join(over) or 'none'}")
+    why = "; ".join(excluded) if excluded else "no budget was set"
+    text = (
+        f"Selection: chose {', '.join(chosen['name'].astype(str))} (k = {len(chosen)}), the "
+        f"lowest predicted losses among the {n_feasible} of {len(selected)} candidates within "
+        f"the budgets ({why})."
     )
-    return Table(
-        "Selection: every candidate, its predicted loss and latency, and the chosen",
-        frame,
-        {
-            "N": ",.0f",
-            "D": ",.0f",
-            "loss_pred": ".4f",
-            "loss_pred_lo": ".4f",
-            "loss_pred_hi": ".4f",
-            "latency_s": ".3f",
-            "feasible": "yes/no",
-            "selected": "yes/no",
-            "acc_pred": ".3f",
-            "accuracy": ".3f",
-        },
-        f"loss_pred: the {fit['law']} law (fit set '{fit_set}'), with its "
-        "bootstrap 95% band (lo, hi) where the fit has one; feasible: within the parameter, "
-        "token and latency budgets; rank: among the selected, by predicted loss; acc_pred: "
-        "the loss->accuracy fit at loss_pred; accuracy: measured, for the trained (selected "
-        "and the baseline).",
-    )
+    if "chosen_frac" in selected.columns:
+        counted = ""
+        if stability is not None:
+            skipped = stability["skipped"]
+            counted = f" ({stability['resamples']} used" + (
+                f", {skipped} skipped: a loss not finite and positive)" if skipped else ")"
+            )
+        shares = ", ".join(
+            f"{row['name']} {_fmt(row['chosen_frac'], '.0%')}" for _, row in chosen.iterrows()
+        )
+        text += f" Share of the fit's bootstrap resamples{counted} that choose each: {shares}."
+    else:
+        text += " Its stability over the fit's bootstrap resamples was not measured."
+    return text
 
 
-def winner_table(winner: Mapping[str, Any]) -> Table:
-    return Table(
-        "The winner against the baseline",
-        pd.DataFrame([winner]),
-        {
-            "accuracy": ".3f",
-            "latency_s": ".3f",
-            "baseline_accuracy": ".3f",
-            "baseline_latency_s": ".3f",
-            "speedup": ".2f",
-            "accuracy_diff": "+.3f",
-        },
-        "Winner: the trained candidate of highest average accuracy (ties: the lower latency). "
-        "speedup = baseline latency / winner latency; accuracy_diff = winner - baseline.",
+def _winner_line(winner: Mapping[str, Any]) -> str:
+    others = ", ".join(name for name in winner["contenders"] if name != winner["winner"])
+    tie = f"within z = {winner['z']:g} combined standard error"
+    why = {
+        "accuracy": f"the most accurate, and no other is {tie}",
+        SMOOTH: f"tied on accuracy ({tie}) with {others}, and the lowest {SMOOTH} of them",
+        "latency": f"tied on accuracy ({tie}) with {others}, and the fastest of them",
+    }[winner["decided_by"]]
+    text = (
+        f"Winner: {winner['winner']}, average accuracy {winner['accuracy']:.3f} "
+        f"(se {_fmt(winner['accuracy_stderr'], '.3f')}) at {winner['latency_s']:.3f} s, {why}. "
     )
+    if winner["winner"] == winner["baseline"]:
+        return text + "It is the baseline itself."
+    text += f"Against the baseline {winner['baseline']}: "
+    if winner["speedup"] is None:
+        text += "speed-up unknown (its latency was not measured), "
+    else:
+        text += f"{winner['speedup']:.2f}x its speed ({winner['baseline_latency_s']:.3f} s), "
+    if winner["accuracy_diff"] is None:
+        return text + "accuracy not compared (the baseline was not trained)."
+    band = _fmt(winner["accuracy_diff_band"], ".3f")
+    return text + f"accuracy {winner['accuracy_diff']:+.3f} (band {band}): {winner['verdict']}."
 
 
-def provenance_table(
-    provenance: Mapping[str, Any], compute: Mapping[str, float], flops: Mapping[str, float]
-) -> Table:
-    """Where the results came from, and the compute they cost."""
-    rows = [(key, value) for key, value in provenance.items() if not isinstance(value, Mapping)]
-    rows += [(f"version: {lib}", v) for lib, v in provenance.get("versions", {}).items()]
-    rows += [
-        ("benchmarked jobs", f"{compute['jobs']:,}"),
-        ("wall-clock time, summed over jobs (s)", f"{compute['wall_s']:,.1f}"),
-        ("CPU time, summed over jobs (s)", f"{compute['cpu_s']:,.1f}"),
-        *((f"training FLOPs 6·N·D, {part}", f"{value:.4g}") for part, value in flops.items()),
-    ]
-    return Table(
-        "Provenance and compute spent",
-        pd.DataFrame(rows, columns=["item", "value"]),
-        note="Compute: the sum over the per-job benchmark files in results/benchmarks (each "
-        "job's latest run; the report job itself excluded) and, independently of the machine, "
-        "the training FLOPs 6·N·D summed over the trained runs (D: each run's last boundary).",
-    )
+def story_rst(table: Table) -> str:
+    """The story table as reStructuredText for the HTML report's front page (every character
+    that would start inline markup escaped, so no name can break the page)."""
 
+    def escape(text: str) -> str:
+        for char in "\\*`_|":
+            text = text.replace(char, "\\" + char)
+        return text
 
-def predictions_table(predictions: Mapping[FitKey, pd.DataFrame]) -> Table:
-    keep = ["law", "fit_set", "run", "size_group", "N", "D", "R", "loss", "loss_pred"]
-    frame = pd.concat(
-        [f.assign(law=law, fit_set=s) for (law, s), f in predictions.items()], ignore_index=True
-    )
-    frame = frame[keep + [c for c in ("loss_pred_lo", "loss_pred_hi") if c in frame.columns]]
-    return Table(
-        "Every fit's prediction of every point",
-        frame,
-        {
-            "N": ",.0f",
-            "D": ",.0f",
-            "loss": ".4f",
-            "loss_pred": ".4f",
-            "loss_pred_lo": ".4f",
-            "loss_pred_hi": ".4f",
-        },
-        "The data behind the predicted-vs-actual figure; lo, hi: bootstrap 95% band.",
-    )
+    lines = [f"- {escape(line)}" for line in table.frame["story"]]
+    return f"**{escape(table.title)}**\n\n" + "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- summary.md
 
-
-def _headline(winner: Mapping[str, Any]) -> list[str]:
-    base = f"the baseline `{winner['baseline']}`"
-    if winner["baseline_latency_s"] is None:
-        speed = f"- Speed-up over {base}: unknown (its latency was not measured)."
-    else:
-        speed = (
-            f"- Speed-up over {base} ({winner['baseline_latency_s']:.3f} s): "
-            f"**{winner['speedup']:.2f}x**."
-        )
-    diff = (
-        "unknown (the baseline was not trained)"
-        if winner["accuracy_diff"] is None
-        else f"{winner['accuracy_diff']:+.3f}"
-    )
-    return [
-        f"**Winner: `{winner['winner']}`**, average accuracy {winner['accuracy']:.3f} at "
-        f"{winner['latency_s']:.3f} s latency.",
-        "",
-        speed,
-        f"- Accuracy difference (winner - baseline): {diff}.",
-        "- Rule: highest average accuracy; ties go to the lower latency.",
-    ]
-
-
-# summary.md's sections and the tables each shows (predictions: CSV and HTML only).
+# summary.md's sections and the tables each shows (story: at the top; predictions: CSV and
+# HTML only).
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Selection", ("selection", "winner")),
     ("Fitted laws", ("coefficients", "fit_sets", "law_comparison")),
-    ("Latency", ("latency_model", "latency_sweeps")),
+    ("Latency", ("latency_model", "latency_sweeps", "trained_latency")),
     ("Loss to downstream accuracy", ("downstream",)),
     ("Runs", ("runs",)),
 )
 
 
 def summary_markdown(
-    tables: Mapping[str, Table],
-    winner: Mapping[str, Any],
-    figures: Iterable[str],
-    config: Mapping[str, Any],
+    tables: Mapping[str, Table], figures: Iterable[str], config: Mapping[str, Any]
 ) -> str:
-    """summary.md: the headline first, then the evidence (a section per topic), the figures
-    (``figures``: names under figures/ beside summary.md), provenance and the config."""
-    parts = ["# infscale report", "\n".join(_headline(winner))]
+    """summary.md: the story first (a bullet per line), then the evidence (a section per
+    topic), the figures (``figures``: names under figures/ beside summary.md), provenance and
+    the config."""
+    story = "\n".join(f"- {line}" for line in tables["story"].frame["story"])
+    parts = ["# infscale report", story]
     for heading, names in SECTIONS:
         parts.append(f"## {heading}")
         for name in names:
@@ -698,7 +311,8 @@ def summary_markdown(
 
 def report_files(out_dir: str | Path = "results/report") -> dict[str, Path]:
     """Every file a report writes, by output name (``<figure>_<fmt>``, ``<table>_csv``,
-    ``<table>_html``, ``summary``): what the workflow declares, what write_report writes."""
+    ``<table>_html``, ``story_rst``, ``summary``): what the workflow declares, what
+    write_report writes."""
     out_dir = Path(out_dir)
     files = {
         f"{name}_{fmt}": out_dir / "figures" / f"{name}.{fmt}"
@@ -708,6 +322,8 @@ def report_files(out_dir: str | Path = "results/report") -> dict[str, Path]:
     for name in TABLES:
         files[f"{name}_csv"] = out_dir / "tables" / f"{name}.csv"
         files[f"{name}_html"] = out_dir / "tables" / f"{name}.html"
+    # Beside story.html: the front page (workflow/report/workflow.rst) finds it from there.
+    files["story_rst"] = out_dir / "tables" / "story.rst"
     return files | {"summary": out_dir / "summary.md"}
 
 
@@ -718,7 +334,10 @@ def report_entries() -> dict[str, tuple[str, str, str]]:
     return (
         {f"{n}_png": (f"figures/{n}.rst", c, "Figures") for n, c in FIGURES.items()}
         | {f"{n}_html": (f"tables/{n}.rst", c, "Tables") for n, c in TABLES.items()}
-        | {"summary": ("summary.rst", SELECTION, "Summary")}
+        | {
+            "story_html": ("tables/story.rst", SELECTION, AT_A_GLANCE),
+            "summary": ("summary.rst", SELECTION, AT_A_GLANCE),
+        }
     )
 
 
@@ -728,9 +347,10 @@ def write_report(
     tables: Mapping[str, Table],
     markdown: str,
 ) -> list[Path]:
-    """Write every figure (PNG and SVG), every table (CSV and HTML), then summary.md (last, so
-    its presence means the rest is there); each file atomically. The names must be exactly
-    FIGURES and TABLES, so the files are what the workflow declares. Returns the paths."""
+    """Write every figure (PNG and SVG), every table (CSV and HTML), the story as
+    reStructuredText, then summary.md (last, so its presence means the rest is there); each
+    file atomically. The names must be exactly FIGURES and TABLES, so the files are what the
+    workflow declares. Returns the paths."""
     from infscale.report.figures import save_figure
 
     for kind, given, expected in (("figures", figures, FIGURES), ("tables", tables, TABLES)):
@@ -747,4 +367,5 @@ def write_report(
     for name, table in tables.items():
         written.append(write_csv(files[f"{name}_csv"], table.frame))
         written.append(write_text(files[f"{name}_html"], html_table(table)))
+    written.append(write_text(files["story_rst"], story_rst(tables["story"])))
     return [*written, write_text(files["summary"], markdown)]

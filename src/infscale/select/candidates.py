@@ -1,0 +1,68 @@
+"""The candidate table the selection reads, and the budgets it is held to.
+
+Each candidate carries what every law needs to predict its loss (N, D, the shape columns of the
+conditional law), its latency, and whether its R lies outside the grid's: a law fitted on the
+grid says nothing measured about a shape beyond the grid's range, so such a candidate is marked
+as an extrapolation rather than silently trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from infscale.errors import InputError
+from infscale.grid import Run
+
+
+def candidate_table(
+    candidates: Sequence[Run], grid: Sequence[Run], latency: Mapping[str, tuple[float, str]]
+) -> pd.DataFrame:
+    """One row per candidate; ``latency`` maps a shape label to (seconds, how it was obtained)."""
+    ratios = [run.shape.aspect_ratio for run in grid]
+    low, high = min(ratios), max(ratios)
+    rows = []
+    for run in candidates:
+        shape = run.shape
+        seconds, source = latency[shape.label]
+        rows.append(
+            {
+                "name": run.variant,
+                "d_model": shape.d_model,
+                "n_layers": shape.n_layers,
+                "n_heads": shape.n_heads,
+                "vocab_size": shape.vocab_size,
+                "ffn_hidden": shape.ffn_hidden,
+                "N": shape.n_params,
+                "D": run.total_tokens,
+                "R": shape.aspect_ratio,
+                "r_extrapolation": int(not low <= shape.aspect_ratio <= high),
+                "latency_s": seconds,
+                "latency_source": source,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def budgets(select: Mapping[str, Any], candidates: pd.DataFrame) -> dict[str, Any]:
+    """``select_top_k``'s budget keywords from the config's ``select`` section.
+
+    ``max_latency_vs_baseline`` turns into seconds with the baseline's latency from the same
+    table (so from the same interleaved timing job); with ``max_latency_s`` too, the tighter
+    one binds.
+    """
+    limits = [select["max_latency_s"]]
+    fraction = select["max_latency_vs_baseline"]
+    if fraction is not None:
+        base = candidates.loc[candidates["name"] == select["baseline"], "latency_s"]
+        if base.empty:
+            raise InputError(f"select.baseline {select['baseline']!r} is not in the candidates")
+        limits.append(fraction * float(base.iloc[0]))
+    set_limits = [limit for limit in limits if limit is not None]
+    return {
+        "max_params": select["max_params"],
+        "max_tokens": select["max_tokens"],
+        "max_latency": min(set_limits) if set_limits else None,
+    }
