@@ -97,27 +97,6 @@ def selected_candidates(wildcards):
     return list(table.loc[table["selected"] == 1, "name"])
 
 
-def sampling_args(protocol):
-    """``infscale latency`` flags for sampling (the paper) or greedy decoding."""
-    if not protocol["do_sample"]:
-        return "--greedy"
-    return f"--temperature {protocol['temperature']} --top-p {protocol['top_p']}"
-
-
-def budget_args(select):
-    """``infscale select`` flags for the budgets the config sets (null = no limit)."""
-    flags = {
-        "max_params": "--max-params",
-        "max_tokens": "--max-tokens",
-        "max_latency_s": "--max-latency",
-    }
-    return " ".join(
-        f"{flag} {select[key]}"
-        for key, flag in flags.items()
-        if select[key] is not None
-    )
-
-
 LAWS = ["chinchilla", "inference"]
 
 

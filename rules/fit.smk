@@ -56,6 +56,31 @@ rule compare_laws:
         "../workflow/scripts/compare_laws.py"
 
 
+# The law the selection uses: the configured one, or (select.law: auto) the form the
+# comparison scores best by progressive extrapolation; fitted with bootstrap intervals.
+rule choose_law:
+    input:
+        points="results/fit/points.csv",
+        comparison="results/fit/comparison.csv",
+    output:
+        "results/fit/chosen.json",
+    log:
+        "results/logs/fit/choose_law.log",
+    benchmark:
+        "results/benchmarks/fit/choose_law.tsv"
+    conda:
+        "../envs/fit.yaml"
+    params:
+        law=config["select"]["law"],
+        fit_set=config["select"]["fit_set"],
+        method=config["fit"]["method"],
+        tie=config["fit"]["tie"],
+        bootstrap=config["fit"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/choose_law.py"
+
+
 rule downstream:
     input:
         points="results/fit/points.csv",

@@ -16,6 +16,9 @@ rule report:
         latency_model="results/latency/model.json",
         grid_eval=grid_files("results/eval/{run}.json"),
         selected="results/select/selected.csv",
+        chosen="results/fit/chosen.json",
+        trained_latency="results/latency/trained.csv",
+        budgets="results/select/budgets.json",
         trained_points=lambda wc: candidate_files(
             "results/runs/candidates/{name}/points.csv", wc
         ),
@@ -32,7 +35,6 @@ rule report:
         "../envs/report.yaml"
     params:
         baseline=config["select"]["baseline"],
-        select_law=config["select"]["law"],
         select_fit_set=config["select"]["fit_set"],
         benchmarks="results/benchmarks",
         own_benchmark="results/benchmarks/report.tsv",

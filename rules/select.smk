@@ -24,7 +24,7 @@ rule candidates:
 # the best few for measurement (the candidates rule then waits for those measurements).
 checkpoint latency_shortlist:
     input:
-        fit=f"results/fit/{config['select']['law']}-{config['select']['fit_set']}.json",
+        fit="results/fit/chosen.json",
         model="results/latency/model.json",
     output:
         "results/select/latency_shortlist.csv",
@@ -43,10 +43,11 @@ checkpoint latency_shortlist:
 
 checkpoint select:
     input:
-        fit=f"results/fit/{config['select']['law']}-{config['select']['fit_set']}.json",
+        fit="results/fit/chosen.json",
         candidates="results/select/candidates.csv",
     output:
         selected="results/select/selected.csv",
+        budgets="results/select/budgets.json",
     log:
         "results/logs/select/select.log",
     benchmark:
@@ -55,7 +56,6 @@ checkpoint select:
         "../envs/fit.yaml"
     params:
         k=config["select"]["k"],
-        budgets=budget_args(config["select"]),
-    shell:
-        "infscale select --fit {input.fit} --candidates {input.candidates} --k {params.k}"
-        " {params.budgets} --out {output.selected} > {log} 2>&1"
+        select=config["select"],
+    script:
+        "../workflow/scripts/select.py"

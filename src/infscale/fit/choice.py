@@ -1,0 +1,108 @@
+"""Which law form the selection uses, chosen by evidence (``select.law: auto``).
+
+The law comparison (compare.py) scores every form × tie on the same points; the selection has to
+predict candidates bigger than every grid model, so the score that matters is the progressive
+extrapolation error (fit on the smaller size groups, predict the next). The chosen form is the
+one with the lowest such error among those ``infscale fit`` can fit by the configured method;
+forms within ``LOGO_TIE`` of the best are not told apart by a few folds, and among them the
+lowest AIC wins (fewer parameters at equal fit).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from infscale.errors import InputError
+from infscale.fit.compare import CONDITIONAL
+
+# Relative margin within which two progressive extrapolation errors count as equal.
+LOGO_TIE = 0.05
+# Comparison forms that are a law of ``infscale fit``: form -> (law, conditional form).
+FITTABLE: dict[str, tuple[str, str | None]] = {
+    "chinchilla": ("chinchilla", None),
+    "inference": ("inference", None),
+    **{name: ("conditional", form) for name, form in CONDITIONAL.items()},
+}
+
+
+def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
+    """The ``choice`` record: law, form, tie, method, the scores and a one-line reason."""
+    rows = comparison[
+        comparison["form"].isin(list(FITTABLE))
+        & (comparison["method"] == method)
+        & comparison["logo_rel_err"].notna()
+    ]
+    if rows.empty:
+        raise InputError(f"the law comparison scored no {method} form by extrapolation")
+    best_err = float(rows["logo_rel_err"].min())
+    tied = rows[rows["logo_rel_err"] <= best_err * (1 + LOGO_TIE)]
+    pick = tied.sort_values(["aic", "logo_rel_err"], kind="stable").iloc[0]
+    chinchilla = rows.loc[rows["form"] == "chinchilla", "logo_rel_err"]
+    base = float(chinchilla.min()) if len(chinchilla) else math.nan
+    law, form = FITTABLE[pick["form"]]
+    ratio = float(pick["logo_rel_err"]) / base if base > 0 else math.nan
+    others = len(tied) - 1
+    reason = (
+        f"lowest progressive extrapolation error of {len(rows)} {method} forms: "
+        f"{100 * pick['logo_rel_err']:.2f} % against Chinchilla's {100 * base:.2f} % "
+        f"({ratio:.2f}x)"
+        + (
+            f"; {others} other form(s) within {100 * LOGO_TIE:.0f} % of it, AIC decided"
+            if others
+            else ""
+        )
+    )
+    return {
+        "mode": "auto",
+        "law": law,
+        "form": form,
+        "tie": str(pick["tie"]),
+        "method": method,
+        "logo_rel_err": float(pick["logo_rel_err"]),
+        "aic": float(pick["aic"]),
+        "chinchilla_logo_rel_err": base,
+        "ratio_to_chinchilla": ratio,
+        "reason": reason,
+    }
+
+
+def configured_choice(
+    law: str, tie: str, method: str, comparison: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """The ``choice`` record of a law the config names (``select.law`` other than auto)."""
+    form = "multiplicative" if law == "conditional" else None
+    record = {
+        "mode": "configured",
+        "law": law,
+        "form": form,
+        "tie": tie,
+        "method": method,
+        "logo_rel_err": None,
+        "aic": None,
+        "chinchilla_logo_rel_err": None,
+        "ratio_to_chinchilla": None,
+        "reason": f"select.law is {law} in the config",
+    }
+    if comparison is not None:
+        name = "conditional" if law == "conditional" else law
+        here = comparison[
+            (comparison["form"] == name)
+            & (comparison["tie"] == tie)
+            & (comparison["method"] == method)
+        ]
+        chinchilla = comparison.loc[
+            (comparison["form"] == "chinchilla") & (comparison["method"] == method),
+            "logo_rel_err",
+        ]
+        if len(here) and len(chinchilla):
+            err, base = float(here["logo_rel_err"].iloc[0]), float(chinchilla.min())
+            record |= {
+                "logo_rel_err": err,
+                "aic": float(here["aic"].iloc[0]),
+                "chinchilla_logo_rel_err": base,
+                "ratio_to_chinchilla": err / base if base > 0 else None,
+            }
+    return record
