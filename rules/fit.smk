@@ -100,6 +100,6 @@ rule downstream:
     conda:
         "../envs/fit.yaml"
     params:
-        loss_column="loss",
+        loss_column="val_loss",
     script:
         "../workflow/scripts/downstream.py"

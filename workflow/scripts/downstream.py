@@ -1,18 +1,23 @@
-"""Snakemake script: fit loss -> accuracy on the grid, predict the trained candidates."""
+"""Snakemake script: fit loss -> accuracy (directly, and through the task loss) on the grid,
+predict the trained candidates."""
 
 from pathlib import Path
 
-from infscale.fit.downstream import downstream
+from infscale.evaluate.harness import SMOOTH
+from infscale.fit.downstream import Point, downstream
 from infscale.io import log_output_to, read_csv, read_json, write_json
 from infscale.provenance import provenance
 
 log_output_to(snakemake.log[0])
-column = snakemake.params.loss_column
+column = snakemake.params.loss_column  # the validation loss, "val_loss"
 
 
-def last_loss(frame):
-    """The loss at the run's last boundary (largest D): the model that was evaluated."""
-    return float(frame.sort_values("D", kind="stable")[column].iloc[-1])
+def point(frame, eval_path):
+    """The loss at the run's last boundary (largest D), the model that was evaluated, with its
+    task loss and average accuracy."""
+    result = read_json(eval_path)
+    loss = float(frame.sort_values("D", kind="stable")[column].iloc[-1])
+    return Point(loss, float(result[SMOOTH]), float(result["average"]))
 
 
 points = read_csv(snakemake.input.points)
@@ -21,13 +26,13 @@ for path in snakemake.input.grid_eval:
     run = Path(path).stem
     rows = points[points["run"] == run]
     if not rows.empty:
-        grid[run] = (last_loss(rows), float(read_json(path)["average"]))
-candidates = {}
-for points_path, eval_path in zip(
-    snakemake.input.trained_points, snakemake.input.trained_eval, strict=True
-):
-    name = Path(eval_path).stem
-    candidates[name] = (last_loss(read_csv(points_path)), float(read_json(eval_path)["average"]))
-result = downstream(grid, candidates) | {"loss_column": column}
+        grid[run] = point(rows, path)
+candidates = {
+    Path(eval_path).stem: point(read_csv(points_path), eval_path)
+    for points_path, eval_path in zip(
+        snakemake.input.trained_points, snakemake.input.trained_eval, strict=True
+    )
+}
+result = downstream(grid, candidates) | {"loss_column": column, "task_loss": SMOOTH}
 write_json(snakemake.output[0], result | {"provenance": provenance(snakemake.config)})
 print(result)

@@ -1,4 +1,4 @@
-"""Snakemake script: zero-shot accuracy of one trained model on the configured tasks."""
+"""Snakemake script: zero-shot accuracy and per-byte NLL of one trained model on the tasks."""
 
 from pathlib import Path
 

@@ -8,11 +8,15 @@ continuation (WinoGrande), or lm-eval defines only ``acc`` (COPA); LAMBADA's acc
 exact match in both harnesses. ``tasks.TASKS`` holds the choice per task; every metric lm-eval
 computed is kept under ``metrics`` for comparison.
 
-Scoring window: lm-eval cuts contexts from the left to fit its ``max_length`` but refuses an
-answer longer than it, and single answers are longer than a tiny model's context (PIQA solutions
-reach 1,065 bytes: 377 of 3,676 exceed 128 tokens with a 512-token BPE; one is among the first 20
-documents). The models are rotary, with no position table, so they can score a longer window than
-they were trained on: every model is scored in at least the paper's 2,048-token context.
+Smooth metric: at laptop scale accuracy sits at chance and cannot rank models, so each task also
+reports, as the OLMo ladder does (Bhagia et al. 2024), the negative log-likelihood of the correct
+answer's continuation per UTF-8 byte of it, in nats (``nll_per_byte``; lambada: the target word),
+from lm-eval's own logged requests. Bytes, not tokens, so that the number does not depend on the
+tokenizer.
+
+Scoring window: each model is scored within the context it was trained on (the saved config's
+``max_position_embeddings``, set from ``data.seq_len``): lm-eval cuts longer contexts from the
+left, and :mod:`infscale.evaluate.window` scores answers longer than the window in pieces.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 from infscale.errors import InputError
 from infscale.evaluate.tasks import TASKS, lm_eval_tasks
 from infscale.io import read_json
 
 # Closed-form stderrs for accuracies; the bootstrap is only for LAMBADA's perplexity.
 BOOTSTRAP_ITERS = 1000
-EVAL_CONTEXT = 2048  # tokens: the paper's context, longer than any packaged answer in bytes
+SMOOTH = "nll_per_byte"  # nats per UTF-8 byte of the correct continuation, mean over documents
 
 
 def evaluate_model(
@@ -57,7 +64,9 @@ def evaluate_model(
     config = Path(model_dir, "config.json")
     if not config.is_file():
         raise InputError(f"{model_dir}: not a saved model (no config.json)")
-    max_length = max(read_json(config).get("max_position_embeddings", 0), EVAL_CONTEXT)
+    max_length = read_json(config).get("max_position_embeddings")
+    if not isinstance(max_length, int) or max_length < 1:
+        raise InputError(f"{config}: no max_position_embeddings, the trained context length")
     if limit is not None and limit < 1:
         raise InputError(f"limit must be a positive number of documents, got {limit}")
     names = lm_eval_tasks(task_names, include_dir)
@@ -67,7 +76,7 @@ def evaluate_model(
             cache_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="infscale-eval-"))
         stack.enter_context(_hf_environment(Path(cache_dir), offline=include_dir is not None))
         start = time.perf_counter()
-        raw = _run_lm_eval(
+        raw, leaves, requests = _run_lm_eval(
             model_dir,
             list(names.values()),
             include_dir,
@@ -78,16 +87,26 @@ def evaluate_model(
             seed,
         )
         seconds = time.perf_counter() - start
-    tasks = {paper: _task_result(raw, name, TASKS[paper].metric) for paper, name in names.items()}
+    tasks = {
+        paper: _task_result(raw, name, TASKS[paper].metric) | _smooth_result(raw, name, leaves)
+        for paper, name in names.items()
+    }
+    errors = [t[f"{SMOOTH}_stderr"] for t in tasks.values()]
     return {
         "tasks": tasks,
         "average": sum(t["value"] for t in tasks.values()) / len(tasks),
+        SMOOTH: sum(t[SMOOTH] for t in tasks.values()) / len(tasks),
+        # The tasks' documents are independent: the errors of the mean add in quadrature.
+        f"{SMOOTH}_stderr": None
+        if None in errors
+        else math.sqrt(sum(e**2 for e in errors)) / len(tasks),
         "limit": limit,
         "num_fewshot": 0,
         "source": "hub" if include_dir is None else "packages",
         "model": str(model_dir),
         "batch_size": batch_size,
         "max_length": max_length,
+        "requests": requests,
         "device": device,
         "seed": seed,
         "seconds": seconds,
@@ -103,10 +122,14 @@ def _run_lm_eval(
     max_length: int,
     device: str,
     seed: int,
-) -> dict[str, Any]:
-    """lm-eval's own entry point; imported here because it takes seconds to import."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, int]]:
+    """lm-eval's results (with its logged samples), its leaf Task objects by name (to read each
+    sample's correct choice as lm-eval does) and the request counts of the scoring window.
+    Imported here because lm-eval takes seconds to import."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
+
+    from infscale.evaluate.window import TrainedContextLM
 
     # Local tasks include lm-eval's YAMLs by path: indexing the stock tree is not needed.
     manager = (
@@ -114,22 +137,78 @@ def _run_lm_eval(
         if include_dir is None
         else TaskManager(include_path=str(include_dir), include_defaults=False)
     )
-    return simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir},dtype=float32,max_length={max_length}",
-        tasks=tasks,
+    loaded = manager.load(tasks)
+    lm = TrainedContextLM(
+        pretrained=str(model_dir),
+        dtype="float32",
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+    )
+    raw = simple_evaluate(
+        model=lm,
+        tasks=[loaded["tasks"][n] if n in loaded["tasks"] else loaded["groups"][n] for n in tasks],
         task_manager=manager,
         num_fewshot=0,
         limit=limit,
-        batch_size=batch_size,
-        device=device,
         bootstrap_iters=BOOTSTRAP_ITERS,
-        log_samples=False,
+        log_samples=True,
         random_seed=seed,
         numpy_random_seed=seed,
         torch_random_seed=seed,
         fewshot_random_seed=seed,
     )
+    counts = {
+        "total": lm.requests,
+        "context_truncated": lm.truncated,
+        "continuation_windowed": lm.windowed,
+    }
+    return raw, loaded["tasks"], counts
+
+
+def nll_per_byte(loglikelihood: float, continuation: str) -> float:
+    """Nats per UTF-8 byte of ``continuation``: comparable across answer lengths and tokenizers."""
+    return -loglikelihood / len(continuation.encode("utf-8"))
+
+
+def mean_stderr(values: ArrayLike) -> tuple[float, float | None]:
+    """Mean and its standard error sd/sqrt(n) (sample sd; None for one value)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()), None
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def correct_request(task: Any, doc: dict[str, Any]) -> int:
+    """Index of the correct choice's request, found as lm-eval 0.4.13 finds the gold in
+    ``ConfigurableTask.process_results``: ``doc_to_text`` for tasks whose choices are contexts
+    (WinoGrande), else ``doc_to_target``, an index or the text of a choice (COPA). A
+    loglikelihood task (LAMBADA) has one request, its target."""
+    if task.OUTPUT_TYPE == "loglikelihood":
+        return 0
+    if task.OUTPUT_TYPE != "multiple_choice":
+        raise RuntimeError(f"{task.task_name}: {task.OUTPUT_TYPE} has no correct continuation")
+    gold = task.doc_to_text(doc) if task.multiple_input else task.doc_to_target(doc)
+    choices = task.doc_to_choice(doc)
+    if isinstance(gold, str):
+        gold = choices.index(gold)
+    if not isinstance(gold, int) or not 0 <= gold < len(choices):
+        raise RuntimeError(f"{task.task_name}: gold {gold!r} is not one of {len(choices)} choices")
+    return gold
+
+
+def _smooth_result(raw: dict[str, Any], name: str, leaves: dict[str, Any]) -> dict[str, Any]:
+    """Per-byte NLL of the correct continuation, mean and stderr over the documents of ``name``
+    (pooled over the subtasks of a group). A sample's ``arguments`` are lm-eval's requests,
+    (context, continuation) per choice, and ``filtered_resps`` its (loglikelihood, is_greedy)
+    for each."""
+    values = []
+    for leaf in _leaves(raw, name):
+        for sample in raw["samples"][leaf]:
+            i = correct_request(leaves[leaf], sample["doc"])
+            values.append(nll_per_byte(sample["filtered_resps"][i][0], sample["arguments"][i][1]))
+    mean, stderr = mean_stderr(values)
+    return {SMOOTH: mean, f"{SMOOTH}_stderr": stderr}
 
 
 def _task_result(raw: dict[str, Any], name: str, metric: str) -> dict[str, Any]:
@@ -155,11 +234,16 @@ def _task_result(raw: dict[str, Any], name: str, metric: str) -> dict[str, Any]:
 
 
 def _documents(raw: dict[str, Any], name: str) -> int:
-    """Documents scored by a task, or by all the tasks under a group (MMLU nests groups)."""
+    """Documents scored by a task, or by all the tasks under a group."""
+    return sum(raw["n-samples"][leaf]["effective"] for leaf in _leaves(raw, name))
+
+
+def _leaves(raw: dict[str, Any], name: str) -> list[str]:
+    """The task itself, or the tasks under a group (on the hub, MMLU nests groups)."""
     children = raw.get("group_subtasks", {}).get(name)
     if not children:
-        return raw["n-samples"][name]["effective"]
-    return sum(_documents(raw, child) for child in children)
+        return [name]
+    return [leaf for child in children for leaf in _leaves(raw, child)]
 
 
 def _resolve_device(device: str) -> str:
