@@ -111,7 +111,7 @@ def test_vllm_backend_skipped_with_one_line_where_unfit():
 
 def test_protocol_from_config_takes_protocol_keys_only(default_config):
     protocol = Protocol.from_config(default_config["latency"], seed=3)
-    assert protocol.input_tokens == 128 and protocol.output_tokens == 256
+    assert protocol.input_tokens == 128 and protocol.output_tokens == 128
     assert protocol.seed == 3 and protocol.backend == "hf"
     assert protocol.max_cv == default_config["latency"]["max_cv"]
     assert protocol.max_repeats == default_config["latency"]["max_repeats"]

@@ -3,7 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from conftest import REPO
 
+from infscale.config import validate_config
 from infscale.errors import InputError
 from infscale.latency.model import FORM, fit_latency_model, predict_latency
 from infscale.latency.sweeps import (
@@ -75,10 +78,12 @@ def test_sweep_shapes_of_the_default_config(default_config):
         sweep_shapes(default_config, "depth")
 
 
-def test_sweeps_default_when_config_has_none(default_config):
-    del default_config["latency"]["sweeps"]
+def test_sweeps_default_when_config_has_none():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    del config["latency"]["sweeps"]
+    validate_config(config, REPO / "config" / "schema.yaml")  # fills the schema's sweeps
     for sweep in SWEEPS:
-        assert sweep_shapes(default_config, sweep)
+        assert sweep_shapes(config, sweep)
 
 
 def test_width_for_params_is_closest_multiple():

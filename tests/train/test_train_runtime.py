@@ -324,6 +324,7 @@ def test_more_tokens_than_one_pass_is_an_error_unless_epochs_allow(data, tmp_pat
     spec = _spec(data, tmp_path, steps=steps, checkpoint_every=0)
     args = (Run.from_dict(spec["run"]), TokenWindows(data["train"]), TokenWindows(data["val"]))
     kwargs = {"max_position": SEQ, "rope_theta": 1e4, "log_path": tmp_path / "l", "progress": False}
+    kwargs["norm"] = "layernorm"
     with pytest.raises(ValueError, match="one pass without repeats"):
         train_run(*args, spec["cfg"], **kwargs)
 

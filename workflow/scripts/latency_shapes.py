@@ -8,7 +8,7 @@ from infscale.provenance import provenance
 from infscale.shapes import Shape
 
 log_output_to(snakemake.log[0])
-set_threads(snakemake.threads)
+set_threads(snakemake.config["latency"]["threads"] or snakemake.threads)
 shapes = [Shape(**spec) for spec in snakemake.params.shapes]
 protocol = Protocol.from_config(snakemake.params.protocol, seed=snakemake.params.seed)
 results = measure_shapes(shapes, protocol)

@@ -7,7 +7,7 @@ from infscale.latency.sweeps import sweep_rows
 from infscale.shapes import Shape
 
 log_output_to(snakemake.log[0])
-set_threads(snakemake.threads)
+set_threads(snakemake.config["latency"]["threads"] or snakemake.threads)
 shapes = [Shape(**spec) for spec in snakemake.params.shapes]
 protocol = Protocol.from_config(snakemake.params.protocol, seed=snakemake.params.seed)
 table = sweep_rows(snakemake.wildcards.sweep, measure_shapes(shapes, protocol))

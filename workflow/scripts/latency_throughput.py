@@ -7,7 +7,7 @@ from infscale.latency.sweeps import throughput_rows
 from infscale.shapes import Shape
 
 log_output_to(snakemake.log[0])
-set_threads(snakemake.threads)
+set_threads(snakemake.config["latency"]["threads"] or snakemake.threads)
 protocol = Protocol.from_config(snakemake.params.protocol, seed=snakemake.params.seed)
 shape = Shape(**snakemake.params.shape)
 items = [Item(shape, b, name=f"{shape.label}-b{b}") for b in snakemake.params.batch_sizes]

@@ -10,7 +10,7 @@ from infscale.latency.trained import measure_trained
 from infscale.shapes import Shape
 
 log_output_to(snakemake.log[0])
-set_threads(snakemake.threads)
+set_threads(snakemake.config["latency"]["threads"] or snakemake.threads)
 protocol = Protocol.from_config(snakemake.params.protocol, seed=snakemake.params.seed)
 shapes = snakemake.params.shapes
 checkpoints = {  # results/runs/candidates/{name}/model

@@ -46,9 +46,7 @@ def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
     ratio = float(pick["logo_rel_err"]) / base if base > 0 else math.nan
     others = len(tied) - 1
     reason = (
-        f"lowest progressive extrapolation error of {len(rows)} {method} forms: "
-        f"{100 * pick['logo_rel_err']:.2f} % against Chinchilla's {100 * base:.2f} % "
-        f"({ratio:.2f}x)"
+        f"the lowest progressive extrapolation error of the {len(rows)} {method} forms scored"
         + (
             f"; {others} other form(s) within {100 * LOGO_TIE:.0f} % of it, AIC decided"
             if others

@@ -273,6 +273,11 @@ def fit_law(
         )
         result["intervals"] = result["bootstrap"]["ci95"]
     result["warnings"] = fit_warnings(params, N_, D_)
+    if bootstrap and result["intervals"] is None:
+        result["warnings"].append(
+            f"all {bootstrap} bootstrap refits failed: the fit has no intervals (are N and D "
+            "collinear over these points, e.g. one token multiplier?)"
+        )
     if conditional:
         result["warnings"] += cond.drop_warnings(variables_, dropped)
     return result
@@ -418,9 +423,9 @@ def refits(
 def bootstrap_summary(law: str, fits: Sequence[Mapping[str, float]], failed: int) -> dict:
     """``failed``, the 95% percentile interval of each parameter (``ci95``) and every converged
     resample's parameters (``samples``: one list per parameter), from which
-    ``predict_interval`` gives intervals for predictions."""
+    ``predict_interval`` gives intervals for predictions; both None when every refit failed."""
     if not fits:
-        raise FitError(f"all {failed} bootstrap refits failed")
+        return {"failed": failed, "ci95": None, "samples": None}
     samples = {p: [f[p] for f in fits] for p in PARAMS[law]}
     ci = {p: np.percentile(v, [2.5, 97.5]).tolist() for p, v in samples.items()}
     return {"failed": failed, "ci95": ci, "samples": samples}

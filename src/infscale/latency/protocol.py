@@ -18,7 +18,7 @@ BACKENDS = ("hf", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MAX_POSITION = 2048  # the paper's context length
 # Keys of the config's latency section that arrange jobs, not what a measurement is.
-LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput"})
+LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput", "threads"})
 
 
 @dataclass(frozen=True)

@@ -67,24 +67,9 @@ THROUGHPUT_COLUMNS = [
 ]
 
 
-# Used where a config has no latency.sweeps / latency.throughput (small, CPU-sized).
-DEFAULT_SWEEPS = {
-    "layers": {"d_model": 32, "n_heads": 4, "n_layers": [1, 2, 4, 6, 8]},
-    "width": {"n_layers": 2, "n_heads": 4, "d_model": [32, 64, 96, 128]},
-    "ratio": {"params": 150000, "n_heads": 4, "n_layers": [1, 2, 4, 8]},
-}
-DEFAULT_THROUGHPUT = {"d_model": 48, "n_layers": 2, "n_heads": 4, "batch_sizes": [1, 4, 16]}
-
-
 def latency_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The config's ``latency`` section with the job-layout keys filled in; the protocol's own
-    optional keys take their defaults in ``Protocol.from_config``, their one place."""
-    return {
-        "interleave": False,
-        "sweeps": DEFAULT_SWEEPS,
-        "throughput": DEFAULT_THROUGHPUT,
-        **config["latency"],
-    }
+    """The config's ``latency`` section (validation filled its defaults from the schema)."""
+    return config["latency"]
 
 
 def sweep_shapes(config: dict[str, Any], sweep: str) -> list[Shape]:

@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,16 @@ def validation_loss(model: torch.nn.Module, val: TokenWindows, n_windows: int, b
     return total / n
 
 
+@dataclass
+class _History:
+    """What a run has done so far: a checkpoint restores it, each step extends it."""
+
+    losses: np.ndarray  # the training loss of every step, for the paper's loss metric
+    points: list[dict[str, Any]] = field(default_factory=list)  # one per boundary reached
+    lines: list[str] = field(default_factory=list)  # the log, rewritten whole on a resume
+    step: int = 0  # steps done
+
+
 def train_run(
     run: Run,
     train: TokenWindows,
@@ -221,6 +232,98 @@ def train_run(
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
     batch, micro = cfg["batch_size"], cfg["micro_batch_size"]
+    steps_at = _boundaries(run, cfg, train, world)
+    total_steps, tokens_per_step = steps_at[-1], batch * train.seq_len
+    device = _device(rank)
+    home = parallel.home(cfg["parallel"], world, device)
+    model = build_model(
+        run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta, norm=norm
+    ).to(home)
+    resumed = ckpt.load_latest(checkpoint_dir, home) if checkpoint_dir else None
+    if resumed is not None:
+        model.load_state_dict(resumed.model)  # whole, before FSDP shards it
+    train_step = TrainStep(model, cfg, device, world)
+    history = _restore(resumed, model, train_step, total_steps, run.name, rank)
+    held = sum(parallel.local(p).numel() for p in model.parameters())  # under FSDP: a shard
+    layout = {"processes": world, "parallel": cfg["parallel"] if world > 1 else None}
+    event = {"event": "resumed" if resumed else "start", "step": history.step}
+    history.lines.append(json.dumps({**event, **layout, "params_per_rank": held}))
+    order = WindowOrder(len(train), cfg["seed"])
+    stop = _StopSignal() if checkpoint_dir else None
+    status = _Status(
+        run, total_steps, history.step, tokens_per_step, device, train_step.dtype, train.seq_len
+    )
+
+    def save_checkpoint(step: int) -> None:
+        if checkpoint_dir:
+            _save_checkpoint(checkpoint_dir, step, model, train_step, history, run, batch, rank)
+
+    bar = _progress_bar(run.name, total_steps, history.step, progress and rank == 0)
+    log = open(log_path, "w") if rank == 0 else None  # noqa: SIM115 - closed in finally
+    try:
+        if log:
+            log.writelines(line + "\n" for line in history.lines)
+            log.flush()
+        for step in range(history.step, total_steps):
+            lr = lr_at(step, total_steps, cfg["warmup_steps"], cfg["lr"], cfg["min_lr"])
+            windows = order.windows(shard_rows(step, batch, rank, world))
+            batches = [
+                train.batch(chunk).to(device, non_blocking=True)
+                for chunk in _micro_batches(windows, micro)
+            ]
+            stats = train_step(batches, lr, stop.requested if stop else False)
+            loss, ce, stop_flag, grad_norm = stats.tolist()  # the step's one host read
+            _check_finite(loss, run.name, step, checkpoint_dir)  # before its weights are saved
+            tokens = (step + 1) * tokens_per_step
+            history.losses[step], history.step = loss, step + 1
+            history.lines.append(
+                json.dumps(
+                    {
+                        "step": step + 1,
+                        "tokens": tokens,
+                        "loss": loss,
+                        "ce": ce,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "tokens_per_s": status.tokens_per_s(step + 1),
+                    }
+                )
+            )
+            if log:
+                log.write(history.lines[-1] + "\n")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if step + 1 in steps_at:
+                val_loss = validation_loss(model, val, cfg["val_windows"], micro)
+                i = steps_at.index(step + 1)
+                history.points.append(
+                    _point(run, model, i, tokens, history.losses[: step + 1], val_loss)
+                )
+            if rank == 0:
+                status.maybe_print(step + 1, loss, force=step + 1 == total_steps)
+            every = cfg["checkpoint_every"]
+            last = step + 1 == total_steps  # also at the end: a kill while saving loses nothing
+            if stop_flag or last or (every and (step + 1) % every == 0):
+                if log:
+                    log.flush()
+                save_checkpoint(step + 1)
+            if stop_flag:
+                _preempted(run.name, step + 1, stop, rank)
+    finally:
+        if log:
+            log.close()
+        if bar is not None:
+            bar.close()
+        if stop:
+            stop.restore()
+    return model, pd.DataFrame(history.points)
+
+
+def _boundaries(run: Run, cfg: dict[str, Any], train: TokenWindows, world: int) -> list[int]:
+    """The boundary steps of ``run``, once the batch splits evenly over ``world`` processes and
+    micro-batches and the corpus holds every token the run needs."""
+    batch, micro = cfg["batch_size"], cfg["micro_batch_size"]
     if batch % world:
         raise InputError(f"train.batch_size {batch} is not divisible by {world} processes")
     per_rank = batch // world
@@ -231,146 +334,93 @@ def train_run(
         )
     tokens_per_step = batch * train.seq_len
     steps_at = boundary_steps(run, tokens_per_step)
-    total_steps = steps_at[-1]
     epochs = cfg["epochs"]
-    if total_steps * batch > len(train) * epochs:
+    if steps_at[-1] * batch > len(train) * epochs:
         raise InputError(
-            f"{run.name} needs {total_steps * tokens_per_step:,} training tokens but the corpus "
+            f"{run.name} needs {steps_at[-1] * tokens_per_step:,} training tokens but the corpus "
             f"holds {len(train) * train.seq_len:,} × train.epochs {epochs}; the paper trains one "
             "pass without repeats"
         )
-    device = _device(rank)
-    home = parallel.home(cfg["parallel"], world, device)
-    model = build_model(
-        run.shape, max_position=max_position, seed=cfg["seed"], rope_theta=rope_theta, norm=norm
-    ).to(home)
-    losses = np.empty(total_steps)
-    rows: list[dict[str, Any]] = []
-    lines: list[str] = []
-    start_step = 0
-    resumed = ckpt.load_latest(checkpoint_dir, home) if checkpoint_dir else None
-    if resumed is not None:
-        model.load_state_dict(resumed.model)  # whole, before FSDP shards it
-    train_step = TrainStep(model, cfg, device, world)
-    if resumed is not None:
-        parallel.load_optimizer_state(model, train_step.optimizer, resumed.state["optimizer"])
-        start_step = resumed.step
-        losses[:start_step] = resumed.state["losses"].numpy()
-        rows = resumed.meta["points"]
-        lines = resumed.log_lines
-        _set_rng(resumed.state["rng"])
-        if rank == 0:
-            print(f"{run.name}: resumed from step {start_step} ({resumed.path})", flush=True)
-    held = sum(parallel.local(p).numel() for p in model.parameters())  # under FSDP: a shard
-    event = "resumed" if resumed else "start"
-    layout = {"processes": world, "parallel": cfg["parallel"] if world > 1 else None}
-    lines.append(
-        json.dumps({"event": event, "step": start_step, **layout, "params_per_rank": held})
-    )
-    order = WindowOrder(len(train), cfg["seed"])
-    stop = _StopSignal() if checkpoint_dir else None
-    status = _Status(
-        run, total_steps, start_step, tokens_per_step, device, train_step.dtype, train.seq_len
-    )
+    return steps_at
 
-    def save_checkpoint(step: int) -> None:
-        if not checkpoint_dir:
-            return
-        weights = parallel.model_state(model)  # gathered to rank 0 under FSDP
-        optimizer_state = parallel.optimizer_state(model, train_step.optimizer)
-        if rank == 0:
-            ckpt.save(
-                checkpoint_dir,
-                step,
-                weights,
-                {
-                    "optimizer": optimizer_state,
-                    "losses": torch.from_numpy(losses[:step].copy()),
-                    "rng": _get_rng(),
-                },
-                {
-                    "points": rows,
-                    "next_position": step * batch,
-                    "lr_schedule_step": step,
-                    "world_size": world,
-                    "run": run.name,
-                },
-                lines,
-            )
-        if distributed:
-            dist.barrier()
 
-    bar = _progress_bar(run.name, total_steps, start_step, progress and rank == 0)
-    log = open(log_path, "w") if rank == 0 else None  # noqa: SIM115 - closed in finally
-    try:
-        if log:
-            log.writelines(line + "\n" for line in lines)
-            log.flush()
-        for step in range(start_step, total_steps):
-            lr = lr_at(step, total_steps, cfg["warmup_steps"], cfg["lr"], cfg["min_lr"])
-            rows_idx = order.windows(shard_rows(step, batch, rank, world))
-            batches = [
-                train.batch(chunk).to(device, non_blocking=True)
-                for chunk in _micro_batches(rows_idx, micro)
-            ]
-            stats = train_step(batches, lr, stop.requested if stop else False)
-            loss, ce, stop_flag, grad_norm = stats.tolist()  # the step's one host read
-            stop_now = bool(stop_flag)
-            # checked after the update: the weights it spoiled are never saved
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(
-                    f"{run.name}: non-finite training loss {loss} at step {step + 1}; "
-                    + (
-                        f"the last good checkpoint in {checkpoint_dir} is kept"
-                        if checkpoint_dir
-                        else "no checkpoint directory was given"
-                    )
-                )
-            losses[step] = loss
-            tokens = (step + 1) * tokens_per_step
-            record = {
-                "step": step + 1,
-                "tokens": tokens,
-                "loss": loss,
-                "ce": ce,
-                "lr": lr,
-                "grad_norm": grad_norm,
-                "tokens_per_s": status.tokens_per_s(step + 1),
-            }
-            lines.append(json.dumps(record))
-            if log:
-                log.write(lines[-1] + "\n")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            if step + 1 in steps_at:
-                i = steps_at.index(step + 1)
-                point_val = validation_loss(model, val, cfg["val_windows"], micro)
-                rows.append(_point(run, model, i, tokens, losses[: step + 1], point_val))
-            if rank == 0:
-                status.maybe_print(step + 1, loss, force=step + 1 == total_steps)
-            every = cfg["checkpoint_every"]
-            last = step + 1 == total_steps  # also at the end: a kill while saving loses nothing
-            if stop_now or last or (every and (step + 1) % every == 0):
-                if log:
-                    log.flush()
-                save_checkpoint(step + 1)
-            if stop_now:
-                if rank == 0:
-                    print(
-                        f"{run.name}: {stop.name if stop else 'signal'} received, checkpoint "
-                        f"written at step {step + 1}; exiting {REQUEUE_EXIT} to be requeued",
-                        flush=True,
-                    )
-                raise Preempted(f"{run.name}: stopped by a signal at step {step + 1}")
-    finally:
-        if log:
-            log.close()
-        if bar is not None:
-            bar.close()
-        if stop:
-            stop.restore()
-    return model, pd.DataFrame(rows)
+def _restore(
+    resumed: ckpt.Checkpoint | None,
+    model: torch.nn.Module,
+    train_step: TrainStep,
+    total_steps: int,
+    name: str,
+    rank: int,
+) -> _History:
+    """A fresh history, or the checkpoint's, with the optimizer state and RNGs it holds."""
+    history = _History(np.empty(total_steps))
+    if resumed is None:
+        return history
+    parallel.load_optimizer_state(model, train_step.optimizer, resumed.state["optimizer"])
+    history.step = resumed.step
+    history.losses[: resumed.step] = resumed.state["losses"].numpy()
+    history.points, history.lines = resumed.meta["points"], resumed.log_lines
+    _set_rng(resumed.state["rng"])
+    if rank == 0:
+        print(f"{name}: resumed from step {resumed.step} ({resumed.path})", flush=True)
+    return history
+
+
+def _save_checkpoint(
+    checkpoint_dir: str | Path,
+    step: int,
+    model: torch.nn.Module,
+    train_step: TrainStep,
+    history: _History,
+    run: Run,
+    batch: int,
+    rank: int,
+) -> None:
+    """Every rank gathers its part; rank 0 writes (checkpoint.py makes it atomic)."""
+    weights = parallel.model_state(model)  # gathered to rank 0 under FSDP
+    optimizer_state = parallel.optimizer_state(model, train_step.optimizer)
+    distributed = dist.is_available() and dist.is_initialized()
+    if rank == 0:
+        ckpt.save(
+            checkpoint_dir,
+            step,
+            weights,
+            {
+                "optimizer": optimizer_state,
+                "losses": torch.from_numpy(history.losses[:step].copy()),
+                "rng": _get_rng(),
+            },
+            {
+                "points": history.points,
+                "next_position": step * batch,
+                "lr_schedule_step": step,
+                "world_size": dist.get_world_size() if distributed else 1,
+                "run": run.name,
+            },
+            history.lines,
+        )
+    if distributed:
+        dist.barrier()
+
+
+def _check_finite(loss: float, name: str, step: int, checkpoint_dir: str | Path | None) -> None:
+    if not math.isfinite(loss):
+        kept = (
+            f"the last good checkpoint in {checkpoint_dir} is kept"
+            if checkpoint_dir
+            else "no checkpoint directory was given"
+        )
+        raise NonFiniteLoss(f"{name}: non-finite training loss {loss} at step {step + 1}; {kept}")
+
+
+def _preempted(name: str, step: int, stop: _StopSignal | None, rank: int) -> None:
+    if rank == 0:
+        print(
+            f"{name}: {stop.name if stop else 'signal'} received, checkpoint written at step "
+            f"{step}; exiting {REQUEUE_EXIT} to be requeued",
+            flush=True,
+        )
+    raise Preempted(f"{name}: stopped by a signal at step {step}")
 
 
 def _point(
