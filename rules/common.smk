@@ -7,7 +7,12 @@ from infscale.errors import InputError
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
 from infscale.report.story import report_entries, report_files
-from infscale.latency.sweeps import SWEEPS, latency_settings, sweep_shapes, throughput_shape
+from infscale.latency.sweeps import (
+    SWEEPS,
+    latency_settings,
+    sweep_shapes,
+    throughput_shape,
+)
 
 try:
     validate_config(config, workflow.source_path("../config/schema.yaml"))
