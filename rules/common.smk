@@ -21,6 +21,20 @@ except InputError as err:
     sys.exit(2)
 
 
+def sorted_keys(value):
+    """``value`` with every mapping's keys sorted."""
+    if isinstance(value, dict):
+        return {key: sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(item) for item in value]
+    return value
+
+
+# Snakemake reruns a job when the repr of its params changes, and a dict's repr follows its key
+# order: a config rewritten with other key order must not rerun anything. The library does not
+# depend on key order (the random fit sets draw from sorted groups and shapes).
+config.update(sorted_keys(config))
+
 CACHE = str(Path(config["cache_dir"]).expanduser())
 RUNS = run_table(config)
 GRID = grid_runs(config)

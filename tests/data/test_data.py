@@ -317,7 +317,8 @@ def jsonl_corpus(tmp_path) -> tuple[Path, list[str]]:
 
 def _data_cfg(path: Path, **extra) -> dict:
     hf = {"path": str(path), "name": None, "split": "train", "text_field": "text"}
-    return {"source": "hf", "hf": hf, "val_fraction": 0.1, "seq_len": 16, **extra}
+    cfg = {"source": "hf", "hf": hf, "val_fraction": 0.1, "seq_len": 16}
+    return {**cfg, "max_documents": None, "max_tokens": None, **extra}  # the schema's defaults
 
 
 def _outputs(root: Path) -> dict[str, Path]:

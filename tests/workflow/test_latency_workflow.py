@@ -20,7 +20,7 @@ def test_latency_targets_are_planned(tmp_path, config):
     assert jobs["latency_sweeps"] == jobs["latency_throughput"] == jobs["latency_model"] == 1
     assert jobs["latency"] == 1  # the default interleaves every shape in one job
     config["latency"]["interleave"] = False
-    assert dry_run(tmp_path, config, "latency_all")["latency"] == 15  # 9 grid + 6 candidates
+    assert dry_run(tmp_path, config, "latency_all")["latency"] == 19  # 12 grid + 7 candidates
 
 
 def test_interleaved_job_writes_every_shape(tmp_path, config):
@@ -29,14 +29,14 @@ def test_interleaved_job_writes_every_shape(tmp_path, config):
     proc = snakemake(tmp_path, "-n", "latency_all", configfile=configfile)
     block = proc.stdout.split("rule latency:\n", 1)[1].split("\n\n", 1)[0]
     outputs = block.split("output: ", 1)[1].split("\n", 1)[0].split(", ")
-    assert len(outputs) == 15 and all(o.startswith("results/latency/d") for o in outputs)
+    assert len(outputs) == 19 and all(o.startswith("results/latency/d") for o in outputs)
 
 
 def test_predict_source_times_no_candidate(tmp_path, config):
     config["latency"]["interleave"] = False
     config["select"]["latency_source"] = "predict"
     jobs = dry_run(tmp_path, config, "results/select/candidates.csv")
-    assert jobs["latency"] == 9  # the grid's shapes only: the model predicts the candidates
+    assert jobs["latency"] == 12  # the grid's shapes only: the model predicts the candidates
     assert jobs["latency_model"] == 1
     assert jobs["latency_sweep"] == 3
 
@@ -47,4 +47,4 @@ def test_measure_top_waits_for_the_shortlist(tmp_path, config):
     config["select"]["measure_top"] = 3
     jobs = dry_run(tmp_path, config, "results/select/candidates.csv")
     assert jobs["latency_shortlist"] == 1
-    assert jobs["latency"] == 9  # the shortlist's measurements are planned once it exists
+    assert jobs["latency"] == 12  # the shortlist's measurements are planned once it exists

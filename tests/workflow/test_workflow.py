@@ -61,7 +61,7 @@ def test_report_has_every_figure_and_table(finished):
     workdir, _, _ = finished
     report = workdir / "results" / "report"
     files = report_files(report)
-    assert len(files) == 2 * len(FIGURES) + 2 * len(TABLES) + 1
+    assert len(files) == 2 * len(FIGURES) + 2 * len(TABLES) + 2  # + summary.md, story.rst
     for name in FIGURES:
         assert files[f"{name}_png"].read_bytes().startswith(b"\x89PNG"), name
         assert "</svg>" in files[f"{name}_svg"].read_text(), name
@@ -99,6 +99,8 @@ def test_changing_a_fit_option_reruns_only_fit_and_what_follows(finished, tmp_pa
     changed.write_text(yaml.safe_dump(config))
     proc = snakemake(workdir, "-n", configfile=changed)
     assert proc.returncode == 0, proc.stderr
-    # downstream follows select: its inputs are the candidates the select checkpoint picks
+    # downstream and latency_trained follow select: their inputs are the candidates the select
+    # checkpoint picks
     planned = set(planned_jobs(proc.stdout))
-    assert planned == {"fit", "select", "downstream", "report", "all"}
+    expected = {"fit", "choose_law", "select", "downstream", "latency_trained", "report", "all"}
+    assert planned == expected

@@ -33,9 +33,9 @@ table = shortlist(
     table,
     loss,
     snakemake.params.n,
-    max_params=select.get("max_params"),
-    max_tokens=select.get("max_tokens"),
-    max_latency=select.get("max_latency_s"),
+    max_params=select["max_params"],
+    max_tokens=select["max_tokens"],
+    max_latency=select["max_latency_s"],
     margin=model["loo_max_rel_err"],
 )
 write_csv(snakemake.output[0], table)
