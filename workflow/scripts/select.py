@@ -1,8 +1,6 @@
 """Snakemake script: the top-k candidates by the chosen law's predicted loss within the budgets,
 with each candidate's prediction band and how often the bootstrap resamples choose it."""
 
-import math
-
 from infscale.fit.laws import predict_points, predict_points_interval
 from infscale.io import log_output_to, read_csv, read_json, write_csv, write_json
 from infscale.select.candidates import budgets
@@ -26,7 +24,7 @@ write_csv(snakemake.output.selected, table)
 write_json(
     snakemake.output.budgets,
     {
-        "budgets": {key: None if v is None or math.isnan(v) else v for key, v in limits.items()},
+        "budgets": limits,
         "k": k,
         "law": fit["law"],
         "form": fit.get("form"),

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
+from infscale.fit.huber import LOG_PARAMS  # numpy only: the CLI still starts fast
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,7 +51,6 @@ TIES = tuple(TIED)
 MAXFEV = 100_000  # the authors' curve_fit budget
 
 # Chinchilla's method lives in infscale.fit.huber (the start grid, the vectorised L-BFGS).
-LOG_PARAMS = ("A", "B", "E", "epsilon")  # what the huber method optimises as logs
 # A bootstrap resample refit by the huber method starts at the full fit's optimum and runs to
 # these tighter tolerances (it skips the start grid and the polish).
 BOOTSTRAP_FTOL = 1e-13
