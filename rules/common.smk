@@ -4,8 +4,10 @@ from pathlib import Path
 
 from infscale.config import validate_config
 from infscale.errors import InputError
+from infscale.fit.laws import PAPER_LAWS
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import config_hash
+from infscale.train.walltime import train_minutes
 from infscale.report.story import report_entries, report_files
 from infscale.latency.sweeps import (
     SWEEPS,
@@ -116,13 +118,12 @@ def selected_candidates(wildcards):
     return list(table.loc[table["selected"] == 1, "name"])
 
 
-LAWS = ["chinchilla", "inference"]
-
-
 def fit_files(pattern):
     """``pattern`` for both laws on every fit set."""
     return [
-        pattern.format(law=law, fitset=s) for law in LAWS for s in config["fit"]["sets"]
+        pattern.format(law=law, fitset=s)
+        for law in PAPER_LAWS
+        for s in config["fit"]["sets"]
     ]
 
 
@@ -158,22 +159,15 @@ def report_outputs():
     return outputs
 
 
-# Cluster wall time for a training job (the SLURM profile's `runtime`, in minutes): 6·N·D FLOPs
-# on one A100 (312 TFLOP/s bf16) at an assumed 30% utilisation, plus 20 minutes for start-up and
-# checkpoints, times 1.5 per retry. On one GPU it bounds a multi-GPU job from above.
-A100_TRAIN_FLOPS = 312e12 * 0.30
-
-
 def train_runtime(wildcards, attempt):
-    """Minutes of wall time to ask the scheduler for, growing with N·D and with ``attempt``."""
+    """Minutes of wall time to ask the scheduler for (infscale.train.walltime)."""
     name = (
         f"candidates/{wildcards.name}"
         if "name" in wildcards.keys()
         else grid_run_name(wildcards)
     )
     run = RUNS[name]
-    minutes = 6 * run.shape.n_params * run.total_tokens / A100_TRAIN_FLOPS / 60
-    return int((20 + minutes) * (1 + 0.5 * (attempt - 1)))
+    return train_minutes(run.shape.n_params, run.total_tokens, attempt)
 
 
 # Quick aggregation steps run where Snakemake runs (a cluster's login node), never via sbatch.

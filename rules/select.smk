@@ -36,7 +36,6 @@ checkpoint latency_shortlist:
         "../envs/fit.yaml"
     params:
         candidates=[run.name for run in candidate_runs(config)],
-        n=config["select"]["measure_top"] or 2 * config["select"]["k"],
     script:
         "../workflow/scripts/latency_shortlist.py"
 

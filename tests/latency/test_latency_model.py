@@ -116,7 +116,7 @@ def test_shortlist_keeps_the_best_within_widened_budgets():
             "name": list("abcd"),
             "N": [10, 10, 50, 10],
             "D": [1, 1, 1, 1],
-            "latency_pred_s": [1.0, 2.1, 1.0, 3.0],
+            "latency_s": [1.0, 2.1, 1.0, 3.0],
         }
     )
     loss = [3.0, 1.0, 0.5, 2.0]

@@ -9,20 +9,13 @@ from pathlib import Path
 
 from infscale.grid import candidate_runs, grid_runs
 from infscale.io import log_output_to, read_json, write_csv
-from infscale.latency.model import predict_latency
-from infscale.select.candidates import candidate_table
+from infscale.select.candidates import candidate_latency, candidate_table
 
 log_output_to(snakemake.log[0])
 model = read_json(snakemake.input.model[0]) if snakemake.input.model else None
-measured = {Path(path).stem: path for path in snakemake.input.latency}
+measured = {Path(path).stem: read_json(path)["median_s"] for path in snakemake.input.latency}
 runs = candidate_runs(snakemake.config)
-latency = {}
-for shape in (run.shape for run in runs):
-    if shape.label in measured:
-        latency[shape.label] = (read_json(measured[shape.label])["median_s"], "measured")
-    else:
-        predicted = predict_latency(model, shape.d_model, shape.n_layers, shape.vocab_size)
-        latency[shape.label] = (float(predicted[0]), "predicted")
+latency = candidate_latency(runs, measured, model)
 table = candidate_table(runs, grid_runs(snakemake.config), latency)
 write_csv(snakemake.output[0], table)
 print(table.to_string())

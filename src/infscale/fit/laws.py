@@ -47,6 +47,9 @@ TIED: dict[str, tuple[str, ...]] = {
     "none": (),
 }
 LAWS = tuple(PARAMS)
+# The laws the workflow fits on every fit set (the paper's two; the conditional law is fitted
+# once, for the comparison and, when chosen, for the selection).
+PAPER_LAWS = ("chinchilla", "inference")
 TIES = tuple(TIED)
 MAXFEV = 100_000  # the authors' curve_fit budget
 

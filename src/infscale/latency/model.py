@@ -24,6 +24,7 @@ was not measured.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,12 @@ def measured_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame[["d_model", "n_layers", "vocab_size", "median_s"]]
 
 
+def shortlist_size(select: Mapping[str, Any]) -> int:
+    """How many candidates ``measure_top`` times: ``select.measure_top``, or (null) twice
+    ``select.k``, so that the selection has measured alternatives to its first choices."""
+    return select["measure_top"] or 2 * select["k"]
+
+
 def shortlist(
     table: pd.DataFrame,
     loss_pred: Any,
@@ -130,7 +137,7 @@ def shortlist(
     max_latency: float | None = None,
     margin: float = 0.0,
 ) -> pd.DataFrame:
-    """``table`` (name, N, D, latency_pred_s) plus ``loss_pred`` and ``measure`` (0/1).
+    """``table`` (name, N, D, latency_s: predicted) plus ``loss_pred`` and ``measure`` (0/1).
 
     The ``n`` candidates of lowest predicted loss among those within the parameter and token
     budgets and whose *predicted* latency is within the latency budget widened by ``margin``
@@ -146,6 +153,6 @@ def shortlist(
     if max_tokens is not None:
         eligible &= out["D"].to_numpy() <= max_tokens
     if max_latency is not None:
-        eligible &= out["latency_pred_s"].to_numpy() <= max_latency * (1 + margin)
+        eligible &= out["latency_s"].to_numpy() <= max_latency * (1 + margin)
     order = out.loc[eligible].sort_values("loss_pred").index[:n]
     return out.assign(measure=out.index.isin(order).astype(int))

@@ -136,7 +136,7 @@ def _shape(row: pd.Series) -> str:
 
 def _shape_line(fit: Mapping[str, Any], selected: pd.DataFrame) -> str:
     law = fit["law"]
-    lo, hi = loss_band(selected, fit)
+    lo, hi = loss_band(selected)
     frame = selected.assign(lo=lo, hi=hi)
     feasible = frame[frame["feasible"] == 1].sort_values("loss_pred", kind="stable")
     best, worst = feasible.iloc[0], feasible.iloc[-1]

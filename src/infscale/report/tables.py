@@ -475,7 +475,7 @@ def selection_table(
     bootstrap band), latency, feasibility and rank, the accuracy the loss->accuracy fit
     predicts from that loss, and the measured accuracy of those trained."""
     ordered = selected.sort_values(["rank", "loss_pred"], na_position="last", kind="stable")
-    lo, hi = loss_band(ordered, fit)
+    lo, hi = loss_band(ordered)
     trained = trained_candidates(models)[["name", "average"]]
     accuracy = ordered[["name"]].merge(trained, on="name", how="left")["average"].to_numpy()
     frame = pd.DataFrame(
@@ -524,13 +524,12 @@ def selection_table(
     )
 
 
-def loss_band(selected: pd.DataFrame, fit: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The 95% band of each candidate's predicted loss: the selection's own (``loss_pred_lo``,
-    ``loss_pred_hi``) where it wrote one, else the fit's bootstrap band (NaN without one)."""
+def loss_band(selected: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% band of each candidate's predicted loss, as the selection wrote it
+    (``loss_pred_lo``, ``loss_pred_hi``; NaN when the fit had no bootstrap)."""
     if {"loss_pred_lo", "loss_pred_hi"} <= set(selected.columns):
         return selected["loss_pred_lo"].to_numpy(float), selected["loss_pred_hi"].to_numpy(float)
-    band = predict_points_interval(fit, selected)
-    return band if band is not None else (np.full(len(selected), np.nan),) * 2
+    return (np.full(len(selected), np.nan),) * 2
 
 
 def winner_table(winner: Mapping[str, Any]) -> Table:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from infscale.errors import InputError
 from infscale.grid import Run
+from infscale.latency.model import predict_latency
 
 
 def candidate_table(
@@ -44,6 +45,23 @@ def candidate_table(
             }
         )
     return pd.DataFrame(rows)
+
+
+def candidate_latency(
+    candidates: Sequence[Run], measured: Mapping[str, float], model: Mapping[str, Any] | None
+) -> dict[str, tuple[float, str]]:
+    """Each candidate shape's latency: the measured median where it was timed, else the latency
+    model's prediction (``model`` may be None only when every shape was timed)."""
+    latency = {}
+    for shape in (run.shape for run in candidates):
+        if shape.label in measured:
+            latency[shape.label] = (float(measured[shape.label]), "measured")
+        else:
+            if model is None:
+                raise InputError(f"candidate shape {shape.label} was neither timed nor predicted")
+            predicted = predict_latency(model, shape.d_model, shape.n_layers, shape.vocab_size)
+            latency[shape.label] = (float(predicted[0]), "predicted")
+    return latency
 
 
 def budgets(select: Mapping[str, Any], candidates: pd.DataFrame) -> dict[str, Any]:
