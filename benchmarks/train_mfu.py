@@ -48,7 +48,8 @@ from infscale.train.loop import TrainStep
 from infscale.train.model import build_model
 
 REPO = Path(__file__).resolve().parents[1]
-PEAK_SIZE, PEAK_WINDOW_S = 2048, 0.4
+PEAK_SIZE = {"cpu": 2048, "cuda": 8192}  # a GPU needs the larger matmul to reach its peak
+PEAK_WINDOW_S = 0.4
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,27 @@ def default_shapes(config: dict) -> list[Shape]:
 
 
 class Bench:
-    """Times settings, alternating with peak windows; keeps the best peak per (threads, dtype)."""
+    """Times settings, alternating with peak windows; keeps the best peak per (threads, dtype).
 
-    def __init__(self, config: dict, rounds: int, window_s: float) -> None:
+    On ``device`` (benchmarks/gpu_check.py times a GPU with it); the thread count matters on CPU.
+    """
+
+    def __init__(
+        self, config: dict, rounds: int, window_s: float, device: torch.device | None = None
+    ) -> None:
         self.config, self.rounds, self.window_s = config, rounds, window_s
+        self.device = device or torch.device("cpu")
         self.peaks: dict[tuple[int, str], float] = {}
         self.rows: list[dict] = []
 
     def peak(self, setting: Setting) -> float:
         key = (setting.threads, setting.dtype)
-        rate = measure_matmul_peak(getattr(torch, setting.dtype), "cpu", PEAK_SIZE, PEAK_WINDOW_S)
+        rate = measure_matmul_peak(
+            getattr(torch, setting.dtype),
+            str(self.device),
+            PEAK_SIZE[self.device.type],
+            PEAK_WINDOW_S,
+        )
         self.peaks[key] = max(self.peaks.get(key, 0.0), rate)
         return self.peaks[key]
 
@@ -106,12 +118,12 @@ class Bench:
             seed=0,
             rope_theta=self.config["model"]["rope_theta"],
             norm=self.config["model"].get("norm", "layernorm"),
-        )
-        step = TrainStep(model, cfg, torch.device("cpu"), world=1)
+        ).to(self.device)
+        step = TrainStep(model, cfg, self.device, world=1)
         gen = torch.Generator().manual_seed(0)
         data = torch.randint(
             0, shape.vocab_size, (setting.batch, setting.seq_len + 1), generator=gen
-        )
+        ).to(self.device)
         batches = list(data.split(setting.micro))
         started = time.perf_counter()
         for _ in range(2):  # warm-up; compiles when compile is set

@@ -53,16 +53,24 @@ def wrap(model: torch.nn.Module, mode: str, world: int, device: torch.device) ->
     """The module the training step calls: ``model`` itself (one process, or FSDP, which shards
     ``model`` in place and moves the shards to ``device``) or its DDP wrapper."""
     if sharded(mode, world):
-        mesh = init_device_mesh(device.type, (world,))
-        for block in model.model.layers:
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
+        shard(model, world, device)
         return model
     if world == 1:
         return model
     return torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None
     )
+
+
+def shard(model: torch.nn.Module, world: int, device: torch.device) -> None:
+    """FSDP2 on every decoder block and on the root, in place, over ``world`` processes of the
+    initialised process group. :func:`wrap` calls it for ``world`` > 1; benchmarks/gpu_check.py
+    calls it in one process (NCCL refuses two ranks on one GPU, so that is the FSDP a single GPU
+    can run)."""
+    mesh = init_device_mesh(device.type, (world,))
+    for block in model.model.layers:
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
 
 
 def grad_sync(net: torch.nn.Module, enabled: bool) -> AbstractContextManager:
