@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +24,11 @@ def _umask_mode(directory: bool) -> int:
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place.
+
+    The file is fsynced before the rename and the directory after it, so that after a power
+    loss ``path`` holds the old content or the whole new one, never a renamed empty file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -32,7 +36,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     try:
         write(Path(tmp))
         os.chmod(tmp, _umask_mode(directory=False))
+        fsync(Path(tmp))
         os.replace(tmp, path)
+        fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -40,19 +46,58 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Like :func:`atomic_write` for a directory (a saved model): built aside, then renamed."""
+    """Like :func:`atomic_write` for a directory (a saved model): built aside, then renamed.
+
+    An old ``path`` is renamed aside before the new one is renamed in, and removed only after:
+    a crash at any instant leaves the old or the new directory complete (between the two
+    renames, the old one under ``.NAME.*.old``), and a failed rename puts the old one back.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         write(tmp)
         os.chmod(tmp, _umask_mode(directory=True))
+        for file in sorted(tmp.rglob("*"), reverse=True):  # files before their directories
+            fsync(file)
+        fsync(tmp)
         if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            _replace_dir(tmp, path)
+        else:
+            os.replace(tmp, path)
+            fsync(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _replace_dir(new: Path, path: Path) -> None:
+    """Rename ``new`` onto the existing directory ``path``, whose old copy goes only at the end."""
+    aside = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))
+    try:
+        os.replace(path, aside)  # onto the empty directory mkdtemp made
+    except BaseException:
+        aside.rmdir()
+        raise
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    fsync(path.parent)  # the new name on disk before the old copy goes
+    shutil.rmtree(aside)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's or a directory's data to disk (a directory: the names in it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP):  # a file system that cannot fsync it
+            raise
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -88,17 +133,6 @@ def read_csv(path: str | Path, required: list[str] | tuple[str, ...] = ()) -> pd
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
     return frame
-
-
-def log_output_to(path: str | Path) -> None:
-    """Send this process's stdout and stderr (Python's and C libraries') to a rule's log file."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    log = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    sys.stdout = sys.stderr = log
 
 
 def _jsonable(obj: Any) -> Any:

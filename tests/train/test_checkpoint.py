@@ -48,11 +48,35 @@ def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path, damage, caps
         (newest / "state.pt").unlink()
     else:
         (newest / "manifest.json").write_text("{")
-    assert ckpt.verify(newest) is not None
+    problem = ckpt.verify(newest)
+    assert problem is not None
     latest = ckpt.load_latest(tmp_path)
     assert latest.step == 1
     assert torch.equal(latest.model["w"], torch.full((4, 4), 1.0))
-    assert "skipped" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    fallback = "falling back to step-00000001, step 1"
+    assert err == f"checkpoint {newest} is damaged ({problem}); {fallback}\n"
+
+
+def test_every_checkpoint_damaged_is_an_error_not_a_fresh_start(tmp_path):
+    for step in (1, 2):
+        weights = _save(tmp_path, step, step) / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-1])
+    with pytest.raises(ckpt.DamagedCheckpoints) as caught:
+        ckpt.load_latest(tmp_path)
+    message = str(caught.value)
+    assert f"every checkpoint in {tmp_path} is damaged" in message
+    assert "step-00000002: model.safetensors has" in message and "step-00000001:" in message
+    assert message.endswith(f"remove {tmp_path} to train this run again from step 0")
+
+
+def test_resaving_a_step_replaces_it_and_clears_stale_temporaries(tmp_path):
+    _save(tmp_path, 1, 1)
+    (tmp_path / ".step-00000002.x.tmp").mkdir()  # a save that a kill cut short
+    _save(tmp_path, 2, 2)
+    _save(tmp_path, 2, 5)  # the same step again (a resume from step 1 passing it)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001", "step-00000002"]
+    assert torch.equal(ckpt.load_latest(tmp_path).model["w"], torch.full((4, 4), 5.0))
 
 
 def test_half_written_temp_directory_is_ignored(tmp_path):

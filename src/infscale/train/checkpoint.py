@@ -11,16 +11,16 @@ A checkpoint is a directory ``step-00000123/`` under the run's ``checkpoints/`` 
 - ``log.jsonl``: the run's step log up to this step (the resumed run starts its log from it);
 - ``manifest.json``, written last: the SHA-256 and size of every other file.
 
-The directory is written as ``.step-00000123.tmp`` and renamed into place, so a directory named
-``step-*`` always holds a complete write; a checkpoint whose files do not match its manifest
-(truncated, corrupted, or missing a file) is skipped with a warning and the previous one is used.
+The directory is written aside and renamed into place (:func:`infscale.io.atomic_write_dir`), so a
+directory named ``step-*`` always holds a complete write; a checkpoint whose files do not match its
+manifest (truncated, corrupted, or missing a file) is named on stderr and the previous one is used,
+and when none is whole the run stops (:class:`DamagedCheckpoints`) instead of starting from step 0.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -30,8 +30,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from infscale.io import atomic_write_dir
+
 MANIFEST = "manifest.json"
 KEEP = 2  # checkpoints kept on disk: the newest, and one to fall back on if it is damaged
+
+
+class DamagedCheckpoints(RuntimeError):
+    """Checkpoints are there but none is whole: resuming needs a person's decision."""
 
 
 @dataclass
@@ -59,37 +65,46 @@ def save(
 ) -> Path:
     """Write checkpoint ``step`` atomically, then delete all but the ``keep`` newest."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    final = step_dir(root, step)
-    tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    for stale in root.glob(".step-*"):  # the temporary copies of a save that a kill cut short
+        shutil.rmtree(stale, ignore_errors=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()}
-    save_file(tensors, tmp / "model.safetensors")
-    torch.save(state, tmp / "state.pt")
-    (tmp / "state.json").write_text(json.dumps({**meta, "step": step}, indent=1) + "\n")
-    (tmp / "log.jsonl").write_text("".join(line + "\n" for line in log_lines))
-    files = {p.name: _digest(p) for p in sorted(tmp.iterdir())}
-    (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1) + "\n")
-    for path in tmp.iterdir():
-        _fsync(path)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync(root)
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, tmp / "model.safetensors")
+        torch.save(state, tmp / "state.pt")
+        (tmp / "state.json").write_text(json.dumps({**meta, "step": step}, indent=1) + "\n")
+        (tmp / "log.jsonl").write_text("".join(line + "\n" for line in log_lines))
+        files = {p.name: _digest(p) for p in sorted(tmp.iterdir())}
+        (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1) + "\n")
+
+    final = atomic_write_dir(step_dir(root, step), write)
     for old in sorted(_step_dirs(root), reverse=True)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def load_latest(root: str | Path, device: str | torch.device = "cpu") -> Checkpoint | None:
-    """The newest checkpoint under ``root`` whose files match its manifest, else None."""
+    """The newest checkpoint under ``root`` whose files match its manifest; None if there is none.
+
+    A damaged one is named on stderr with the step the run falls back to. When every one is
+    damaged this raises :class:`DamagedCheckpoints` rather than start again from step 0: two
+    fsynced, atomically written copies both damaged point at the storage or a person, and
+    retraining (days, on a cluster) is not a decision to take behind a line in a log.
+    """
+    damaged: list[tuple[Path, str]] = []
     for path in sorted(_step_dirs(Path(root)), reverse=True):
         problem = verify(path)
         if problem:
-            print(f"checkpoint {path} skipped: {problem}", file=sys.stderr)
+            damaged.append((path, problem))
             continue
         meta = json.loads((path / "state.json").read_text())
+        for bad, why in damaged:
+            print(
+                f"checkpoint {bad} is damaged ({why}); "
+                f"falling back to {path.name}, step {meta['step']}",
+                file=sys.stderr,
+                flush=True,
+            )
         return Checkpoint(
             path=path,
             step=meta["step"],
@@ -97,6 +112,12 @@ def load_latest(root: str | Path, device: str | torch.device = "cpu") -> Checkpo
             state=torch.load(path / "state.pt", map_location=device, weights_only=True),
             meta=meta,
             log_lines=(path / "log.jsonl").read_text().splitlines(),
+        )
+    if damaged:
+        raise DamagedCheckpoints(
+            f"every checkpoint in {root} is damaged "
+            f"({'; '.join(f'{bad.name}: {why}' for bad, why in damaged)}); "
+            f"remove {root} to train this run again from step 0"
         )
     return None
 
@@ -123,10 +144,6 @@ def verify(path: str | Path) -> str | None:
     return None
 
 
-def remove_all(root: str | Path) -> None:
-    shutil.rmtree(root, ignore_errors=True)
-
-
 def _step_dirs(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
@@ -139,16 +156,3 @@ def _digest(path: Path) -> dict[str, Any]:
         for block in iter(lambda: f.read(1 << 20), b""):
             sha.update(block)
     return {"bytes": path.stat().st_size, "sha256": sha.hexdigest()}
-
-
-def _fsync(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
