@@ -9,6 +9,7 @@ without fallbacks (as ``snakemake.utils.validate(..., set_default=True)`` does).
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from infscale.data.shards import data_jobs
+from infscale.data.vocab import local_vocab_size
 from infscale.errors import InputError
-from infscale.grid import latency_shapes, run_table
+from infscale.evaluate.tasks import check_tasks
+from infscale.grid import boundary_steps, candidate_runs, grid_runs, latency_shapes, run_table
+from infscale.latency.sweeps import SWEEPS, sweep_items, sweep_lengths, throughput_shape
 
 
 def _fill_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator:
@@ -36,14 +41,25 @@ FillingValidator = jsonschema.validators.extend(
 )
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path) -> None:
-    """Check ``config`` against the schema, filling in its defaults (in place), then its rules."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    error = jsonschema.exceptions.best_match(list(FillingValidator(schema).iter_errors(config)))
+@functools.cache
+def _validator(path: Path) -> Any:
+    """The schema's validator, made once per process (parsing the YAML takes longer than a
+    validation)."""
+    return FillingValidator(yaml.safe_load(path.read_text()))
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path) -> list[str]:
+    """Check ``config`` against the schema, filling in its defaults (in place), then its rules.
+
+    Return the warnings: what is allowed but worth saying once (the Snakefile prints them).
+    """
+    validator = _validator(Path(schema_path).resolve())
+    error = jsonschema.exceptions.best_match(list(validator.iter_errors(config)))
     if error is not None:
         key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise InputError(f"config key {key}: {error.message}")
     _check_semantics(config)
+    return _warmup_warnings(config)
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
@@ -62,10 +78,24 @@ def _check_semantics(config: dict[str, Any]) -> None:
             f"config key train.micro_batch_size: {train['micro_batch_size']} does not divide "
             f"train.batch_size {train['batch_size']}"
         )
-    for label, shape in latency_shapes(config).items():
-        if shape.head_dim % 2:
-            raise InputError(f"shape {label}: head_dim {shape.head_dim} is odd (rotary needs even)")
+    # Every shape the run builds, so that a bad one (Shape's checks) stops here, naming its key.
+    latency_shapes(config)
+    for sweep in SWEEPS:
+        sweep_items(config, sweep)
+        sweep_lengths(config, sweep)
+    throughput_shape(config)
     _check_token_cap(config)
+    data_jobs(config["data"])  # the source shards exist and group into jobs
+    _check_tokenizer_size(config)
+    try:
+        check_tasks(config["eval"]["tasks"], config["eval"]["source"])
+    except InputError as err:
+        raise InputError(f"config key eval.tasks: {err}") from None
+    if config["latency"]["interleave"] and config["latency"]["backend"] == "vllm":
+        raise InputError(
+            "config key latency.interleave: true times every shape in one process, and the vllm "
+            "backend holds one engine per shape there (a share of GPU memory each): set it false"
+        )
     if config["latency"]["interleave"] and config["select"]["latency_source"] == "measure_top":
         raise InputError(
             "config key latency.interleave: true times every shape in one job, but "
@@ -79,18 +109,95 @@ def _check_semantics(config: dict[str, Any]) -> None:
         )
     if select["baseline"] not in select["candidates"]:
         raise InputError(f"config key select.baseline: {select['baseline']!r} is not a candidate")
-    if select["k"] > len(select["candidates"]):
+    _check_budgets(config)
+    _check_fit_sets(config)
+
+
+def _check_budgets(config: dict[str, Any]) -> None:
+    """The budgets on N and D, known before anything trains (a candidate's N; D = select.tokens
+    for every candidate), and ``select.k`` against the candidates within them: else the
+    selection would fail after the whole grid has trained. The latency budgets are known only
+    once the candidates are timed (or their latency predicted), so the selection checks those."""
+    select = config["select"]
+    tokens, max_tokens, max_params = select["tokens"], select["max_tokens"], select["max_params"]
+    if max_tokens is not None and tokens > max_tokens:
         raise InputError(
-            f"config key select.k: {select['k']} exceeds the {len(select['candidates'])} candidates"
+            f"config key select.max_tokens: {max_tokens:,} is below select.tokens {tokens:,}, "
+            "the D of every candidate"
         )
-    sizes = set(config["grid"]["sizes"])
-    for name, rules in sets.items():
+    sizes = [run.shape.n_params for run in candidate_runs(config)]
+    if max_params is not None and min(sizes) > max_params:
+        raise InputError(
+            f"config key select.max_params: {max_params:,} is below every candidate's N "
+            f"(the smallest: {min(sizes):,})"
+        )
+    within = sum(max_params is None or n <= max_params for n in sizes)
+    if select["k"] > within:
+        budget = " within select.max_params" if max_params is not None else ""
+        raise InputError(
+            f"config key select.k: {select['k']} exceeds the {within} candidate(s){budget}"
+        )
+
+
+def _check_fit_sets(config: dict[str, Any]) -> None:
+    """Known size groups, and no more shapes per group than a rule's group has: the random draw
+    would otherwise silently take them all."""
+    shapes: dict[str, dict[tuple[int, int], set[int]]] = {}  # group -> shape -> multipliers
+    for run in grid_runs(config):
+        key = (run.shape.d_model, run.shape.n_layers)
+        shapes.setdefault(run.size, {}).setdefault(key, set()).update(run.multipliers)
+    for name, rules in config["fit"]["sets"].items():
         for rule in rules:
-            unknown = set(rule.get("sizes", [])) - sizes
+            unknown = set(rule.get("sizes", [])) - set(shapes)
             if unknown:
                 raise InputError(
                     f"config key fit.sets.{name}: unknown size group(s) {sorted(unknown)}"
                 )
+            if "shapes_per_size" not in rule:
+                continue
+            wanted, mults = rule["shapes_per_size"], set(rule.get("multipliers", []))
+            for group in rule.get("sizes", sorted(shapes)):
+                have = [s for s, m in shapes[group].items() if not mults or m & mults]
+                if 0 < len(have) < wanted:  # a group the rule's multipliers miss adds nothing
+                    raise InputError(
+                        f"config key fit.sets.{name}: shapes_per_size {wanted} exceeds the "
+                        f"{len(have)} shape(s) of size group {group}"
+                        + (f" with multipliers {sorted(mults)}" if mults else "")
+                    )
+
+
+def _check_tokenizer_size(config: dict[str, Any]) -> None:
+    """A pretrained tokenizer with more tokens than the embedding has rows fails at step 0 (an
+    IndexError, or a CUDA device-side assert). Checked here when a copy of it is on this
+    machine; the data stage checks the tokenizer it builds in any case, before packing."""
+    tok, vocab = config["tokenizer"], config["model"]["vocab_size"]
+    if tok["kind"] != "pretrained":
+        return
+    size = local_vocab_size(tok["name"], Path(config["cache_dir"]).expanduser())
+    if size is not None and size > vocab:
+        raise InputError(
+            f"config key model.vocab_size: {vocab:,} is fewer than the {size:,} tokens of "
+            f"tokenizer {tok['name']} (the embedding must hold every token id)"
+        )
+
+
+def _warmup_warnings(config: dict[str, Any]) -> list[str]:
+    """Loss points read while the learning rate still warms up. Allowed, because the paper's
+    are (paper.yaml: the 80M and 86M groups at 20N), but such a point measures the schedule
+    as much as the shape, so say so."""
+    train, overrides = config["train"], config["select"]["train_overrides"]
+    inside = []
+    for run in run_table(config).values():
+        cfg = {**train, **overrides} if run.size == "candidates" else train
+        steps = boundary_steps(run, cfg["batch_size"] * config["data"]["seq_len"])
+        for i, step in enumerate(steps):
+            if step <= cfg["warmup_steps"]:
+                at = f"{run.multipliers[i]}N" if run.multipliers else "its end"
+                warmup = cfg["warmup_steps"]
+                inside.append(f"{run.name} at {at} (step {step:,} of {warmup:,} warmup steps)")
+    if not inside:
+        return []
+    return [f"loss points inside the learning-rate warmup (as in the paper): {', '.join(inside)}"]
 
 
 def _check_token_cap(config: dict[str, Any]) -> None:

