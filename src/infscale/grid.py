@@ -7,6 +7,7 @@ reads a loss point at every multiplier boundary (cosine over the whole run, as t
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,8 +40,14 @@ class Run:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
+def boundary_steps(run: Run, tokens_per_step: int) -> list[int]:
+    """The step count at which each multiplier's token budget is first reached."""
+    return [math.ceil(tokens / tokens_per_step) for tokens in run.tokens]
+
+
 def model_shape(spec: dict[str, Any], config: dict[str, Any], where: str) -> Shape:
-    """The shape ``spec`` describes; ``where`` names it in the error of a bad shape."""
+    """The shape ``spec`` describes; ``where`` names it in the error of a bad shape. n_kv_heads
+    and ffn_hidden are optional keys of a shape (the schema's shape), absent: their defaults."""
     model = config["model"]
     try:
         return Shape(
@@ -49,6 +56,8 @@ def model_shape(spec: dict[str, Any], config: dict[str, Any], where: str) -> Sha
             n_heads=spec["n_heads"],
             vocab_size=model["vocab_size"],
             multiple_of=model["multiple_of"],
+            n_kv_heads=spec.get("n_kv_heads"),
+            ffn_hidden=spec.get("ffn_hidden"),
         )
     except InputError as err:
         raise InputError(f"{where}: {err}") from None
@@ -61,7 +70,8 @@ def grid_runs(config: dict[str, Any]) -> list[Run]:
     for size, group in config["grid"]["sizes"].items():
         for variant, spec in group["variants"].items():
             name = f"{size}-{variant}"
-            shape = model_shape({"n_heads": group["n_heads"], **spec}, config, name)
+            where = f"config key grid.sizes.{size}.variants.{variant} (run {name})"
+            shape = model_shape({"n_heads": group["n_heads"], **spec}, config, where)
             mults = tuple(sorted(spec.get("multipliers", group["multipliers"])))
             if protocol == "paper":
                 runs.append(_run(name, size, variant, shape, mults))
@@ -78,7 +88,7 @@ def candidate_runs(config: dict[str, Any]) -> list[Run]:
             f"candidates/{name}",
             "candidates",
             name,
-            model_shape(spec, config, f"candidate {name}"),
+            model_shape(spec, config, f"config key select.candidates.{name}"),
             (),
             (tokens,),
         )

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -107,6 +109,30 @@ def test_vllm_backend_skipped_with_one_line_where_unfit():
     assert reason in {"vLLM is not installed", "no GPU is available"}
     with pytest.raises(BackendUnavailable, match="backend vllm skipped"):
         measure_latency(SHAPE, input_tokens=8, output_tokens=4, backend="vllm", device="cpu")
+
+
+def test_vllm_model_folder_is_removed_after_the_engine_load_and_after_a_failure(
+    tmp_path, monkeypatch
+):
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from infscale.latency.measure import saved_model
+    from infscale.train.model import build_model
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = build_model(SHAPE, max_position=32, seed=0, norm="layernorm")
+    with saved_model(model) as folder:
+        loaded = AutoModelForCausalLM.from_pretrained(folder)  # what the engine reads
+        assert Path(folder).parent == tmp_path
+    x = torch.randint(0, SHAPE.vocab_size, (1, 8))
+    assert torch.equal(loaded(input_ids=x).logits, model(input_ids=x).logits)
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(RuntimeError, match="engine failed"), saved_model(model):
+        raise RuntimeError("engine failed")  # e.g. vLLM out of GPU memory
+    assert not any(tmp_path.iterdir())
 
 
 def test_protocol_from_config_takes_protocol_keys_only(default_config):

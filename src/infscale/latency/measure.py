@@ -39,7 +39,8 @@ import importlib.util
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -217,6 +218,8 @@ def measure_interleaved(
             "d_model": shape.d_model,
             "n_layers": shape.n_layers,
             "n_heads": shape.n_heads,
+            "n_kv_heads": shape.n_kv_heads,
+            "ffn_hidden": shape.ffn_hidden,
             "vocab_size": shape.vocab_size,
             "N": shape.n_params,
             "R": shape.aspect_ratio,
@@ -334,13 +337,21 @@ def load_model(item: Item, protocol: Protocol, torch_dtype: torch.dtype) -> PreT
         config.hidden_size,
         config.num_hidden_layers,
         config.num_attention_heads,
+        config.num_key_value_heads,
         config.vocab_size,
         config.intermediate_size,
     )
-    wanted = (shape.d_model, shape.n_layers, shape.n_heads, shape.vocab_size, shape.ffn_hidden)
+    wanted = (
+        shape.d_model,
+        shape.n_layers,
+        shape.n_heads,
+        shape.n_kv_heads,
+        shape.vocab_size,
+        shape.ffn_hidden,
+    )
     if found != wanted:
         raise InputError(
-            f"{item.checkpoint}: (d_model, n_layers, n_heads, vocab, ffn) = {found}, "
+            f"{item.checkpoint}: (d_model, n_layers, n_heads, n_kv_heads, vocab, ffn) = {found}, "
             f"not the shape {shape.label}'s {wanted}"
         )
     return model.to(torch_dtype).eval()
@@ -398,6 +409,15 @@ def vllm_unavailable(device: str = "auto") -> str | None:
     return None
 
 
+@contextmanager
+def saved_model(model: PreTrainedModel) -> Iterator[str]:
+    """``model`` saved in a temporary directory (what vLLM loads from), removed after the block,
+    also when it fails: one per timed shape, each as large as the model."""
+    with tempfile.TemporaryDirectory(prefix="infscale-vllm-") as folder:
+        model.save_pretrained(folder)
+        yield folder
+
+
 def _vllm_generator(
     model: PreTrainedModel, shape: Shape, protocol: Protocol
 ) -> Callable[[int, int], float]:
@@ -411,16 +431,15 @@ def _vllm_generator(
         raise BackendUnavailable(f"latency backend vllm skipped: {reason} (use backend hf)")
     from vllm import LLM, SamplingParams  # optional dependency, GPU machines only
 
-    folder = tempfile.mkdtemp(prefix="infscale-vllm-")
-    model.save_pretrained(folder)
-    llm = LLM(
-        model=folder,
-        skip_tokenizer_init=True,
-        dtype=str(model.dtype).removeprefix("torch."),
-        seed=protocol.seed,
-        max_model_len=protocol.input_tokens + protocol.output_tokens,
-        gpu_memory_utilization=float(os.environ.get("INFSCALE_VLLM_GPU_FRACTION", "0.3")),
-    )
+    with saved_model(model) as folder:  # the engine has read it all once LLM() returns
+        llm = LLM(
+            model=folder,
+            skip_tokenizer_init=True,
+            dtype=str(model.dtype).removeprefix("torch."),
+            seed=protocol.seed,
+            max_model_len=protocol.input_tokens + protocol.output_tokens,
+            gpu_memory_utilization=float(os.environ.get("INFSCALE_VLLM_GPU_FRACTION", "0.3")),
+        )
     prompts: dict[int, list[dict[str, list[int]]]] = {}
 
     def once(new_tokens: int, batch: int) -> float:

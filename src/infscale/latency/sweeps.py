@@ -1,17 +1,27 @@
-"""The paper's latency sweeps (Fig. 3) and throughput vs batch size (Fig. 4).
+"""The paper's latency sweeps (Fig. 3), throughput vs batch size (Fig. 4), and GQA's throughput.
 
-Three sweeps, each configured under ``latency.sweeps``:
+Four sweeps, each configured under ``latency.sweeps``:
 
 - ``layers``: n_layers varies at a fixed d_model (latency should rise linearly);
 - ``width``: d_model varies at a fixed n_layers (flat for small models);
 - ``ratio``: R = d_model / n_layers varies at about a fixed N: for each n_layers, the d_model
-  (a multiple of 2·n_heads, so heads have an even size) whose N is closest to ``params``.
+  (a multiple of 2·n_heads, so heads have an even size) whose N is closest to ``params``;
+- ``gqa``: an MHA shape and its grouped-query twins (fewer KV heads), at equal N, timed at
+  several batch sizes with the sweep's own input / output lengths. A decoding step reads the
+  whole KV cache, 2·L·K·HD values per cached token and sequence, so at large batch and long
+  context fewer KV heads mean less memory traffic and higher throughput (the follow-up's point).
+  Fewer KV heads also mean fewer parameters; each twin's ffn_hidden is widened to the multiple
+  of ``model.multiple_of`` whose N is closest to the MHA shape's (``Shape.with_params``), so
+  the comparison is at equal N (to within 3·d·L·multiple_of / 2) and not a smaller model's.
 
-Each sweep's shapes are timed interleaved in one job (latency.measure_interleaved).
+The first three are Fig. 3's, at the protocol's batch size and lengths (``FIG3_SWEEPS``, one
+table, the latency model's data); every sweep's items are timed interleaved in one job
+(latency.measure_interleaved).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -20,7 +30,8 @@ import pandas as pd
 from infscale.errors import InputError
 from infscale.shapes import Shape, param_count
 
-SWEEPS = ("layers", "width", "ratio")
+FIG3_SWEEPS = ("layers", "width", "ratio")
+SWEEPS = (*FIG3_SWEEPS, "gqa")
 
 SWEEP_COLUMNS = [
     "sweep",
@@ -28,9 +39,15 @@ SWEEP_COLUMNS = [
     "d_model",
     "n_layers",
     "n_heads",
+    "n_kv_heads",
+    "ffn_hidden",
     "vocab_size",
     "R",
     "N",
+    "batch_size",
+    "input_tokens",
+    "output_tokens",
+    "tokens_per_s",
     "median_s",
     "mean_s",
     "min_s",
@@ -51,6 +68,8 @@ THROUGHPUT_COLUMNS = [
     "d_model",
     "n_layers",
     "n_heads",
+    "n_kv_heads",
+    "ffn_hidden",
     "N",
     "batch_size",
     "tokens_per_s",
@@ -80,12 +99,18 @@ def sweep_shapes(config: dict[str, Any], sweep: str) -> list[Shape]:
     heads = spec["n_heads"]
     model = config["model"]
 
-    def shape(d_model: int, n_layers: int) -> Shape:
+    def shape(d_model: int, n_layers: int, n_kv_heads: int | None = None) -> Shape:
         try:
-            return Shape(d_model, n_layers, heads, model["vocab_size"], model["multiple_of"])
+            return Shape(
+                d_model, n_layers, heads, model["vocab_size"], model["multiple_of"], n_kv_heads
+            )
         except InputError as err:
             raise InputError(f"config key latency.sweeps.{sweep}: {err}") from None
 
+    if sweep == "gqa":
+        mha = shape(spec["d_model"], spec["n_layers"])
+        twins = [shape(mha.d_model, mha.n_layers, k) for k in spec["n_kv_heads"] if k != heads]
+        return [mha, *(twin.with_params(mha.n_params) for twin in twins)]
     if sweep == "layers":
         return [shape(spec["d_model"], layers) for layers in spec["n_layers"]]
     if sweep == "width":
@@ -101,15 +126,67 @@ def sweep_shapes(config: dict[str, Any], sweep: str) -> list[Shape]:
     ]
 
 
+def sweep_items(config: dict[str, Any], sweep: str) -> list[dict[str, Any]]:
+    """What a sweep job times, as plain data (a rule's params): each shape's fields, at each
+    batch size (gqa: its ``batch_sizes``; else the protocol's), named by both where several."""
+    batches = (
+        latency_settings(config)["sweeps"]["gqa"]["batch_sizes"]
+        if sweep == "gqa"
+        else [latency_settings(config)["batch_size"]]
+    )
+    return [
+        {
+            "shape": asdict(shape),
+            "batch_size": batch,
+            "name": f"{shape.label}-b{batch}" if len(batches) > 1 else None,
+        }
+        for shape in sweep_shapes(config, sweep)
+        for batch in batches
+    ]
+
+
+def sweep_lengths(config: dict[str, Any], sweep: str) -> dict[str, int]:
+    """The protocol keys a sweep sets for itself: gqa its input and output lengths (long enough
+    that reading the KV cache matters); the Fig. 3 sweeps none."""
+    if sweep != "gqa":
+        return {}
+    latency = latency_settings(config)
+    lengths = {key: latency["sweeps"]["gqa"][key] for key in ("input_tokens", "output_tokens")}
+    if sum(lengths.values()) > latency["max_position"]:
+        raise InputError(
+            f"config key latency.sweeps.gqa: input_tokens + output_tokens = "
+            f"{sum(lengths.values())} exceeds latency.max_position {latency['max_position']}"
+        )
+    return lengths
+
+
+def gqa_speedups(table: pd.DataFrame) -> pd.DataFrame:
+    """The gqa sweep's throughput of each twin over the MHA shape's (n_kv_heads = n_heads) at
+    the same batch size: one row per (n_kv_heads, batch_size), fewest KV heads first."""
+    mha = table[table["n_kv_heads"] == table["n_heads"]].set_index("batch_size")["tokens_per_s"]
+    rows = table.assign(
+        heads_per_kv=table["n_heads"] // table["n_kv_heads"],
+        speedup_vs_mha=table["tokens_per_s"] / table["batch_size"].map(mha),
+    )
+    columns = ["shape", "n_kv_heads", "heads_per_kv", "ffn_hidden", "N", "batch_size"]
+    columns += ["tokens_per_s", "speedup_vs_mha", "flagged"]
+    return rows.sort_values(["n_kv_heads", "batch_size"])[columns].reset_index(drop=True)
+
+
 def throughput_shape(config: dict[str, Any]) -> Shape:
     spec, model = latency_settings(config)["throughput"], config["model"]
-    return Shape(
-        spec["d_model"],
-        spec["n_layers"],
-        spec["n_heads"],
-        model["vocab_size"],
-        model["multiple_of"],
-    )
+    try:
+        return Shape(
+            spec["d_model"],
+            spec["n_layers"],
+            spec["n_heads"],
+            model["vocab_size"],
+            model["multiple_of"],
+            spec.get("n_kv_heads"),
+            spec.get("ffn_hidden"),
+        )
+    except InputError as err:
+        raise InputError(f"config key latency.throughput: {err}") from None
 
 
 def width_for_params(

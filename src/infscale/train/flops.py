@@ -17,14 +17,18 @@ from infscale.shapes import Shape
 
 
 def matmul_params(shape: Shape) -> int:
-    """Parameters used in matmuls: ``L·(4·d² + 3·f·d) + V·d`` (output head included)."""
-    d, f = shape.d_model, shape.ffn_hidden
-    return shape.n_layers * (4 * d * d + 3 * f * d) + shape.vocab_size * d
+    """Parameters used in matmuls: N less the input embedding (V·d) and the norms ((2·L + 1)·d),
+    i.e. every projection (q, k, v, o at the shape's KV heads, the SwiGLU) and the output head;
+    ``L·(4·d² + 3·f·d) + V·d`` for multi-head attention."""
+    d = shape.d_model
+    return shape.n_params - shape.vocab_size * d - (2 * shape.n_layers + 1) * d
 
 
 def flops_per_token(shape: Shape, seq_len: int) -> int:
-    """Training FLOPs (forward + backward) per token."""
-    return 6 * matmul_params(shape) + 12 * shape.n_layers * shape.d_model * seq_len
+    """Training FLOPs (forward + backward) per token; the attention term's width is the query
+    heads' (n_heads · head_dim, d_model unless a head_dim is given)."""
+    width = shape.n_heads * shape.head_dim
+    return 6 * matmul_params(shape) + 12 * shape.n_layers * width * seq_len
 
 
 def measure_matmul_peak(

@@ -1,7 +1,8 @@
 """The open_lm architecture expressed as a stock transformers model.
 
-Pre-norm, rotary (base 10000), SwiGLU with open_lm's hidden-size rule, no linear biases, untied
-input and output embeddings. Two norms (config ``model.norm``):
+Pre-norm, rotary (base 10000), SwiGLU of the shape's ffn_hidden (default: open_lm's rule),
+attention with the shape's n_kv_heads (grouped-query where fewer than n_heads), no linear
+biases, untied input and output embeddings. Two norms (config ``model.norm``):
 
 - ``rmsnorm``: a ``LlamaForCausalLM``; ``sum(p.numel())`` is exactly the paper's N.
 - ``layernorm``: open_lm's default, LayerNorm *with bias*. transformers' ``StableLmForCausalLM``
@@ -24,18 +25,20 @@ from transformers import (
     StableLmForCausalLM,
 )
 
+from infscale.errors import InputError
 from infscale.shapes import Shape
 
 
 def _shape_fields(shape: Shape, max_position: int) -> dict[str, int]:
-    """The config fields a shape fixes, named alike in Llama's and StableLm's configs."""
+    """The config fields a shape fixes, named alike in Llama's and StableLm's configs (head_dim:
+    Llama's only; StableLm's attention is always d_model / n_heads wide)."""
     return {
         "vocab_size": shape.vocab_size,
         "hidden_size": shape.d_model,
         "intermediate_size": shape.ffn_hidden,
         "num_hidden_layers": shape.n_layers,
         "num_attention_heads": shape.n_heads,
-        "num_key_value_heads": shape.n_heads,
+        "num_key_value_heads": shape.n_kv_heads,
         "max_position_embeddings": max_position,
     }
 
@@ -45,6 +48,7 @@ def llama_config(
 ) -> LlamaConfig:
     return LlamaConfig(
         **_shape_fields(shape, max_position),
+        head_dim=shape.head_dim,
         rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
         rms_norm_eps=norm_eps,
         tie_word_embeddings=False,
@@ -64,6 +68,11 @@ def layernorm_config(
     shape: Shape, *, max_position: int, rope_theta: float = 10000.0, norm_eps: float = 1e-5
 ) -> StableLmConfig:
     """open_lm's block with LayerNorm (weight and bias) as a ``StableLmConfig``."""
+    if shape.n_heads * shape.head_dim != shape.d_model:
+        raise InputError(
+            f"shape {shape.label}: head_dim {shape.head_dim} x n_heads {shape.n_heads} is not "
+            f"d_model {shape.d_model}, which model.norm layernorm (StableLm) requires"
+        )
     return StableLmConfig(
         **_shape_fields(shape, max_position),
         rope_parameters={
