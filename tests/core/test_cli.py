@@ -578,7 +578,7 @@ def test_the_process_exits_2_without_a_traceback(tmp_path, args):
 def test_help_lists_every_command():
     proc = cli("--help")
     assert proc.returncode == 0
-    for command in ("params", "fit", "predict", "select", "latency"):
+    for command in ("params", "fit", "compare", "predict", "select", "latency"):
         assert command in proc.stdout
 
 

@@ -8,7 +8,7 @@ from infscale.fit.choice import LOGO_TIE, choose_form, configured_choice
 
 
 def _table(rows):
-    return pd.DataFrame(rows, columns=["form", "tie", "method", "aic", "logo_rel_err"])
+    return pd.DataFrame(rows, columns=["law", "tie", "method", "aic", "logo_rel_err"])
 
 
 def test_lowest_extrapolation_error_wins_and_is_compared_with_chinchilla():
@@ -17,7 +17,7 @@ def test_lowest_extrapolation_error_wins_and_is_compared_with_chinchilla():
             ("chinchilla", "all", "huber", -90.0, 0.030),
             ("inference", "alpha-beta", "huber", -130.0, 0.014),
             ("conditional", "all", "huber", -131.0, 0.032),
-            ("additive", "none", "huber", -140.0, 0.001),  # not a law infscale fit can fit
+            ("inference-additive", "none", "huber", -140.0, 0.001),  # infscale fit can't fit it
             ("inference", "all", "lm", -150.0, 0.002),  # another method
         ]
     )

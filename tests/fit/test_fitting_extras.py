@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import run
 
-from infscale.fit.compare import COLUMNS, compare_laws, fit_form, form_loss
+from infscale.fit.compare import COLUMNS, compare_laws, fit_params, predict
 from infscale.fit.downstream import fit_accuracy, predict_accuracy
 from infscale.fit.fitsets import in_set, mark_fit_sets
 from infscale.fit.laws import law_loss
@@ -60,31 +60,35 @@ def test_random_shape_rule_picks_one_shape_per_size_group_reproducibly():
     assert marked["fit_random1"].sum() == 3 * 2 * 3
 
 
-def test_comparison_table_has_every_column_and_a_row_per_spec():
-    specs = [("chinchilla", "all", "lm"), ("inference", "all", "lm")]
-    table = compare_laws(grid_points(), specs)
+def test_comparison_table_has_every_column_and_a_row_per_law_and_tie():
+    table = compare_laws(grid_points(), ["chinchilla", "inference"], "lm")
     assert list(table.columns) == COLUMNS
-    assert {"form", "tie", "n_params", "aic", "mse", "r2", "logo_rel_err"} <= set(table.columns)
-    assert list(table["n_params"]) == [4, 5]
-    inference = table.iloc[1]
-    assert inference["r2"] == pytest.approx(1.0) and inference["logo_rel_err"] < 1e-6
-    assert inference["logo_folds"] == 2
+    assert list(zip(table["law"], table["tie"], strict=True)) == [
+        (law, tie) for law in ("chinchilla", "inference") for tie in ("all", "alpha-beta", "none")
+    ]
+    assert list(table["n_params"]) == [4, 4, 5, 5, 6, 7]
+    # Chinchilla has no gamma: its all and alpha-beta rows are one fit
+    assert table.iloc[0].drop("tie").equals(table.iloc[1].drop("tie"))
+    inference = table.iloc[3]
+    assert inference["fit_r2"] == pytest.approx(1.0) and inference["logo_rel_err"] < 1e-6
+    assert inference["logo_folds"] == 2 and inference["n_fit"] == 27
     assert table.iloc[0]["aic"] > inference["aic"]
+    assert table["test_mse"].isna().all()  # no fit set: no test rows
 
 
 @pytest.mark.slow
-def test_comparison_with_the_additive_form_and_huber():
-    table = compare_laws(grid_points(), [("additive", "none", "huber")])
-    assert table.iloc[0]["n_params"] == 7 and table.iloc[0]["r2"] > 0.99
+def test_comparison_with_the_additive_variant_and_huber():
+    table = compare_laws(grid_points(), ["inference-additive"], "huber", ties=["none"])
+    assert table.iloc[0]["n_params"] == 7 and table.iloc[0]["fit_r2"] > 0.99
 
 
-def test_additive_form_recovers_itself():
+def test_additive_variant_recovers_itself():
     points = grid_points()
     N, D = points["N"].to_numpy(), points["D"].to_numpy()
     R = (points["d_model"] / points["n_layers"]).to_numpy()
     truth = {**TRUTH, "epsilon": 0.05, "gamma": 0.3}
-    y = form_loss("additive", truth, N, D, R)
-    params = fit_form("additive", "all", "huber", N, D, R, y)
+    y = predict("inference-additive", truth, N, D, R)
+    params = fit_params("inference-additive", "all", "huber", N, D, R, y)
     assert params == pytest.approx(truth, rel=1e-5)
 
 
@@ -111,9 +115,6 @@ def test_cli_huber_bootstrap_fit_and_predict_band(capsys, tmp_path):
     np.testing.assert_allclose(table["loss_pred"], table["loss"], rtol=1e-9)
 
 
-CONDITIONAL_VS_PAPER = (("conditional", "huber"), ("conditional", "lm"), ("inference", "lm"))
-
-
 def test_comparison_rows_for_the_conditional_law():
     """Points drawn from the conditional law: its rows fit them and extrapolate exactly, the
     paper's law does not; spearman is the within-size-group mean."""
@@ -126,11 +127,15 @@ def test_comparison_rows_for_the_conditional_law():
         size_group=np.repeat(["s", "m", "l"], 30)[np.argsort(np.argsort(N))],
         n_layers=4,
     )
-    specs = [(law, "all", method) for law, method in CONDITIONAL_VS_PAPER]
-    table = compare_laws(points, specs).set_index(["form", "tie", "method"])
+    table = pd.concat(
+        [
+            compare_laws(points, ["conditional"], "huber", ties=["all"]),
+            compare_laws(points, ["conditional", "inference"], "lm", ties=["all"]),
+        ]
+    ).set_index(["law", "tie", "method"])
     assert list(table["n_params"]) == [8, 8, 5]
     exact = table.loc[("conditional", "all", "huber")]
-    assert exact["r2"] == pytest.approx(1.0) and exact["spearman"] == pytest.approx(1.0)
+    assert exact["fit_r2"] == pytest.approx(1.0) and exact["fit_spearman"] == pytest.approx(1.0)
     assert exact["logo_folds"] == 2 and exact["logo_rel_err"] < 1e-6
     assert table.loc[("conditional", "all", "lm"), "logo_rel_err"] < 1e-6
     assert table.loc[("inference", "all", "lm"), "logo_rel_err"] > 1e-3

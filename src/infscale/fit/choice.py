@@ -1,11 +1,11 @@
 """Which law form the selection uses, chosen by evidence (``select.law: auto``).
 
-The law comparison (compare.py) scores every form × tie on the same points; the selection has to
+The law comparison (compare.py) scores every law × tie on the same points; the selection has to
 predict candidates bigger than every grid model, so the score that matters is the progressive
-extrapolation error (fit on the smaller size groups, predict the next). The chosen form is the
-one with the lowest such error among those ``infscale fit`` can fit by the configured method;
-forms within ``LOGO_TIE`` of the best are not told apart by a few folds, and among them the
-lowest AIC wins (fewer parameters at equal fit).
+extrapolation error (fit on the smaller size groups, predict the next). The chosen row is the
+one with the lowest such error among the laws ``infscale fit`` can fit (compare.FIT_LAWS: not
+inference-additive) by the configured method; rows within ``LOGO_TIE`` of the best are not told
+apart by a few folds, and among them the lowest AIC wins (fewer parameters at equal fit).
 """
 
 from __future__ import annotations
@@ -16,22 +16,16 @@ from typing import Any
 import pandas as pd
 
 from infscale.errors import InputError
-from infscale.fit.compare import CONDITIONAL
+from infscale.fit.compare import FIT_LAWS
 
 # Relative margin within which two progressive extrapolation errors count as equal.
 LOGO_TIE = 0.05
-# Comparison forms that are a law of ``infscale fit``: form -> (law, conditional form).
-FITTABLE: dict[str, tuple[str, str | None]] = {
-    "chinchilla": ("chinchilla", None),
-    "inference": ("inference", None),
-    **{name: ("conditional", form) for name, form in CONDITIONAL.items()},
-}
 
 
 def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
     """The ``choice`` record: law, form, tie, method, the scores and a one-line reason."""
     rows = comparison[
-        comparison["form"].isin(list(FITTABLE))
+        comparison["law"].isin(list(FIT_LAWS))
         & (comparison["method"] == method)
         & comparison["logo_rel_err"].notna()
     ]
@@ -40,9 +34,9 @@ def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
     best_err = float(rows["logo_rel_err"].min())
     tied = rows[rows["logo_rel_err"] <= best_err * (1 + LOGO_TIE)]
     pick = tied.sort_values(["aic", "logo_rel_err"], kind="stable").iloc[0]
-    chinchilla = rows.loc[rows["form"] == "chinchilla", "logo_rel_err"]
+    chinchilla = rows.loc[rows["law"] == "chinchilla", "logo_rel_err"]
     base = float(chinchilla.min()) if len(chinchilla) else math.nan
-    law, form = FITTABLE[pick["form"]]
+    law, form = FIT_LAWS[pick["law"]]
     ratio = float(pick["logo_rel_err"]) / base if base > 0 else math.nan
     others = len(tied) - 1
     reason = (
@@ -85,14 +79,13 @@ def configured_choice(
         "reason": f"select.law is {law} in the config",
     }
     if comparison is not None:
-        name = "conditional" if law == "conditional" else law
         here = comparison[
-            (comparison["form"] == name)
+            (comparison["law"] == law)
             & (comparison["tie"] == tie)
             & (comparison["method"] == method)
         ]
         chinchilla = comparison.loc[
-            (comparison["form"] == "chinchilla") & (comparison["method"] == method),
+            (comparison["law"] == "chinchilla") & (comparison["method"] == method),
             "logo_rel_err",
         ]
         if len(here) and len(chinchilla):

@@ -1,188 +1,345 @@
-"""Law comparison on the same points: which way of putting shape into the law extrapolates.
+"""The law comparison on any table of points (``infscale compare``; DESIGN.md has the contract):
+which way of putting shape into the law fits and extrapolates.
 
-Forms (each fitted by Chinchilla's huber method from the same start grid, so only the form
-differs; the conditional forms from that grid's Chinchilla optimum, extended for their factors):
+Laws (the names ``--laws`` takes; the default is the contract's first three):
 
 - ``chinchilla``: L = E + A·N^-alpha + B·D^-beta (no shape)
 - ``inference``:  the paper's L = (E + A·N^-alpha + B·D^-beta)·(1 + epsilon·R^gamma)
-- ``additive``:   L = E + A·N^-alpha + B·D^-beta + epsilon·R^gamma, shape as its own additive
-  term (the reducible loss does not scale with shape; the irreducible floor moves with R)
 - ``conditional``: the follow-up's law, Chinchilla's times a U-shaped width factor and an
-  MLP-ratio factor; ``conditional-additive``: its additive variant (infscale.fit.conditional,
-  whose fitters these rows use; a factor whose variable does not vary over the fit points is
-  dropped, as in every conditional fit)
+  MLP-ratio factor (infscale.fit.conditional, whose fitters its rows use; a factor whose
+  variable does not vary over the fit points is dropped, as in every conditional fit)
+- ``inference-additive``: the paper's law with shape as its own additive term,
+  E + A·N^-alpha + B·D^-beta + epsilon·R^gamma (the reducible loss does not scale with shape)
+- ``conditional-additive``: the follow-up's additive variant, Chinchilla's plus the two factors
 
-each under the tie modes that apply (``all``: every exponent = alpha; ``alpha-beta``: gamma free;
-``none``), plus the paper's own procedure (``lm``) for the two laws with tie ``all`` and the
-follow-up's (LM from a Chinchilla fit) for the conditional law.
+The additive variants are laws of their own here, not a column, so that the table keeps the
+contract's key: one row per (law, tie) for the method asked for. Every law is fitted in every
+tie mode (``all``: every exponent = alpha; ``alpha-beta``: gamma free; ``none``); a law without
+gamma has the same free parameters under ``all`` and ``alpha-beta``, fitted once and reported
+in both rows. ``lm`` is the paper's procedure (the follow-up's, LM from a Chinchilla fit, for
+the conditional laws; it cannot fit ``inference-additive``, whose rows then carry an error);
+``huber`` is Chinchilla's, from the same start grid for every law, so that only the law differs.
 
-Per row: n_params (free parameters), on all points MSE, R², AIC = n·ln(RSS/n) + 2k (Gaussian
-residuals), spearman (the mean within-size-group rank correlation of the fit's predictions: what
-ranking the shapes of one size needs), and progressive extrapolation (the follow-up's test):
-size groups ordered by median N; for each group after the first, fit on all smaller groups and
-predict it; logo_rel_err is the mean and logo_max_rel_err the max of |y - ŷ|/y over every
-predicted point (folds with fewer training points than parameters, or whose fit fails, are
-skipped and counted in logo_skipped).
+Columns (COLUMNS; the contract's first, then extras the report and select.law auto read):
+n_params (free), n_fit (fit-set rows), fit_mse; test_mse, test_max_abs_err (|y - ŷ|) and
+test_spearman (the mean within-group rank correlation: ranking the shapes of one size is what
+selection needs) over the rows outside the fit set, empty when there are none; logo_rel_err,
+the progressive extrapolation error (the follow-up's test): groups ordered by median N, for
+each group after the first fit on every smaller group and predict it, the mean |y - ŷ|/y over
+every predicted point (logo_max_rel_err the max; a fold with fewer rows than parameters, or
+whose fit fails, is skipped and counted in logo_skipped). It uses every row, fit set or not: it
+is its own split. aic = n·ln(RSS/n) + 2k over the fit set (Gaussian residuals); params is a
+JSON object of every parameter (tied and dropped ones included), as FIT.json has them. Extras:
+fit_r2, fit_spearman (on the fit set), logo_max_rel_err, logo_folds, logo_skipped, error (why a
+fit failed), and with a bootstrap bootstrap_k, bootstrap_failed and params_ci95: a JSON object
+{parameter: [2.5 %, 97.5 %]} from K refits on resamples of whole runs (the column ``run``;
+without it, of rows), drawn with one seed for every row, as ``infscale fit --bootstrap`` draws
+them and by its refit code (huber: warm-started at the full fit's optimum).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from infscale.errors import InputError
-from infscale.fit import conditional, huber
-from infscale.fit.laws import FitError, expand, fit_lm, free_params, law_loss, metrics, positions
+from infscale.fit import conditional, huber, laws
+from infscale.fit.laws import FitError, expand, fit_lm, free_params
 
-SPECS: tuple[tuple[str, str, str], ...] = (
-    ("chinchilla", "all", "huber"),
-    ("chinchilla", "none", "huber"),
-    ("inference", "all", "huber"),
-    ("inference", "alpha-beta", "huber"),
-    ("inference", "none", "huber"),
-    ("additive", "all", "huber"),
-    ("additive", "none", "huber"),
-    ("conditional", "all", "huber"),
-    ("conditional", "none", "huber"),
-    ("conditional-additive", "all", "huber"),
-    ("conditional-additive", "none", "huber"),
-    ("chinchilla", "all", "lm"),
-    ("inference", "all", "lm"),
-    ("conditional", "all", "lm"),
-)
-# The conditional law's rows: form name here -> the law's form.
-CONDITIONAL = {"conditional": "multiplicative", "conditional-additive": "additive"}
-COLUMNS = [
-    "form",
+if TYPE_CHECKING:  # pandas is imported where it is used: the CLI reads LAWS and starts fast
+    import pandas as pd
+
+# Comparison law -> (the law whose parameters it has, its form: huber's objective, or the
+# conditional law's form).
+LAWS: dict[str, tuple[str, str]] = {
+    "chinchilla": ("chinchilla", "chinchilla"),
+    "inference": ("inference", "inference"),
+    "conditional": ("conditional", "multiplicative"),
+    "inference-additive": ("inference", "additive"),
+    "conditional-additive": ("conditional", "additive"),
+}
+DEFAULT_LAWS = ("chinchilla", "inference", "conditional")
+# The comparison laws ``infscale fit`` fits: name -> (its --law, its --form).
+FIT_LAWS: dict[str, tuple[str, str | None]] = {
+    "chinchilla": ("chinchilla", None),
+    "inference": ("inference", None),
+    "conditional": ("conditional", "multiplicative"),
+    "conditional-additive": ("conditional", "additive"),
+}
+CONTRACT_COLUMNS = [
+    "law",
     "tie",
     "method",
     "n_params",
-    "n_points",
-    "aic",
-    "mse",
-    "r2",
-    "spearman",
+    "n_fit",
+    "fit_mse",
+    "test_mse",
+    "test_max_abs_err",
+    "test_spearman",
     "logo_rel_err",
+    "aic",
+    "params",
+]
+COLUMNS = [
+    *CONTRACT_COLUMNS,
+    "fit_r2",
+    "fit_spearman",
     "logo_max_rel_err",
     "logo_folds",
     "logo_skipped",
-    "params",
     "error",
 ]
+BOOTSTRAP_COLUMNS = ["bootstrap_k", "bootstrap_failed", "params_ci95"]
 
 
-def _law(form: str) -> str:
-    """The law whose parameter names (and tie layout) a form uses."""
-    if form in CONDITIONAL:
-        return "conditional"
-    return "chinchilla" if form == "chinchilla" else "inference"
+class _Points:
+    """The arrays every fit reads, for any subset of the rows (``take``)."""
 
+    def __init__(self, N, D, R, variables, y, group, runs) -> None:
+        self.N, self.D, self.R, self.V, self.y = N, D, R, variables, y
+        self.group, self.runs = group, runs
 
-def form_loss(form: str, params: dict[str, float], N, D, R, variables=None) -> np.ndarray:
-    """The form's loss; ``variables`` ({factor: values}) are the conditional forms'."""
-    if form in CONDITIONAL:
-        return law_loss("conditional", params, N, D, variables=variables, form=CONDITIONAL[form])
-    if form == "additive":
-        base = law_loss(
-            "chinchilla", {p: params[p] for p in ("A", "B", "E", "alpha", "beta")}, N, D
+    def take(self, mask: np.ndarray) -> _Points:
+        def cut(a):
+            return None if a is None else a[mask]
+
+        V = None if self.V is None else {name: v[mask] for name, v in self.V.items()}
+        return _Points(
+            self.N[mask],
+            self.D[mask],
+            cut(self.R),
+            V,
+            self.y[mask],
+            cut(self.group),
+            cut(self.runs),
         )
-        return base + params["epsilon"] * np.asarray(R, dtype=float) ** params["gamma"]
-    return law_loss(form, params, N, D, R if form == "inference" else None)
-
-
-def n_params(form: str, tie: str, variables=None) -> int:
-    """Free parameters of the form (a conditional form: less those of dropped factors)."""
-    if form in CONDITIONAL:
-        return len(conditional.free_params(tie, conditional.dropped_factors(variables)))
-    return len(free_params(_law(form), tie))
-
-
-def fit_form(form: str, tie: str, method: str, N, D, R, loss, variables=None) -> dict[str, float]:
-    """The fitted parameters (all of the form's, tied and dropped ones included)."""
-    if form in CONDITIONAL:
-        return conditional.fit(CONDITIONAL[form], tie, method, N, D, variables, loss)[0]
-    law = _law(form)
-    R_ = R if law == "inference" else None
-    if method == "lm":
-        if form == "additive":
-            raise InputError(
-                "the lm method fits only the chinchilla, inference and conditional laws"
-            )
-        return fit_lm(law, tie, N, D, R_, loss)
-    free, where = free_params(law, tie), positions(law, tie)
-    logs = (np.log(N), np.log(D), None if R_ is None else np.log(R_), np.log(loss))
-    starts = huber.grid_starts(free, where, form, logs)
-    u, value = huber.fit_starts(starts, form, where, logs)
-    if not np.isfinite(value):
-        raise FitError("the huber fit found no finite optimum")
-    theta = [np.exp(v) if p in huber.LOG_PARAMS else v for p, v in zip(free, u, strict=True)]
-    return expand(law, tie, theta)
 
 
 def compare_laws(
-    points: pd.DataFrame, specs: Sequence[tuple[str, str, str]] = SPECS
+    points: pd.DataFrame,
+    law_names: Sequence[str] = DEFAULT_LAWS,
+    method: str = "lm",
+    *,
+    fit_set: str | None = None,
+    group_by: str | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    ties: Sequence[str] = laws.TIES,
 ) -> pd.DataFrame:
-    """The comparison table (COLUMNS), one row per (form, tie, method). The conditional forms
-    read their factors' variables from ``points`` (conditional.factor_variables)."""
-    missing = {"N", "D", "loss", "d_model", "n_layers", "size_group"} - set(points.columns)
-    if missing:
-        raise InputError(f"points lack column(s) {', '.join(sorted(missing))}")
-    N, D = points["N"].to_numpy(float), points["D"].to_numpy(float)
-    R = (points["d_model"] / points["n_layers"]).to_numpy(float)
-    y = points["loss"].to_numpy(float)
-    V = None
-    if any(form in CONDITIONAL for form, _, _ in specs):
+    """The comparison table (COLUMNS, + BOOTSTRAP_COLUMNS with ``bootstrap``), one row per
+    (law, tie) (``ties``: the contract's every tie mode, fewer for the workflow's lm rows),
+    fitted by ``method`` on the rows whose ``fit_set`` column is 1 (default: all).
+    ``group_by`` names the size-group column (default ``size_group`` where present; without
+    one there is no progressive extrapolation and Spearman is over all test rows). An
+    InputError names an unknown law, a missing column, or a fit set too small for a law."""
+    import pandas as pd
+
+    unknown = [name for name in law_names if name not in LAWS]
+    if unknown or not law_names:
+        raise InputError(
+            f"unknown law {', '.join(unknown) or '(none given)'} (--laws): "
+            f"choose from {', '.join(LAWS)}"
+        )
+    if method not in laws.METHODS:
+        raise InputError(f"method must be one of {', '.join(laws.METHODS)}, got {method!r}")
+    data = _read_points(points, law_names, group_by)
+    fit = np.ones(len(points), dtype=bool)
+    if fit_set is not None:
+        if fit_set not in points.columns:
+            raise InputError(f"no column {fit_set} (--fit-set)")
+        fit = (points[fit_set] == 1).to_numpy()
+        if not fit.any():
+            raise InputError(f"no row has {fit_set} = 1 (--fit-set)")
+    train = data.take(fit)
+    for tie in ties:
+        laws.free_params("chinchilla", tie)  # an InputError names an unknown tie
+    specs = [(name, tie) for name in dict.fromkeys(law_names) for tie in ties]
+    for name, tie in specs:
+        k = n_params(name, tie, train.V)
+        if len(train.y) < k:
+            raise InputError(
+                f"{len(train.y)} fit row(s) for the {k} free parameters of law {name} with "
+                f"tie {tie}: need at least {k}"
+            )
+    order = None
+    if data.group is not None:
+        order = pd.Series(data.N).groupby(data.group).median().sort_values().index.tolist()
+    done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    rows = []
+    for name, tie in specs:
+        key = (name, _free(name, tie, train.V))
+        if key not in done:
+            done[key] = _row(name, tie, method, data, fit, order, bootstrap, seed)
+        rows.append(done[key] | {"tie": tie})
+    return pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
+
+
+def _read_points(points: pd.DataFrame, law_names: Sequence[str], group_by: str | None) -> _Points:
+    params_of = {LAWS[name][0] for name in law_names}
+    N, D, y = laws.table_columns(points, ["N", "D", "loss"], "the comparison")
+    R = V = None
+    if "inference" in params_of:
+        d, layers = laws.table_columns(points, ["d_model", "n_layers"], "the inference law")
+        R = d / layers
+    if "conditional" in params_of:
         V = conditional.factor_variables(points)
-    group = points["size_group"].astype(str).to_numpy()
-    order = points.groupby(group)["N"].median().sort_values().index.tolist()
-    rows = [_row(form, tie, method, N, D, R, V, y, group, order) for form, tie, method in specs]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    if group_by is not None and group_by not in points.columns:
+        raise InputError(f"no column {group_by} (--group-by)")
+    column = group_by or ("size_group" if "size_group" in points.columns else None)
+    group = None if column is None else points[column].astype(str).to_numpy()
+    runs = points["run"].astype(str).to_numpy() if "run" in points.columns else None
+    return _Points(N, D, R, V, y, group, runs)
 
 
-def _row(form, tie, method, N, D, R, V, y, group, order) -> dict[str, Any]:
-    def take(mask):
-        return None if V is None else {name: v[mask] for name, v in V.items()}
+def _free(name: str, tie: str, variables: Mapping[str, np.ndarray] | None) -> tuple[str, ...]:
+    """The parameters a law fits under ``tie`` (a conditional law: less its dropped factors')."""
+    law, _ = LAWS[name]
+    if law == "conditional":
+        return conditional.free_params(tie, conditional.dropped_factors(variables))
+    return free_params(law, tie)
 
-    k = n_params(form, tie, V)
-    row: dict[str, Any] = {
-        "form": form,
-        "tie": tie,
-        "method": method,
-        "n_params": k,
-        "n_points": len(y),
-    }
+
+def n_params(name: str, tie: str, variables: Mapping[str, np.ndarray] | None = None) -> int:
+    return len(_free(name, tie, variables))
+
+
+def predict(name: str, params: Mapping[str, float], N, D, R=None, variables=None) -> np.ndarray:
+    """The law's loss; ``R`` is read by the inference laws, ``variables`` ({factor: values})
+    by the conditional ones."""
+    law, form = LAWS[name]
+    if law == "conditional":
+        return laws.law_loss(law, params, N, D, variables=variables, form=form)
+    if form == "additive":
+        base = laws.law_loss("chinchilla", {p: params[p] for p in laws.PARAMS["chinchilla"]}, N, D)
+        return base + params["epsilon"] * np.asarray(R, dtype=float) ** params["gamma"]
+    return laws.law_loss(law, params, N, D, R if law == "inference" else None)
+
+
+def fit_params(name: str, tie: str, method: str, N, D, R, loss, variables=None) -> dict[str, float]:
+    """The fitted parameters (every one of the law's, tied and dropped ones included)."""
+    law, form = LAWS[name]
+    if law == "conditional":
+        return conditional.fit(form, tie, method, N, D, variables, loss)[0]
+    R_ = R if law == "inference" else None
+    if method == "lm":
+        if form == "additive":
+            raise FitError("the lm method fits only the chinchilla, inference and conditional laws")
+        return fit_lm(law, tie, N, D, R_, loss)
+    if form == law:
+        return laws.fit_huber(law, tie, N, D, R_, loss)
+    u, _ = laws.huber_optimum(law, tie, N, D, R_, loss, form=form)
+    theta = [
+        np.exp(v) if p in huber.LOG_PARAMS else v
+        for p, v in zip(free_params(law, tie), u, strict=True)
+    ]
+    return expand(law, tie, theta)
+
+
+def _fit(name: str, tie: str, method: str, p: _Points) -> dict[str, float]:
+    params = fit_params(name, tie, method, p.N, p.D, p.R, p.y, p.V)
+    if not all(np.isfinite(v) for v in params.values()):  # e.g. A -> inf with alpha
+        raise FitError("the fit diverged: non-finite parameters")
+    return params
+
+
+def _predict(name: str, params: Mapping[str, float], p: _Points) -> np.ndarray:
+    return predict(name, params, p.N, p.D, p.R, p.V)
+
+
+def _row(
+    name: str,
+    tie: str,
+    method: str,
+    data: _Points,
+    fit: np.ndarray,
+    order: list[str] | None,
+    bootstrap: int,
+    seed: int,
+) -> dict[str, Any]:
+    train, test = data.take(fit), data.take(~fit)
+    k = n_params(name, tie, train.V)
+    row: dict[str, Any] = {"law": name, "method": method, "n_params": k, "n_fit": len(train.y)}
     try:
-        params = fit_form(form, tie, method, N, D, R, y, V)
+        params = _fit(name, tie, method, train)
     except FitError as err:
-        return row | {"error": str(err)}
-    pred = form_loss(form, params, N, D, R, V)
-    rss = float(np.sum((y - pred) ** 2))
-    total = float(np.sum((y - y.mean()) ** 2))
+        return row | {"error": " ".join(str(err).split())}
+    resid = train.y - _predict(name, params, train)
+    rss = float(np.sum(resid**2))
+    scores = laws.metrics(train.y, train.y - resid, train.group)
     row |= {
-        "aic": len(y) * np.log(rss / len(y)) + 2 * k if rss > 0 else -np.inf,
-        "mse": rss / len(y),
-        "r2": 1 - rss / total if total > 0 else None,
-        "spearman": metrics(y, pred, group)["spearman"],
-        "params": " ".join(f"{p}={v:.6g}" for p, v in params.items()),
+        "fit_mse": scores["mse"],
+        "aic": len(train.y) * np.log(rss / len(train.y)) + 2 * k if rss > 0 else -np.inf,
+        "params": json.dumps(params),
+        "fit_r2": scores["r2"],
+        "fit_spearman": scores["spearman"],
     }
+    if len(test.y):
+        guess = _predict(name, params, test)
+        row |= {
+            "test_mse": float(np.mean((test.y - guess) ** 2)),
+            "test_max_abs_err": float(np.max(np.abs(test.y - guess))),
+            "test_spearman": laws.metrics(test.y, guess, test.group)["spearman"],
+        }
+    if order is not None:
+        row |= _progressive(name, tie, method, data, order)
+    if bootstrap:
+        row |= _bootstrap(name, tie, method, train, params, bootstrap, seed)
+    return row
+
+
+def _progressive(
+    name: str, tie: str, method: str, data: _Points, order: list[str]
+) -> dict[str, Any]:
+    """logo_*: fit on the groups before each in ``order``, predict that group."""
     rel, folds, skipped = [], 0, 0
     for j in range(1, len(order)):
-        train = np.isin(group, order[:j])
-        test = group == order[j]
-        if train.sum() < n_params(form, tie, take(train)):
+        train = data.take(np.isin(data.group, order[:j]))
+        test = data.take(data.group == order[j])
+        if len(train.y) < n_params(name, tie, train.V):
             skipped += 1
             continue
         try:
-            fold = fit_form(form, tie, method, N[train], D[train], R[train], y[train], take(train))
+            fold = _fit(name, tie, method, train)
         except FitError:
             skipped += 1
             continue
         folds += 1
-        guess = form_loss(form, fold, N[test], D[test], R[test], take(test))
-        rel.extend(np.abs(y[test] - guess) / y[test])
-    if rel:
-        row |= {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))}
-    return row | {"logo_folds": folds, "logo_skipped": skipped}
+        rel.extend(np.abs(test.y - _predict(name, fold, test)) / test.y)
+    counts = {"logo_folds": folds, "logo_skipped": skipped}
+    if not rel:  # every fold skipped: no extrapolation to score
+        return counts
+    return {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))} | counts
+
+
+def _bootstrap(
+    name: str,
+    tie: str,
+    method: str,
+    train: _Points,
+    params: Mapping[str, float],
+    k: int,
+    seed: int,
+) -> dict[str, Any]:
+    """bootstrap_*, params_ci95: ``infscale fit``'s refits of run-level resamples."""
+    law, form = LAWS[name]
+    runs = np.arange(len(train.y)) if train.runs is None else train.runs
+    counts = laws.resample_runs(runs, k, np.random.default_rng(seed))
+    if law == "conditional":
+        dropped = conditional.dropped_factors(train.V)
+        kept = {n: v for n, v in train.V.items() if n not in dropped}
+        fits, failed = conditional.refits(
+            form, tie, method, dropped, train.N, train.D, kept, train.y, counts, params
+        )
+    else:
+        fits, failed = laws.refits(
+            law, tie, method, train.N, train.D, train.R, train.y, counts, params, form=form
+        )
+    ci = laws.bootstrap_summary(law, fits, failed)["ci95"]
+    return {
+        "bootstrap_k": k,
+        "bootstrap_failed": failed,
+        "params_ci95": None if ci is None else json.dumps(ci),
+    }

@@ -1,5 +1,6 @@
 """What a fitted law says about spending compute: the IsoFLOP curves and the compute-optimal
-frontier (the standard views the reviewers asked for).
+frontier (the standard views the reviewers asked for), and what it says about shape at fixed
+N and D (the loss along R, paper Figs 1 and 5).
 
 Training compute is C = 6·N·D FLOPs; at a fixed C a model of N parameters trains on C / (6N)
 tokens. The curves are taken on a log-spaced N grid a decade beyond the points' N on either
@@ -22,6 +23,8 @@ from infscale.fit.laws import predict
 N_GRID = 400  # points per log-spaced N axis
 FRONTIER_BUDGETS = 60  # budgets along the frontier, from half the least compute to twice the most
 ISOFLOP_BUDGETS = 3  # IsoFLOP curves over the points' compute
+RATIO_GRID = 100  # points per log-spaced R axis
+RATIO_MARGIN = 1.3  # the R axis reaches this factor beyond a group's R range on either side
 
 
 def training_compute(N: ArrayLike, D: ArrayLike) -> np.ndarray:
@@ -95,3 +98,28 @@ def compute_optimal_frontier(
             "loss": [curve.loss[i] for curve, i in zip(curves, best, strict=True)],
         }
     )
+
+
+def ratio_curves(points: pd.DataFrame, fit: Mapping[str, Any]) -> pd.DataFrame:
+    """The law's loss along R for every size group and token multiplier of ``points``, at the
+    group's mean N and that multiplier's mean D, over the group's R range widened by
+    RATIO_MARGIN: columns ``size_group``, ``multiplier``, ``R``, ``loss``."""
+    curves = []
+    for group, rows in points.groupby("size_group", sort=False):
+        ratios = np.geomspace(
+            rows["R"].min() / RATIO_MARGIN, rows["R"].max() * RATIO_MARGIN, RATIO_GRID
+        )
+        for mult, at_mult in rows.groupby("multiplier", sort=True):
+            n = np.full_like(ratios, at_mult["N"].mean())
+            d = np.full_like(ratios, at_mult["D"].mean())
+            curves.append(
+                pd.DataFrame(
+                    {
+                        "size_group": group,
+                        "multiplier": mult,
+                        "R": ratios,
+                        "loss": predict(fit, n, d, ratios),
+                    }
+                )
+            )
+    return pd.concat(curves, ignore_index=True)

@@ -334,18 +334,41 @@ def fit_huber(
 
 
 def huber_optimum(
-    law: str, tie: str, N: np.ndarray, D: np.ndarray, R: np.ndarray | None, loss: np.ndarray
+    law: str,
+    tie: str,
+    N: np.ndarray,
+    D: np.ndarray,
+    R: np.ndarray | None,
+    loss: np.ndarray,
+    form: str | None = None,
 ) -> tuple[np.ndarray, float]:
-    """The huber fit's free vector (log-space A, B, E, epsilon) and its objective."""
+    """The huber fit's free vector (log-space A, B, E, epsilon) and its objective; ``form`` is
+    the objective's (infscale.fit.huber.FORMS; default: the law's own).
+
+    Remembered for the last OPTIMA_KEPT point sets: the law comparison asks for the Chinchilla
+    optimum of the same points for its chinchilla rows and again as the start of each
+    conditional law's fit, and the 4,500-start grid is most of a comparison's time.
+    """
     from infscale.fit import huber
 
-    free, where = free_params(law, tie), positions(law, tie)
-    logs = _logs(N, D, R, loss)
-    starts = huber.grid_starts(free, where, law, logs)
-    u, value = huber.fit_starts(starts, law, where, logs)
-    if not np.isfinite(value) or not np.all(np.isfinite(u)):
-        raise FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
-    return u, value
+    form = form or law
+    key = (law, tie, form, *(None if a is None else a.tobytes() for a in (N, D, R, loss)))
+    if key not in _OPTIMA:
+        free, where = free_params(law, tie), positions(law, tie)
+        logs = _logs(N, D, R, loss)
+        starts = huber.grid_starts(free, where, form, logs)
+        u, value = huber.fit_starts(starts, form, where, logs)
+        if not np.isfinite(value) or not np.all(np.isfinite(u)):
+            raise FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
+        if len(_OPTIMA) >= OPTIMA_KEPT:
+            del _OPTIMA[next(iter(_OPTIMA))]
+        _OPTIMA[key] = (u, value)
+    u, value = _OPTIMA[key]
+    return u.copy(), value
+
+
+OPTIMA_KEPT = 64
+_OPTIMA: dict[tuple, tuple[np.ndarray, float]] = {}
 
 
 def _logs(
@@ -386,6 +409,7 @@ def refits(
     loss: np.ndarray,
     counts: np.ndarray,
     params: Mapping[str, float],
+    form: str | None = None,
 ) -> tuple[list[dict[str, float]], int]:
     """Refit one of the paper's laws on each resample (a row of point counts); (the fits that
     converged, how many did not).
@@ -393,7 +417,9 @@ def refits(
     ``lm`` refits each resample by the paper's procedure from all ones (a FitError fails).
     ``huber`` refits all resamples at once (the counts weight the Huber terms), each
     warm-started at the full fit ``params`` rather than from the 4,500-point grid, to tighter
-    tolerances; a row that does not converge, or ends non-finite, fails.
+    tolerances; a row that does not converge, or ends non-finite, fails. ``form`` is the huber
+    objective's (infscale.fit.huber.FORMS; default: the law's own), for the law comparison's
+    additive variant.
     """
     if method == "huber":
         from infscale.fit import huber
@@ -403,7 +429,7 @@ def refits(
         )
         u, value, converged = huber.batched_lbfgs(
             np.repeat(u0[None, :], len(counts), axis=0),
-            law,
+            form or law,
             positions(law, tie),
             _logs(N, D, R, loss),
             counts.astype(float),
@@ -455,9 +481,19 @@ def predict_points_interval(
     return _band(law, table, *point_inputs(law, frame, fit.get("dropped") or ()), form=form)
 
 
+def check_fit(fit: Mapping[str, Any]) -> None:
+    """Check a fit result read from a file (law, params, form, bootstrap samples) once, so that
+    a hand-edited FIT.json fails with one line naming the field rather than inside a prediction."""
+    _fit_params(fit)
+    _sample_table(fit)
+
+
 def _sample_table(fit: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
     """The bootstrap samples as (samples, 1) arrays per parameter; None without samples."""
-    samples = (fit.get("bootstrap") or {}).get("samples")
+    bootstrap = fit.get("bootstrap") or {}
+    if not isinstance(bootstrap, Mapping):
+        raise InputError(f"fit bootstrap must be an object, got {bootstrap!r}")
+    samples = bootstrap.get("samples")
     if not samples:
         return None
     law = fit["law"]
@@ -587,6 +623,10 @@ def _fit_params(fit: Mapping[str, Any]) -> tuple[str, dict[str, float], str]:
     _check_choice("fit law", law, LAWS)
     if not isinstance(params, Mapping) or set(params) != set(PARAMS[law]):
         raise InputError(f"fit params must be exactly {', '.join(PARAMS[law])} for the {law} law")
+    for name in PARAMS[law]:
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise InputError(f"fit param {name} must be a finite number, got {value!r}")
     form = fit.get("form") or "multiplicative"
     if law == "conditional":
         from infscale.fit.conditional import check_form

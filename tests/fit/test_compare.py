@@ -1,0 +1,147 @@
+"""``infscale compare`` end to end through the real CLI: the contract's columns and meanings,
+the run-level bootstrap (the same draws and refits as ``infscale fit``), and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run
+
+from infscale.fit.compare import CONTRACT_COLUMNS, predict
+from infscale.fit.laws import law_loss
+
+# The paper's law with gamma free (gamma != alpha), so that tie alpha-beta is the true form.
+TRUTH = {"A": 50.0, "B": 70.0, "E": 1.8, "alpha": 0.3, "beta": 0.3, "gamma": 0.6, "epsilon": 0.01}
+SHAPES = ((16, 8), (32, 4), (64, 2), (128, 1))  # (d_model scale, n_layers): R from 2 to 128
+
+
+def points(noise: float = 0.002) -> pd.DataFrame:
+    """3 size groups x 4 shapes x multipliers 4 and 16, one run per shape; fit_small marks the
+    two smaller groups, so the largest is the test set."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for g, (size, n0) in enumerate((("s", 1e5), ("m", 4e5), ("l", 1.6e6))):
+        for v, (scale, layers) in enumerate(SHAPES):
+            d = scale * (g + 1)
+            N = n0 * (1 + 0.03 * v)
+            for mult in (4, 16):
+                rows.append(
+                    {
+                        "run": f"{size}-v{v}",
+                        "size_group": size,
+                        "d_model": d,
+                        "n_layers": layers,
+                        "N": N,
+                        "D": mult * N,
+                        "fit_small": int(size != "l"),
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    R = (frame["d_model"] / frame["n_layers"]).to_numpy()
+    clean = law_loss("inference", TRUTH, frame["N"].to_numpy(), frame["D"].to_numpy(), R)
+    return frame.assign(loss=clean * (1 + noise * rng.standard_normal(len(frame))))
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """One huber comparison with a fit set and a bootstrap, and the matching ``infscale fit``."""
+    from infscale.cli import main
+
+    tmp = tmp_path_factory.mktemp("compare")
+    data, table, fit = tmp / "points.csv", tmp / "table.csv", tmp / "fit.json"
+    points().to_csv(data, index=False)
+    common = ["--data", data, "--method", "huber", "--fit-set", "fit_small"]
+    boot = ["--bootstrap", "20", "--seed", "3"]
+    args = ["compare", *common, "--laws", "chinchilla,inference", *boot, "--out", table]
+    assert main([str(a) for a in args]) == 0
+    args = ["fit", *common, "--law", "inference", "--tie", "alpha-beta", *boot, "--out", fit]
+    assert main([str(a) for a in args]) == 0
+    return pd.read_csv(data), pd.read_csv(table), json.loads(fit.read_text())
+
+
+@pytest.mark.slow
+def test_the_contract_columns_and_their_meanings(compared):
+    data, table, _ = compared
+    assert list(table.columns[: len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    assert list(zip(table["law"], table["tie"], strict=True)) == [
+        (law, tie) for law in ("chinchilla", "inference") for tie in ("all", "alpha-beta", "none")
+    ]
+    assert list(table["n_params"]) == [4, 4, 5, 5, 6, 7]
+    assert (table["method"] == "huber").all() and table["error"].isna().all()
+    fit, test = data[data["fit_small"] == 1], data[data["fit_small"] == 0]
+    assert (table["n_fit"] == len(fit)).all()
+    R_fit = (fit["d_model"] / fit["n_layers"]).to_numpy()
+    R_test = (test["d_model"] / test["n_layers"]).to_numpy()
+    for row in table.itertuples():
+        params = json.loads(row.params)
+        on_fit = predict(row.law, params, fit["N"], fit["D"], R_fit)
+        on_test = predict(row.law, params, test["N"], test["D"], R_test)
+        rss = float(np.sum((fit["loss"] - on_fit) ** 2))
+        assert row.fit_mse == pytest.approx(rss / len(fit), rel=1e-6)
+        assert row.aic == pytest.approx(len(fit) * np.log(rss / len(fit)) + 2 * row.n_params)
+        assert row.test_mse == pytest.approx(np.mean((test["loss"] - on_test) ** 2), rel=1e-6)
+        assert row.test_max_abs_err == pytest.approx(np.max(np.abs(test["loss"] - on_test)))
+    rows = table.set_index(["law", "tie"])
+    paper, chinchilla = rows.loc[("inference", "alpha-beta")], rows.loc[("chinchilla", "all")]
+    # the true form extrapolates (to the test group and group by group) and ranks the test
+    # group's shapes; Chinchilla, blind to shape, does neither
+    assert paper["test_mse"] < chinchilla["test_mse"] / 10
+    assert paper["logo_rel_err"] < chinchilla["logo_rel_err"] / 3
+    assert paper["logo_folds"] == 2  # every group after the first, all rows (fit set or not)
+    assert paper["test_spearman"] > 0.9
+    assert paper["aic"] < chinchilla["aic"]
+
+
+@pytest.mark.slow
+def test_the_bootstrap_is_infscale_fits_own(compared):
+    """Same runs drawn with the same seed, same warm-started refits: the same intervals."""
+    _, table, fit = compared
+    row = table.set_index(["law", "tie"]).loc[("inference", "alpha-beta")]
+    assert json.loads(row["params"]) == pytest.approx(fit["params"], rel=1e-9)
+    ci = json.loads(row["params_ci95"])
+    assert ci.keys() == fit["intervals"].keys()
+    for p, (lo, hi) in fit["intervals"].items():
+        assert ci[p] == pytest.approx([lo, hi], rel=1e-9)
+    assert row["bootstrap_k"] == 20 and row["bootstrap_failed"] == fit["bootstrap"]["failed"]
+    assert ci["gamma"][0] < TRUTH["gamma"] < ci["gamma"][1]
+
+
+@pytest.mark.parametrize(
+    ("change", "args", "message"),
+    [
+        (lambda f: f.drop(columns="loss"), [], "missing column(s) loss"),
+        (lambda f: f.drop(columns="n_layers"), ["--laws", "inference"], "n_layers"),
+        (lambda f: f, ["--laws", "chinchilla,kaplan"], "unknown law kaplan (--laws)"),
+        (lambda f: f, ["--laws", "chinchilla", "--fit-set", "fit_big"], "no column fit_big"),
+        (lambda f: f, ["--laws", "chinchilla", "--group-by", "family"], "no column family"),
+        (lambda f: f.head(6), ["--laws", "inference"], "6 fit row(s) for the 7 free parameters"),
+        (lambda f: f, [], "vocab_size"),  # the default laws include the conditional law
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, change, args, message):
+    data = tmp_path / "points.csv"
+    change(points()).to_csv(data, index=False)
+    code, _, err = run(capsys, "compare", "--data", data, *args, "--out", tmp_path / "t.csv")
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_a_law_with_more_parameters_than_the_smallest_group_has_points_skips_its_folds():
+    """The micro workflow's case: the first size group holds 4 points, fewer than the
+    conditional law's 6 free parameters here (its MLP factor dropped: r does not vary), so its
+    one fold is skipped and the row has no extrapolation score; the comparison completes, and
+    tied Chinchilla (4 parameters) still extrapolates."""
+    from infscale.fit.compare import compare_laws
+
+    table = points()
+    small = table[table["size_group"] != "l"].groupby("size_group").head(4)
+    small = small.assign(vocab_size=64, ffn_hidden=4 * small["d_model"])
+    out = compare_laws(small, ["chinchilla", "conditional"], "huber", ties=("all",))
+    conditional = out[out["law"] == "conditional"].iloc[0]
+    assert conditional["logo_folds"] == 0 and conditional["logo_skipped"] == 1
+    assert pd.isna(conditional["logo_rel_err"])
+    chinchilla = out[out["law"] == "chinchilla"].iloc[0]
+    assert chinchilla["logo_folds"] == 1 and chinchilla["logo_rel_err"] > 0
