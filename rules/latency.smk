@@ -46,8 +46,9 @@ else:
             "../workflow/scripts/latency_shapes.py"
 
 
-# Paper Fig. 3: latency vs n_layers, vs d_model, and vs R at about fixed N. Each sweep's shapes
-# are timed interleaved in one job that holds every core.
+# Paper Fig. 3: latency vs n_layers, vs d_model, and vs R at about fixed N; and gqa: an MHA
+# shape and its equal-N grouped-query twins at several batch sizes (infscale.latency.sweeps).
+# Each sweep's items are timed interleaved in one job that holds every core.
 rule latency_sweep:
     output:
         "results/latency/sweeps/{sweep}.csv",
@@ -56,15 +57,13 @@ rule latency_sweep:
     benchmark:
         "results/benchmarks/latency_sweep/{sweep}.tsv"
     wildcard_constraints:
-        sweep="layers|width|ratio",
+        sweep="|".join(SWEEPS),
     conda:
         "../envs/latency.yaml"
     threads: lambda wildcards: workflow.cores
     params:
-        shapes=lambda wildcards: [
-            asdict(shape) for shape in sweep_shapes(config, wildcards.sweep)
-        ],
-        protocol=LATENCY,
+        timed=lambda wildcards: sweep_items(config, wildcards.sweep),
+        protocol=lambda wildcards: {**LATENCY, **sweep_lengths(config, wildcards.sweep)},
         seed=config["seed"],
     script:
         "../workflow/scripts/latency_sweep.py"
@@ -72,7 +71,7 @@ rule latency_sweep:
 
 rule latency_sweeps:
     input:
-        expand("results/latency/sweeps/{sweep}.csv", sweep=SWEEPS),
+        expand("results/latency/sweeps/{sweep}.csv", sweep=FIG3_SWEEPS),
     output:
         table="results/latency/sweeps.csv",
         fits="results/latency/sweep_fits.json",
@@ -104,6 +103,29 @@ rule latency_throughput:
         seed=config["seed"],
     script:
         "../workflow/scripts/latency_throughput.py"
+
+
+# Every candidate's tokens per second at one batch size and length (the throughput objective's
+# measure, the follow-up's), the candidates interleaved in one job.
+rule latency_candidate_throughput:
+    output:
+        "results/latency/candidate_throughput.csv",
+    log:
+        "results/logs/latency/candidate_throughput.log",
+    benchmark:
+        "results/benchmarks/latency_candidate_throughput.tsv"
+    conda:
+        "../envs/latency.yaml"
+    threads: lambda wildcards: workflow.cores
+    params:
+        shapes=[
+            asdict(SHAPES[label])
+            for label in sorted({run.shape.label for run in candidate_runs(config)})
+        ],
+        protocol={**LATENCY, **config["latency"]["candidate_throughput"]},
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/latency_candidate_throughput.py"
 
 
 # T(shape) fitted on every measured shape, with its leave-one-out error; in predict mode the
@@ -150,5 +172,6 @@ rule latency_trained:
 rule latency_all:
     input:
         "results/latency/sweeps.csv",
+        "results/latency/sweeps/gqa.csv",
         "results/latency/throughput.csv",
         "results/latency/model.json",

@@ -13,12 +13,14 @@ rule report:
         sweeps="results/latency/sweeps.csv",
         sweep_fits="results/latency/sweep_fits.json",
         throughput="results/latency/throughput.csv",
+        gqa="results/latency/sweeps/gqa.csv",
         latency_model="results/latency/model.json",
         grid_eval=grid_files("results/eval/{run}.json"),
         selected="results/select/selected.csv",
         chosen="results/fit/chosen.json",
         trained_latency="results/latency/trained.csv",
         budgets="results/select/budgets.json",
+        objectives="results/select/objectives.csv",
         trained_points=lambda wc: candidate_files(
             "results/runs/candidates/{name}/points.csv", wc
         ),

@@ -4,6 +4,7 @@
 rule candidates:
     input:
         latency=candidate_latency_files,
+        throughput="results/latency/candidate_throughput.csv",
         model=([] if LATENCY_SOURCE == "measure" else ["results/latency/model.json"]),
     output:
         "results/select/candidates.csv",
@@ -47,6 +48,7 @@ checkpoint select:
     output:
         selected="results/select/selected.csv",
         budgets="results/select/budgets.json",
+        objectives="results/select/objectives.csv",
     log:
         "results/logs/select/select.log",
     benchmark:
@@ -54,7 +56,6 @@ checkpoint select:
     conda:
         "../envs/fit.yaml"
     params:
-        k=config["select"]["k"],
         select=config["select"],
     script:
         "../workflow/scripts/select.py"

@@ -13,11 +13,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from infscale.errors import InputError
+from infscale.fit import frontier
 from infscale.fit.downstream import predict_accuracy
 from infscale.fit.frontier import isoflop_curves
-from infscale.fit.laws import predict
-from infscale.latency.sweeps import sweep_fits
+from infscale.fit.laws import predict, predict_points_interval
+from infscale.latency.sweeps import gqa_speedups, sweep_fits
 from infscale.report import figures, story, tables
+from infscale.select.pareto import pareto_front
 from infscale.select.winner import choose_winner
 
 INFERENCE = {
@@ -290,15 +292,17 @@ def test_throughput_draws_tokens_per_second_and_the_ideal(tmp_path):
 
 
 def test_loss_figure_draws_the_inference_law_per_multiplier(points, fits, tmp_path):
-    fig = figures.fig_loss_vs_ratio(points, fits, "all")
+    curves = frontier.ratio_curves(points, fits[("inference", "all")])
+    fig = figures.fig_loss_vs_ratio(points, curves, "inference law, fit set 'all'")
     assert len(fig.axes) == 2  # one panel per size group
     first = fig.axes[0]
     assert first.get_xscale() == "log"
-    curves = first.get_lines()
-    assert len(curves) == 2  # one law curve per multiplier
+    lines = first.get_lines()
+    assert len(lines) == 2  # one law curve per multiplier
     group = points[(points["size_group"] == "s1") & (points["multiplier"] == 20)]
     n, d = group["N"].mean(), group["D"].mean()
-    r, y = curves[0].get_xdata()[0], curves[0].get_ydata()[0]
+    r, y = lines[0].get_xdata()[0], lines[0].get_ydata()[0]
+    assert r == pytest.approx(group["R"].min() / frontier.RATIO_MARGIN)
     p = INFERENCE
     expected = (p["E"] + p["A"] * n ** -p["alpha"] + p["B"] * d ** -p["beta"]) * (
         1 + p["epsilon"] * r ** p["gamma"]
@@ -308,9 +312,10 @@ def test_loss_figure_draws_the_inference_law_per_multiplier(points, fits, tmp_pa
     written(fig, tmp_path)
 
 
-def test_loss_figure_without_an_inference_fit_has_no_curves(points, fits):
-    fig = figures.fig_loss_vs_ratio(points, {("chinchilla", "all"): fits[("chinchilla", "all")]})
+def test_loss_figure_without_curves_draws_only_the_points(points):
+    fig = figures.fig_loss_vs_ratio(points)
     assert all(not ax.get_lines() for ax in fig.axes)
+    assert all(ax.collections for ax in fig.axes)
 
 
 def test_predicted_vs_actual_has_a_row_per_fit_set_and_marks_fit_points(
@@ -551,11 +556,11 @@ def test_fit_sets_table_scores_each_fit_on_every_point(points, trained_points, f
 def test_comparison_table_adds_delta_aic_and_matching_intervals(fits):
     comparison = pd.DataFrame(
         {
-            "form": ["chinchilla", "inference", "additive"],
+            "law": ["chinchilla", "inference", "inference-additive"],
             "tie": ["all", "all", "all"],
             "method": ["lm", "lm", "huber"],
             "n_params": [4, 5, 5],
-            "n_points": [8, 8, 8],
+            "n_fit": [8, 8, 8],
             "aic": [-30.0, -40.0, -35.0],
             "logo_rel_err": [0.05, 0.02, 0.03],
             "params": ["A=1", "A=2", "A=3"],
@@ -596,6 +601,8 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
     selected, fits, downstream, models
 ):
     fit = fits[("inference", "all")]
+    lo, hi = predict_points_interval(fit, selected)  # as the select step writes the band
+    selected = selected.assign(loss_pred_lo=lo, loss_pred_hi=hi)
     frame = tables.selection_table(selected, fit, "all", downstream, models, "2048x24").frame
     assert frame["name"].tolist() == ["3072x12", "2560x16", "2048x24", "4096x6"]  # by rank
     row = frame.iloc[0]
@@ -665,6 +672,75 @@ CHOICE = {
 }
 
 
+APPLIED = {
+    "objective": "loss",
+    "max_loss": "baseline",
+    "loss_target": 2.9,
+    "infeasible": {},
+    "budgets": {"max_params": None, "max_tokens": None, "max_latency": 3.0},
+    "resamples": 0,
+    "skipped": 0,
+}
+
+
+def by_objective(selected: pd.DataFrame) -> pd.DataFrame:
+    """results/select/objectives.csv for ``selected``: the loss objective's choice as given, the
+    throughput objective's the two fastest within the loss target 2.9 (2048x24 and 3072x12)."""
+    tps = selected.assign(throughput_tps=[400.0, 900.0, 700.0, 1500.0])
+    fast = tps.assign(selected=[1, 1, 0, 0], rank=pd.array([2, 1, pd.NA, pd.NA], dtype="Int64"))
+    return pd.concat([tps.assign(objective="loss"), fast.assign(objective="throughput")])
+
+
+def test_loss_vs_throughput_marks_each_objectives_choice_and_the_front(selected, tmp_path):
+    table = by_objective(selected)
+    block = table[table["objective"] == "loss"]
+    front = pareto_front(block["loss_pred"], block["throughput_tps"])
+    # 3072x12 (2.85, 900) beats 2048x24 (2.9, 400) and 2560x16 (2.87, 700); 4096x6 is fastest.
+    assert front.tolist() == [False, True, False, True]
+    fig = figures.fig_loss_vs_throughput(table, front, 2.9)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log"
+    labels = [h.get_label() for h in ax.get_legend().legend_handles]
+    assert labels[:2] == ["candidates", "Pareto front"]
+    assert {"chosen by loss", "chosen by throughput"} <= set(labels)
+    step = ax.get_lines()[0]
+    assert sorted(step.get_xdata()) == [900.0, 1500.0]
+    assert ax.get_lines()[1].get_ydata()[0] == 2.9  # the loss target
+    written(fig, tmp_path)
+
+
+def test_objectives_table_and_story_line(selected):
+    table = by_objective(selected)
+    frame = tables.objectives_table(table, APPLIED).frame
+    assert frame[["objective", "name"]].values.tolist() == [
+        ["loss", "3072x12"],
+        ["loss", "2560x16"],
+        ["throughput", "3072x12"],
+        ["throughput", "2048x24"],
+    ]
+    line = story._objectives_line(table, APPLIED)
+    assert line.startswith("Objectives: by loss: 3072x12 (900 tokens/s, loss 2.8500)")
+    assert "by throughput (predicted loss <= 2.9000, the baseline's): 3072x12" in line
+    assert line.endswith("trained: the loss objective's.")
+    infeasible = {**APPLIED, "infeasible": {"throughput": "only 1 of 4 candidates are feasible"}}
+    only_loss = table[table["objective"] == "loss"]
+    assert "by throughput: none (only 1 of 4" in story._objectives_line(only_loss, infeasible)
+
+
+GQA_SWEEP = pd.DataFrame(
+    {
+        "shape": ["d128-l2-h8"] * 2 + ["d128-l2-h8-kv2-f416"] * 2,
+        "n_heads": 8,
+        "n_kv_heads": [8, 8, 2, 2],
+        "ffn_hidden": [352, 352, 416, 416],
+        "N": 533120,
+        "batch_size": [8, 32, 8, 32],
+        "tokens_per_s": [1000.0, 2000.0, 1100.0, 2600.0],
+        "flagged": False,
+    }
+)
+
+
 @pytest.fixture
 def shown(points, trained_points, models, fits, predictions, selected, downstream, sweeps):
     """Every report table, as the report script builds them."""
@@ -688,18 +764,20 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "loo_max_rel_err": 0.2,
     }
     comparison = pd.DataFrame(
-        {"form": ["chinchilla"], "tie": ["all"], "method": ["lm"], "n_points": [8], "aic": [-3.0]}
+        {"law": ["chinchilla"], "tie": ["all"], "method": ["lm"], "n_fit": [8], "aic": [-3.0]}
     )
     return {
         "story": tables.story_table(story.story_lines(chosen, selected, winner, budgets)),
         "selection": tables.selection_table(selected, chosen, "all", downstream, models, "2048x24"),
         "winner": tables.winner_table(winner),
+        "objectives": tables.objectives_table(by_objective(selected), APPLIED),
         "coefficients": tables.coefficients_table(fits),
         "fit_sets": tables.fit_sets_table(predictions, fits),
         "law_comparison": tables.comparison_table(comparison, fits),
         "predictions": tables.predictions_table(predictions),
         "latency_model": tables.latency_model_table(model),
         "latency_sweeps": tables.sweeps_table(sweep_fits(sweeps)),
+        "gqa_throughput": tables.gqa_table(gqa_speedups(GQA_SWEEP), "256 in / 16 out"),
         "trained_latency": tables.trained_latency_table(
             pd.DataFrame(
                 {
@@ -780,3 +858,18 @@ def test_every_shown_output_has_a_caption_and_every_caption_is_used():
     used = {captions / caption for caption, _, _ in entries.values()}
     assert all(path.read_text().strip() for path in used)
     assert set(captions.rglob("*.rst")) == used | {captions / "workflow.rst"}
+
+
+def test_gqa_figure_and_table_show_the_gain_over_mha(tmp_path):
+    speedups = gqa_speedups(GQA_SWEEP)
+    fig = figures.fig_gqa_throughput(speedups, "256 in / 16 out")
+    tokens, ratio = fig.axes
+    assert lines(tokens, "K = 8 (MHA)")[0].get_ydata().tolist() == [1000.0, 2000.0]
+    assert lines(ratio, "K = 2, ffn 416")[0].get_ydata().tolist() == pytest.approx([1.1, 1.3])
+    assert lines(ratio, "K = 8 (MHA)")[0].get_ydata().tolist() == [1.0, 1.0]
+    assert "256 in / 16 out" in fig.get_suptitle() and "533k" in fig.get_suptitle()
+    written(fig, tmp_path)
+    table = tables.gqa_table(speedups, "256 in / 16 out")
+    assert "K = 2 has 1.10x at batch 8, 1.30x at batch 32 the MHA shape's" in table.note
+    assert "2 of 2 (twin, batch) pairs are faster" in table.note
+    assert table.display()["speedup_vs_mha"].tolist() == ["1.100", "1.300", "1.000", "1.000"]

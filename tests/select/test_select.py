@@ -15,17 +15,8 @@ LOSS = [3.10, 3.00, 3.05, 2.95, 3.20, 2.90]
 
 
 @pytest.fixture
-def candidates() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "name": ["a", "b", "c", "d", "e", "f"],
-            "d_model": [2048, 2304, 2560, 2816, 3072, 1792],
-            "n_layers": [24, 20, 16, 12, 12, 32],
-            "N": [1.44e9, 1.51e9, 1.53e9, 1.44e9, 1.60e9, 1.30e9],
-            "D": [2.9e10] * 5 + [3.5e10],
-            "latency_s": [3.6, 3.1, 2.6, 2.0, 1.96, 4.8],
-        }
-    )
+def candidates(candidates_1b: pd.DataFrame) -> pd.DataFrame:
+    return candidates_1b
 
 
 def chosen(table: pd.DataFrame) -> list[str]:

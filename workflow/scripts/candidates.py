@@ -1,21 +1,28 @@
-"""Snakemake script: the candidate table the selection reads (shape, N, D, latency).
+"""Snakemake script: the candidate table the selection reads (shape, N, D, latency, throughput).
 
 Latency is measured (``select.latency_source: measure``), predicted by the latency model
 (``predict``), or measured for a shortlist and predicted for the rest (``measure_top``); the
-``latency_source`` column says which.
+``latency_source`` column says which. Throughput is always measured (every candidate, in one
+interleaved job).
 """
 
 from pathlib import Path
 
 from infscale.grid import candidate_runs, grid_runs
-from infscale.io import log_output_to, read_json, write_csv
+from infscale.io import read_csv, read_json, write_csv
+from infscale.script import start_script
 from infscale.select.candidates import candidate_latency, candidate_table
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 model = read_json(snakemake.input.model[0]) if snakemake.input.model else None
 measured = {Path(path).stem: read_json(path)["median_s"] for path in snakemake.input.latency}
+timed = read_csv(snakemake.input.throughput, required=["shape", "tokens_per_s"])
 runs = candidate_runs(snakemake.config)
-latency = candidate_latency(runs, measured, model)
-table = candidate_table(runs, grid_runs(snakemake.config), latency)
+table = candidate_table(
+    runs,
+    grid_runs(snakemake.config),
+    candidate_latency(runs, measured, model),
+    dict(zip(timed["shape"], timed["tokens_per_s"], strict=True)),
+)
 write_csv(snakemake.output[0], table)
 print(table.to_string())

@@ -9,9 +9,10 @@ import sys
 
 from infscale.cli import main
 from infscale.fit.choice import choose_form, configured_choice
-from infscale.io import log_output_to, read_csv, read_json, write_json
+from infscale.io import read_csv, read_json, write_json
+from infscale.script import start_script
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 params = snakemake.params
 comparison = read_csv(snakemake.input.comparison)
 if params.law == "auto":

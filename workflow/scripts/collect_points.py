@@ -3,9 +3,10 @@
 import pandas as pd
 
 from infscale.fit.fitsets import mark_fit_sets
-from infscale.io import log_output_to, read_csv, write_csv
+from infscale.io import read_csv, write_csv
+from infscale.script import start_script
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 points = pd.concat([read_csv(path) for path in snakemake.input.points], ignore_index=True)
 marked = mark_fit_sets(points, snakemake.params.sets)
 write_csv(snakemake.output[0], marked)

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from infscale.evaluate.harness import SMOOTH
 from infscale.fit.downstream import Point, downstream
-from infscale.io import log_output_to, read_csv, read_json, write_json
+from infscale.io import read_csv, read_json, write_json
 from infscale.provenance import provenance
+from infscale.script import start_script
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 column = snakemake.params.loss_column  # the validation loss, "val_loss"
 
 

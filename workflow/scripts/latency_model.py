@@ -2,11 +2,12 @@
 
 import pandas as pd
 
-from infscale.io import log_output_to, read_csv, read_json, write_json
+from infscale.io import read_csv, read_json, write_json
 from infscale.latency.model import fit_latency_model, measured_table
 from infscale.provenance import provenance
+from infscale.script import start_script
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 records = [read_json(path) for path in snakemake.input.measured]
 sweeps = read_csv(snakemake.input.sweeps, required=["d_model", "n_layers", "vocab_size"])
 table = pd.concat([measured_table(records), measured_table(sweeps)], ignore_index=True)

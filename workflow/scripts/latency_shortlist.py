@@ -3,11 +3,12 @@ loss, and mark the best few within the budgets for measurement."""
 
 from infscale.fit.laws import predict_points
 from infscale.grid import grid_runs, run_table
-from infscale.io import log_output_to, read_json, write_csv
+from infscale.io import read_json, write_csv
 from infscale.latency.model import shortlist, shortlist_size
+from infscale.script import start_script
 from infscale.select.candidates import budgets, candidate_latency, candidate_table
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 config = snakemake.config
 runs = [run_table(config)[name] for name in snakemake.params.candidates]
 model, fit = read_json(snakemake.input.model), read_json(snakemake.input.fit)

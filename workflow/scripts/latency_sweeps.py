@@ -2,11 +2,12 @@
 
 import pandas as pd
 
-from infscale.io import log_output_to, read_csv, write_csv, write_json
+from infscale.io import read_csv, write_csv, write_json
 from infscale.latency.sweeps import sweep_fits
 from infscale.provenance import provenance
+from infscale.script import start_script
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 table = pd.concat([read_csv(path) for path in snakemake.input], ignore_index=True)
 fits = sweep_fits(table)
 write_csv(snakemake.output.table, table)

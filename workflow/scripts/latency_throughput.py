@@ -1,12 +1,13 @@
 """Snakemake script: tokens per second vs batch size (paper Fig. 4), batch sizes interleaved."""
 
-from infscale.io import log_output_to, write_csv
+from infscale.io import write_csv
 from infscale.latency.measure import Item, measure_interleaved, set_threads
 from infscale.latency.protocol import Protocol
 from infscale.latency.sweeps import throughput_rows
+from infscale.script import start_script
 from infscale.shapes import Shape
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 set_threads(snakemake.config["latency"]["threads"] or snakemake.threads)
 protocol = Protocol.from_config(snakemake.params.protocol, seed=snakemake.params.seed)
 shape = Shape(**snakemake.params.shape)

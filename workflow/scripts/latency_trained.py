@@ -3,13 +3,14 @@ of its architecture, all interleaved in one job; trained.csv."""
 
 from pathlib import Path
 
-from infscale.io import log_output_to, write_csv
+from infscale.io import write_csv
 from infscale.latency.measure import set_threads
 from infscale.latency.protocol import Protocol
 from infscale.latency.trained import measure_trained
+from infscale.script import start_script
 from infscale.shapes import Shape
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 set_threads(snakemake.config["latency"]["threads"] or snakemake.threads)
 protocol = Protocol.from_config(snakemake.params.protocol, seed=snakemake.params.seed)
 shapes = snakemake.params.shapes

@@ -1,8 +1,11 @@
 """Snakemake script: lm-eval task definitions that read the eval data from local files."""
 
 from infscale.evaluate.tasks import prepare_tasks
-from infscale.io import log_output_to
+from infscale.provenance import provenance
+from infscale.script import start_script
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 params = snakemake.params
-prepare_tasks(params.tasks, snakemake.output[0], params.cache, params.source)
+prepare_tasks(
+    params.tasks, snakemake.output[0], params.cache, params.source, provenance(snakemake.config)
+)

@@ -6,13 +6,15 @@ from pathlib import Path
 import pandas as pd
 
 from infscale.fit import frontier
-from infscale.io import log_output_to, read_csv, read_json
+from infscale.io import read_csv, read_json
+from infscale.latency.sweeps import gqa_speedups
 from infscale.provenance import provenance
 from infscale.report import figures, story, tables
+from infscale.script import start_script
 from infscale.select.pareto import pareto_front
 from infscale.select.winner import choose_winner
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
 
 points = read_csv(inp.points)
@@ -31,10 +33,15 @@ accuracy = tables.accuracy_table(
     | {f"candidates/{Path(path).stem}": read_json(path) for path in inp.trained_eval}
 )
 selected = read_csv(inp.selected)
+by_objective = read_csv(inp.objectives)
+first_block = by_objective[by_objective["objective"] == by_objective["objective"].iloc[0]]
 comparison = read_csv(inp.comparison)
 downstream = read_json(inp.downstream)
 sweeps, sweep_fits = read_csv(inp.sweeps), read_json(inp.sweep_fits)
 throughput = read_csv(inp.throughput)
+gqa = read_csv(inp.gqa)
+gqa_speedup = gqa_speedups(gqa)
+gqa_lengths = f"{gqa['input_tokens'].iloc[0]} in / {gqa['output_tokens'].iloc[0]} out"
 latency_model = read_json(inp.latency_model)
 benchmarks = {
     str(path): pd.read_csv(path, sep="\t")
@@ -48,6 +55,9 @@ fit_set = params.select_fit_set
 every_point = pd.concat([points, trained_points], ignore_index=True)  # the test set
 N, D, ratio = every_point["N"], every_point["D"], float(every_point["R"].median())
 chinchilla = fits[("chinchilla", fit_set)]
+# The loss-vs-R curves: the selection's law where it reads R, else the inference law's fit.
+shaped = chosen if chosen["law"] == "inference" else fits[("inference", fit_set)]
+shaped_name = f"{shaped['law']} law, tie {shaped['tie']}, fit set '{fit_set}'"
 isoflops = {
     law: frontier.isoflop_curves(fit, N, D, ratio=ratio)
     for (law, s), fit in fits.items()
@@ -57,7 +67,14 @@ drawn = {
     "accuracy_vs_latency": figures.fig_accuracy_vs_latency(
         models, pareto_front(models["latency_s"], models["average"])
     ),
-    "loss_vs_ratio": figures.fig_loss_vs_ratio(points, fits, fit_set),
+    "loss_vs_throughput": figures.fig_loss_vs_throughput(
+        by_objective,
+        pareto_front(first_block["loss_pred"], first_block["throughput_tps"]),
+        applied["loss_target"],
+    ),
+    "loss_vs_ratio": figures.fig_loss_vs_ratio(
+        points, frontier.ratio_curves(points, shaped), shaped_name
+    ),
     "predicted_vs_actual": figures.fig_predicted_vs_actual(predictions, fits),
     "spearman": figures.fig_spearman(predictions),
     "loss_vs_flops": figures.fig_loss_vs_flops(
@@ -68,6 +85,7 @@ drawn = {
     "isoflop": figures.fig_isoflop(every_point, isoflops, fit_set, ratio),
     "latency_sweeps": figures.fig_latency_sweeps(sweeps, sweep_fits),
     "throughput": figures.fig_throughput(throughput),
+    "gqa_throughput": figures.fig_gqa_throughput(gqa_speedup, gqa_lengths),
     "accuracy_vs_loss": figures.fig_accuracy_vs_loss(
         models, tables.task_columns(accuracy), downstream
     ),
@@ -76,18 +94,20 @@ drawn = {
 winner = choose_winner(tables.trained_candidates(models), selected, params.baseline)
 shown = {
     "story": tables.story_table(
-        story.story_lines(chosen, selected, winner, applied["budgets"], applied)
+        story.story_lines(chosen, selected, winner, applied["budgets"], applied, by_objective)
     ),
     "selection": tables.selection_table(
         selected, chosen, fit_set, downstream, models, params.baseline
     ),
     "winner": tables.winner_table(winner),
+    "objectives": tables.objectives_table(by_objective, applied),
     "coefficients": tables.coefficients_table(fits),
     "fit_sets": tables.fit_sets_table(predictions, fits),
     "law_comparison": tables.comparison_table(comparison, fits),
     "predictions": tables.predictions_table(predictions),
     "latency_model": tables.latency_model_table(latency_model),
     "latency_sweeps": tables.sweeps_table(sweep_fits),
+    "gqa_throughput": tables.gqa_table(gqa_speedup, gqa_lengths),
     "trained_latency": tables.trained_latency_table(read_csv(inp.trained_latency)),
     "downstream": tables.downstream_table(downstream),
     "runs": tables.runs_table(points, trained_points, models),

@@ -1,36 +1,79 @@
-"""Snakemake script: the top-k candidates by the chosen law's predicted loss within the budgets,
-with each candidate's prediction band and how often the bootstrap resamples choose it."""
+"""Snakemake script: the top-k candidates by the configured objective within the budgets, with
+each candidate's prediction band and how often the bootstrap resamples choose it; and the
+selection by every objective (loss, throughput) side by side, for the report."""
 
+import pandas as pd
+
+from infscale.errors import InputError, one_line
 from infscale.fit.laws import predict_points, predict_points_interval
-from infscale.io import log_output_to, read_csv, read_json, write_csv, write_json
+from infscale.io import read_csv, read_json, write_csv, write_json
+from infscale.provenance import provenance
+from infscale.script import start_script
 from infscale.select.candidates import budgets
-from infscale.select.ilp import select_top_k
+from infscale.select.ilp import select_for
+from infscale.select.objectives import OBJECTIVES, loss_target
 from infscale.select.stability import selection_frequency
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
+select = snakemake.params.select
 fit = read_json(snakemake.input.fit)
 candidates = read_csv(snakemake.input.candidates)
-limits = budgets(snakemake.params.select, candidates)
-k = snakemake.params.k
-table = select_top_k(candidates, predict_points(fit, candidates), k, **limits)
+limits = budgets(select, candidates)
+k, objective = select["k"], select["objective"]
+loss = predict_points(fit, candidates)
+target = loss_target(select["max_loss"], candidates, loss, select["baseline"])
+
+
+def by(name: str) -> pd.DataFrame:
+    return select_for(name, candidates, loss, k, limits, target)
+
+
+table = by(objective)  # the configured objective's: these candidates are trained
 band = predict_points_interval(fit, table)
 stability = {"resamples": 0, "skipped": 0}
 if band is not None:
     table = table.assign(loss_pred_lo=band[0], loss_pred_hi=band[1])
-    frequency = selection_frequency(fit["bootstrap"]["samples"], fit, candidates, k, limits)
+    frequency = selection_frequency(
+        fit["bootstrap"]["samples"],
+        fit,
+        candidates,
+        k,
+        limits,
+        objective,
+        select["max_loss"],
+        select["baseline"],
+    )
     table = table.assign(chosen_frac=frequency.chosen_frac)
     stability = {"resamples": frequency.resamples, "skipped": frequency.skipped}
+
+# Every objective's choice, side by side; one that no k candidates can meet says why.
+rows, infeasible = [], {}
+for name in OBJECTIVES:
+    try:
+        chosen = table if name == objective else by(name)
+    except InputError as err:
+        infeasible[name] = one_line(err)
+        continue
+    rows.append(chosen.assign(objective=name))
 write_csv(snakemake.output.selected, table)
+write_csv(snakemake.output.objectives, pd.concat(rows, ignore_index=True))
 write_json(
     snakemake.output.budgets,
     {
         "budgets": limits,
         "k": k,
+        "objective": objective,
+        "max_loss": select["max_loss"],
+        "loss_target": target,
+        "infeasible": infeasible,
         "law": fit["law"],
         "form": fit.get("form"),
         "tie": fit["tie"],
         **stability,
+        "provenance": provenance(snakemake.config),
     },
 )
 print(table.to_string())
 print(f"budgets: {limits}; stability over {stability['resamples']} resamples")
+for name, reason in infeasible.items():
+    print(f"objective {name}: no selection ({reason})")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import torch
 
+from infscale.data.manifest import manifest_files
 from infscale.grid import Run
-from infscale.io import log_output_to
+from infscale.script import start_script
 from infscale.train.launch import launch
 
-log_output_to(snakemake.log[0])
+start_script(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 params = snakemake.params
 run = Run.from_dict(params.run)
@@ -26,11 +27,12 @@ print(
     f"norm={params.norm}, checkpoints in {checkpoints}",
     flush=True,
 )
+data = manifest_files(snakemake.input.manifest)
 spec = {
     "run": params.run,
-    "train": snakemake.input.train,
-    "val": snakemake.input.val,
-    "tokenizer": snakemake.input.tokenizer,
+    "train": data["train"],
+    "val": data["val"],
+    "tokenizer": data["tokenizer"],
     "cfg": dict(params.train),
     "max_position": params.seq_len,
     "rope_theta": params.rope_theta,

@@ -3,12 +3,14 @@
 One route from a config to a measurement: :meth:`Protocol.from_config` turns the config's
 ``latency`` section into a :class:`Protocol`, and every caller (the Snakemake scripts, the
 ``infscale latency`` command, whose flags are that section spelled on the command line) goes
-through it. Its defaults are the only defaults of the protocol's optional keys. The module
-imports no torch, so the command line can read the defaults and choices at start-up.
+through it. Its field defaults are the command's; where the config schema gives a latency key a
+default too, the two agree (a test checks). The module imports no torch, so the command line
+can read the defaults and choices at start-up.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -17,8 +19,11 @@ from infscale.errors import InputError
 BACKENDS = ("hf", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MAX_POSITION = 2048  # the paper's context length
+# The devices a measurement runs on (auto: the GPU if torch sees one); config/schema.yaml's
+# latency.device pattern is this one, so that a config's typo stops at parse time.
+DEVICE_PATTERN = "^(auto|cpu|cuda(:[0-9]+)?)$"
 # Keys of the config's latency section that arrange jobs, not what a measurement is.
-LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput", "threads"})
+LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput", "candidate_throughput", "threads"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class Protocol:
             raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.dtype not in DTYPES:
             raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not re.match(DEVICE_PATTERN, self.device):
+            raise InputError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
     @classmethod
     def from_config(cls, latency: dict[str, Any], seed: int = 0) -> Protocol:

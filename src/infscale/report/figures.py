@@ -27,7 +27,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 from infscale.errors import InputError
 from infscale.fit.downstream import predict_accuracy
 from infscale.fit.frontier import IsoFlop, training_compute
-from infscale.fit.laws import predict, spearman_by_group
+from infscale.fit.laws import spearman_by_group
 from infscale.io import atomic_write
 from infscale.report.tables import CANDIDATES
 
@@ -249,50 +249,72 @@ def fig_throughput(throughput: pd.DataFrame) -> Figure:
     tokens.set(ylabel="throughput (generated tokens/s)", title="throughput")
     call.plot(batch, rows["median_s"], marker="o", color="C1", label="median time per call")
     call.set(ylabel="time per generate call (s)", title="latency of one call")
-    for ax in (tokens, call):
+    _batch_axes((tokens, call), batch)
+    _shared_legend(fig, [tokens, call])
+    return fig
+
+
+def _batch_axes(axes: Iterable[Axes], batch: np.ndarray) -> None:
+    """Batch size on a log2 axis, ticked at the batch sizes timed."""
+    for ax in axes:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_locator(FixedLocator(batch))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("batch size (sequences, log)")
-    _shared_legend(fig, [tokens, call])
+
+
+@_styled
+def fig_gqa_throughput(speedups: pd.DataFrame, lengths: str) -> Figure:
+    """The follow-up's KV-cache effect: fewer KV heads, at equal N, give more tokens/s once the
+    batch (and so the cache read per step) is large.
+
+    ``speedups``: infscale.latency.sweeps.gqa_speedups of results/latency/sweeps/gqa.csv;
+    ``lengths``: the sweep's input / output tokens, for the title. Left: tokens per second
+    against batch size, one line per KV-head count; right: each twin's throughput over the
+    MHA shape's at the same batch size (1: no gain).
+    """
+    fig, (tokens, ratio) = _panels(
+        2, f"GQA at equal N = {human(speedups['N'].median())}: throughput vs batch ({lengths})"
+    )
+    batch = np.sort(speedups["batch_size"].unique()).astype(float)
+    for i, (kv, rows) in enumerate(speedups.groupby("n_kv_heads", sort=False)):
+        rows = rows.sort_values("batch_size")
+        mha = bool((rows["heads_per_kv"] == 1).all())
+        label = f"K = {kv}" + (" (MHA)" if mha else f", ffn {rows['ffn_hidden'].iloc[0]}")
+        style = {"marker": "o", "color": f"C{i}", "label": label}
+        tokens.plot(rows["batch_size"], rows["tokens_per_s"], **style)
+        ratio.plot(rows["batch_size"], rows["speedup_vs_mha"], **style)
+    _log_axis(tokens, "y")
+    tokens.set(ylabel="throughput (generated tokens/s)", title="throughput")
+    ratio.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
+    ratio.set(ylabel="throughput / MHA's at the same batch", title="gain over MHA")
+    _batch_axes((tokens, ratio), batch)
+    _shared_legend(fig, [tokens, ratio])
     return fig
 
 
 # ---------------------------------------------------------------- the laws (paper Figs 5, 8-10)
 
 
-def _fit_for(
-    fits: Mapping[FitKey, dict[str, Any]], law: str, fit_set: str | None
-) -> tuple[str, dict[str, Any]] | None:
-    """``law``'s fit on ``fit_set`` and that set's name (None: the first fit of the law)."""
-    for (key_law, key_set), fit in fits.items():
-        if key_law == law and fit_set in (None, key_set):
-            return key_set, fit
-    return None
-
-
 @_styled
 def fig_loss_vs_ratio(
-    points: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]], fit_set: str | None = None
+    points: pd.DataFrame, curves: pd.DataFrame | None = None, law: str | None = None
 ) -> Figure:
     """Paper Figs 1 and 5: at fixed N and D the loss depends on the shape through R.
 
-    One panel per size group; each token multiplier has its own colour and marker. Where an
-    inference-law fit is given (``fit_set``, default the first in ``fits``), its curve is drawn
-    per multiplier at the group's mean N and that multiplier's mean D, over the group's R range.
+    One panel per size group; each token multiplier has its own colour and marker. ``curves``
+    (infscale.fit.frontier.ratio_curves), named by ``law``, are drawn in the same colours.
     """
-    found = _fit_for(fits, "inference", fit_set)
     groups = _group_order(points)
     title = "Loss (the paper's EMA training loss) vs aspect ratio per size group"
-    if found is not None:
-        title += f" (curves: inference law, fit set '{found[0]}')"
+    if curves is not None:
+        title += f" (curves: {law})"
     fig, axes = _panels(len(groups), title)
     multipliers = sorted(pd.unique(points["multiplier"]))
     style = {m: (f"C{i % 10}", "osD^v<>p*h"[i % 10]) for i, m in enumerate(multipliers)}
     for ax, group_name in zip(axes, groups, strict=True):
         group = points[points["size_group"] == group_name]
-        ratios = np.geomspace(group["R"].min() / 1.3, group["R"].max() * 1.3, 100)
         for mult, at_mult in group.groupby("multiplier", sort=True):
             color, marker = style[mult]
             ax.scatter(
@@ -303,17 +325,10 @@ def fig_loss_vs_ratio(
                 label=f"{mult:g}N",
                 zorder=2,
             )
-            if found is not None:
-                n_mean = np.full_like(ratios, at_mult["N"].mean())
-                d_mean = np.full_like(ratios, at_mult["D"].mean())
-                ax.plot(
-                    ratios,
-                    predict(found[1], n_mean, d_mean, ratios),
-                    color=color,
-                    lw=1,
-                    zorder=1,
-                    label=f"law at {mult:g}N",
-                )
+            if curves is not None:
+                at = (curves["size_group"] == group_name) & (curves["multiplier"] == mult)
+                curve = curves[at]
+                ax.plot(curve["R"], curve["loss"], color=color, lw=1, label=f"law at {mult:g}N")
         _log_axis(ax)
         ax.set(
             title=f"{group_name}: N ≈ {human(group['N'].mean())}",
@@ -611,6 +626,67 @@ def fig_accuracy_vs_latency(models: pd.DataFrame, front: np.ndarray) -> Figure:
     ax.margins(x=0.1, y=0.08)
     ax.set(xlabel=LATENCY_LABEL, ylabel="average zero-shot accuracy")
     ax.legend(loc="best")
+    return fig
+
+
+@_styled
+def fig_loss_vs_throughput(
+    by_objective: pd.DataFrame, front: np.ndarray, target: float | None = None
+) -> Figure:
+    """The follow-up's view of the selection: each candidate's predicted loss against its
+    generation throughput, the Pareto front over them, and the candidates each objective chose.
+
+    ``by_objective``: results/select/objectives.csv (one block of candidate rows per objective,
+    the same candidates in each, ``selected`` marking each objective's choice); ``front``: the
+    mask of one block's candidates on the front (infscale.select.pareto.pareto_front of loss
+    and throughput); ``target``: the throughput objective's loss ceiling, drawn as a line.
+    """
+    fig, (ax,) = _panels(
+        1, "Predicted loss vs generation throughput of every candidate", (6.0, 4.5)
+    )
+    objectives = list(pd.unique(by_objective["objective"]))
+    first = by_objective[by_objective["objective"] == objectives[0]].reset_index(drop=True)
+    tps, loss = first["throughput_tps"].to_numpy(float), first["loss_pred"].to_numpy(float)
+    ax.scatter(tps, loss, color="0.5", s=18, zorder=2, label="candidates")
+    for row in first.itertuples(index=False):
+        ax.annotate(
+            str(row.name),
+            (row.throughput_tps, row.loss_pred),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=7,
+        )
+    order = np.argsort(tps[front])
+    ax.step(
+        tps[front][order],
+        loss[front][order],
+        where="pre",
+        color="k",
+        lw=1,
+        zorder=1,
+        label="Pareto front",
+    )
+    markers = {"loss": ("C0", "o"), "throughput": ("C1", "s")}
+    for name in objectives:
+        chosen = by_objective[(by_objective["objective"] == name) & (by_objective["selected"] == 1)]
+        color, marker = markers.get(name, ("C2", "D"))
+        ax.scatter(
+            chosen["throughput_tps"],
+            chosen["loss_pred"],
+            facecolors="none",
+            edgecolors=color,
+            marker=marker,
+            s=140,
+            lw=1.5,
+            zorder=3,
+            label=f"chosen by {name}",
+        )
+    if target is not None:
+        ax.axhline(target, color="C1", ls="--", lw=0.8, label="loss target (throughput)")
+    ax.set_xscale("log")
+    ax.margins(x=0.1, y=0.1)
+    ax.set(xlabel="generation throughput (tokens/s, log)", ylabel="predicted loss")
+    ax.legend(loc="best", fontsize=7)
     return fig
 
 

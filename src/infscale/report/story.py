@@ -39,6 +39,7 @@ AT_A_GLANCE = "At a glance"
 # name -> report category. Files: figures/<name>.png and .svg, tables/<name>.csv and .html.
 FIGURES: dict[str, str] = {
     "accuracy_vs_latency": SELECTION,  # paper Fig. 1
+    "loss_vs_throughput": SELECTION,  # the follow-up's Pareto view of the candidates
     "loss_vs_ratio": LAWS,  # Fig. 5
     "predicted_vs_actual": LAWS,  # Figs 8-10
     "spearman": LAWS,  # Figs 8-10, the bars
@@ -46,18 +47,21 @@ FIGURES: dict[str, str] = {
     "isoflop": LAWS,
     "latency_sweeps": LATENCY,  # Fig. 3
     "throughput": LATENCY,  # Fig. 4
+    "gqa_throughput": LATENCY,  # the follow-up's KV-cache effect
     "accuracy_vs_loss": DOWNSTREAM,  # Fig. 7
 }
 TABLES: dict[str, str] = {
     "story": SELECTION,  # also tables/story.rst, for the HTML report's front page
     "selection": SELECTION,
     "winner": SELECTION,
+    "objectives": SELECTION,
     "coefficients": LAWS,
     "fit_sets": LAWS,
     "law_comparison": LAWS,
     "predictions": LAWS,
     "latency_model": LATENCY,
     "latency_sweeps": LATENCY,
+    "gqa_throughput": LATENCY,
     "trained_latency": LATENCY,
     "downstream": DOWNSTREAM,
     "runs": RUNS,
@@ -86,7 +90,8 @@ def story_lines(
     selected: pd.DataFrame,
     winner: Mapping[str, Any],
     budgets: Mapping[str, float | None],
-    stability: Mapping[str, int] | None = None,
+    stability: Mapping[str, Any] | None = None,
+    by_objective: pd.DataFrame | None = None,
 ) -> list[str]:
     """The story, a line each: the law the selection used and why; the shape effect it
     predicts among the feasible candidates, with the fitted shape coefficients and their 95%
@@ -98,14 +103,17 @@ def story_lines(
     ``selected``: selected.csv; ``winner``: infscale.select.winner.choose_winner's; ``budgets``:
     the budgets the selection applied (BUDGETS keys, None: no limit) and ``stability`` the
     ``resamples`` and ``skipped`` of its selection_frequency, both from
-    results/select/budgets.json.
+    results/select/budgets.json; ``by_objective``: results/select/objectives.csv, each
+    objective's choice (with budgets.json's ``loss_target`` and ``infeasible`` in ``stability``).
     """
-    return [
+    lines = [
         _law_line(choice_fit["choice"]),
         _shape_line(choice_fit, selected),
         _selection_line(selected, budgets, stability),
-        _winner_line(winner),
     ]
+    if by_objective is not None and stability is not None:
+        lines.append(_objectives_line(by_objective, stability))
+    return [*lines, _winner_line(winner)]
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -204,9 +212,11 @@ def _selection_line(
             shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
             excluded.append(f"{label} <= {shown} excluded {', '.join(over) or 'none'}")
     why = "; ".join(excluded) if excluded else "no budget was set"
+    objective = (stability or {}).get("objective", "loss")
+    best = "lowest predicted losses" if objective == "loss" else "highest throughputs"
     text = (
         f"Selection: chose {', '.join(chosen['name'].astype(str))} (k = {len(chosen)}), the "
-        f"lowest predicted losses among the {n_feasible} of {len(selected)} candidates within "
+        f"{best} among the {n_feasible} of {len(selected)} candidates within "
         f"the budgets ({why})."
     )
     if "chosen_frac" in selected.columns:
@@ -223,6 +233,33 @@ def _selection_line(
     else:
         text += " Its stability over the fit's bootstrap resamples was not measured."
     return text
+
+
+def _objectives_line(by_objective: pd.DataFrame, applied: Mapping[str, Any]) -> str:
+    """Each objective's choice, and what the throughput objective's target was."""
+    parts = []
+    for name, rows in by_objective.groupby("objective", sort=False):
+        chosen = rows[rows["selected"] == 1].sort_values("rank", kind="stable")
+        picks = ", ".join(
+            f"{row['name']} ({_fmt(row['throughput_tps'], '.4g')} tokens/s, loss "
+            f"{_fmt(row['loss_pred'], '.4f')})"
+            for _, row in chosen.iterrows()
+        )
+        if name == "throughput":
+            target = applied["loss_target"]
+            bound = (
+                "no loss target"
+                if target is None
+                else (
+                    f"predicted loss <= {target:.4f}"
+                    + (", the baseline's" if applied["max_loss"] == "baseline" else "")
+                )
+            )
+            parts.append(f"by throughput ({bound}): {picks}")
+        else:
+            parts.append(f"by {name}: {picks}")
+    parts += [f"by {name}: none ({why})" for name, why in applied["infeasible"].items()]
+    return f"Objectives: {'; '.join(parts)}; trained: the {applied['objective']} objective's."
 
 
 def _winner_line(winner: Mapping[str, Any]) -> str:
@@ -268,9 +305,9 @@ def story_rst(table: Table) -> str:
 # summary.md's sections and the tables each shows (story: at the top; predictions: CSV and
 # HTML only).
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Selection", ("selection", "winner")),
+    ("Selection", ("selection", "objectives", "winner")),
     ("Fitted laws", ("coefficients", "fit_sets", "law_comparison")),
-    ("Latency", ("latency_model", "latency_sweeps", "trained_latency")),
+    ("Latency", ("latency_model", "latency_sweeps", "gqa_throughput", "trained_latency")),
     ("Loss to downstream accuracy", ("downstream",)),
     ("Runs", ("runs",)),
 )

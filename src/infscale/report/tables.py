@@ -327,9 +327,9 @@ def fit_sets_table(
 
 
 def comparison_table(comparison: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]]) -> Table:
-    """The law-form comparison (results/fit/comparison.csv) with ΔAIC against the best form,
-    and the bootstrap intervals of the free coefficients where a fit of that form, tie and
-    method on all the same points has them."""
+    """The law comparison (results/fit/comparison.csv, infscale.fit.compare) with ΔAIC against
+    the best row, and the bootstrap intervals of the free coefficients where a fit of that law,
+    tie and method on all the same points has them."""
     frame = comparison.copy()
     frame.insert(frame.columns.get_loc("aic") + 1, "delta_aic", frame["aic"] - frame["aic"].min())
     frame["ci95"] = [_intervals_text(row, fits) for row in comparison.to_dict(orient="records")]
@@ -339,20 +339,20 @@ def comparison_table(comparison: pd.DataFrame, fits: Mapping[FitKey, dict[str, A
         "Law comparison: ways to put shape into the law, on the same points",
         frame,
         {"logo_rel_err": ".2%", "logo_max_rel_err": ".2%", "aic": ".2f", "delta_aic": ".2f"},
-        "Fitted on every grid point. aic = n·ln(RSS/n) + 2k; logo_*: leave-one-size-group-out "
-        "extrapolation (fit on the smaller groups, predict the next larger), mean and max "
-        "relative error; ci95: bootstrap intervals of the free coefficients where the "
-        "workflow's fits match the row.",
+        "Fitted on every grid point (infscale compare; the additive variants are laws of their "
+        "own). aic = n·ln(RSS/n) + 2k; logo_*: progressive extrapolation (fit on the smaller "
+        "size groups, predict the next larger), mean and max relative error; ci95: bootstrap "
+        "intervals of the free coefficients where the workflow's fits match the row.",
     )
 
 
 def _intervals_text(row: Mapping[str, Any], fits: Mapping[FitKey, dict[str, Any]]) -> str | None:
     for (law, _), fit in fits.items():
         matches = (
-            law == row["form"]
+            law == row["law"]
             and fit["tie"] == row["tie"]
             and fit["method"] == row["method"]
-            and fit["n_points"] == row["n_points"]
+            and fit["n_points"] == row["n_fit"]
             and fit.get("intervals")
         )
         if matches:
@@ -383,6 +383,29 @@ def latency_model_table(model: Mapping[str, Any]) -> Table:
     )
 
 
+def objectives_table(by_objective: pd.DataFrame, applied: Mapping[str, Any]) -> Table:
+    """Each objective's choice side by side (results/select/objectives.csv), with the budgets
+    and the throughput objective's loss target it was held to (results/select/budgets.json)."""
+    chosen = by_objective[by_objective["selected"] == 1].sort_values(["objective", "rank"])
+    columns = ["objective", "rank", "name", "d_model", "n_layers", "n_kv_heads", "ffn_hidden"]
+    columns += ["N", "loss_pred", "latency_s", "throughput_tps"]
+    frame = chosen[[c for c in columns if c in chosen.columns]]
+    target = applied["loss_target"]
+    missing = "; ".join(f"{name}: {why}" for name, why in applied["infeasible"].items())
+    return Table(
+        "The selection by objective",
+        frame,
+        {"loss_pred": ".4f", "latency_s": ".4g", "throughput_tps": ".4g", "N": ",.0f"},
+        f"loss: the paper's Eq. 3, lowest predicted loss within the budgets; throughput: the "
+        f"follow-up's Eq. 4, highest generation throughput with predicted loss at most "
+        f"{_cell(target, '.4f')} ({applied['max_loss']}), within the same budgets. Trained: the "
+        f"{applied['objective']} objective's choice. A candidate with fewer KV heads than query "
+        "heads (GQA) has its loss predicted by the law from its N and shape alone: no law has a "
+        "KV-head term, so it is predicted as a multi-head shape of the same N and R would be."
+        + (f" No selection: {missing}." if missing else ""),
+    )
+
+
 def trained_latency_table(trained: pd.DataFrame) -> Table:
     """Each trained candidate's latency from its checkpoint beside its random-init twin's."""
     columns = ["name", "shape", "checkpoint_median_s", "random_median_s", "paired_ratio"]
@@ -395,6 +418,33 @@ def trained_latency_table(trained: pd.DataFrame) -> Table:
         f"{agreeing} of {len(trained)} agree within the noise (|ln paired ratio| within the "
         "band, twice the relative CV across rounds): a shape's latency does not depend on its "
         "weights, so timing random-init models for the selection is sound.",
+    )
+
+
+def gqa_table(speedups: pd.DataFrame, lengths: str) -> Table:
+    """The gqa sweep (infscale.latency.sweeps.gqa_speedups): each twin's tokens/s and its gain
+    over the MHA shape at every batch size, and what that says at batch 8 and more."""
+    large = speedups[(speedups["batch_size"] >= 8) & (speedups["heads_per_kv"] > 1)]
+    if large.empty:
+        said = "No GQA twin was timed at batch 8 or more, where the KV cache read matters."
+    else:
+        fewest = large[large["n_kv_heads"] == large["n_kv_heads"].min()]
+        gains = ", ".join(
+            f"{row.speedup_vs_mha:.2f}x at batch {row.batch_size}" for row in fewest.itertuples()
+        )
+        faster = int((large["speedup_vs_mha"] > 1).sum())
+        said = (
+            f"At batch 8 and more, K = {int(fewest['n_kv_heads'].iloc[0])} has {gains} the "
+            f"MHA shape's throughput; {faster} of {len(large)} (twin, batch) pairs are faster "
+            "than MHA."
+        )
+    return Table(
+        f"GQA: throughput of an MHA shape and its equal-N grouped-query twins ({lengths})",
+        speedups,
+        {"tokens_per_s": ".4g", "speedup_vs_mha": ".3f", "flagged": "yes/no"},
+        "Each twin has fewer KV heads and an ffn_hidden widened to the multiple of "
+        "model.multiple_of whose N is closest to the MHA shape's, so the gain is the KV "
+        f"cache's, not a smaller model's; all timed interleaved in one job. {said}",
     )
 
 

@@ -16,12 +16,17 @@ import pandas as pd
 from infscale.errors import InputError
 from infscale.grid import Run
 from infscale.latency.model import predict_latency
+from infscale.select.objectives import THROUGHPUT
 
 
 def candidate_table(
-    candidates: Sequence[Run], grid: Sequence[Run], latency: Mapping[str, tuple[float, str]]
+    candidates: Sequence[Run],
+    grid: Sequence[Run],
+    latency: Mapping[str, tuple[float, str]],
+    throughput: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
-    """One row per candidate; ``latency`` maps a shape label to (seconds, how it was obtained)."""
+    """One row per candidate; ``latency`` maps a shape label to (seconds, how it was obtained),
+    ``throughput`` (where measured) to generation tokens/s (column ``throughput_tps``)."""
     ratios = [run.shape.aspect_ratio for run in grid]
     low, high = min(ratios), max(ratios)
     rows = []
@@ -34,6 +39,7 @@ def candidate_table(
                 "d_model": shape.d_model,
                 "n_layers": shape.n_layers,
                 "n_heads": shape.n_heads,
+                "n_kv_heads": shape.n_kv_heads,
                 "vocab_size": shape.vocab_size,
                 "ffn_hidden": shape.ffn_hidden,
                 "N": shape.n_params,
@@ -43,6 +49,7 @@ def candidate_table(
                 "latency_s": seconds,
                 "latency_source": source,
             }
+            | ({} if throughput is None else {THROUGHPUT: throughput[shape.label]})
         )
     return pd.DataFrame(rows)
 

@@ -1,13 +1,15 @@
-"""Selection (paper Fig. 6, Eq. 3): the k candidates of lowest predicted loss within the budgets.
+"""Selection (paper Fig. 6, Eq. 3; the follow-up's Eq. 4): the k best candidates within budgets.
 
-Solved as the integer program the paper states: binary x_i, minimise Σ loss_i·x_i subject to
-Σ x_i = k and N_i·x_i ≤ N_C, D_i·x_i ≤ D_C, T_i·x_i ≤ T_C for every candidate; pulp's bundled
-CBC solves it.
+Solved as the integer program the papers state: binary x_i, minimise Σ c_i·x_i subject to
+Σ x_i = k and N_i·x_i ≤ N_C, D_i·x_i ≤ D_C, T_i·x_i ≤ T_C, L_i·x_i ≤ L_C for every candidate,
+with c_i the objective's cost (infscale.select.objectives: the predicted loss, or minus the
+throughput); pulp's bundled CBC solves it.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -15,8 +17,29 @@ from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
 from infscale.fit.laws import positive
+from infscale.select.objectives import cost, loss_target
 
 CANDIDATE_COLUMNS = ("name", "d_model", "n_layers", "N", "D", "latency_s")
+
+
+def select_for(
+    objective: str,
+    candidates: pd.DataFrame,
+    loss_pred: ArrayLike,
+    k: int,
+    budgets: Mapping[str, float | None],
+    max_loss: float | str | None = None,
+    baseline: str | None = None,
+) -> pd.DataFrame:
+    """``select_top_k`` for one objective with the config's budgets (select.candidates.budgets);
+    the throughput objective is also held to ``max_loss`` (a number or ``"baseline"``, which
+    ``loss_target`` resolves with these predictions), the loss objective is not."""
+    target = (
+        loss_target(max_loss, candidates, loss_pred, baseline)
+        if objective == "throughput"
+        else None
+    )
+    return select_top_k(candidates, loss_pred, k, objective=objective, max_loss=target, **budgets)
 
 
 def select_top_k(
@@ -24,12 +47,14 @@ def select_top_k(
     loss_pred: ArrayLike,
     k: int,
     *,
+    objective: str = "loss",
     max_params: float | None = None,
     max_tokens: float | None = None,
     max_latency: float | None = None,
+    max_loss: float | None = None,
 ) -> pd.DataFrame:
     """All candidates plus ``loss_pred``, ``feasible`` and ``selected`` (0/1) and ``rank``
-    (1 = lowest predicted loss, among the selected; empty for the others)."""
+    (1 = the best by the objective, among the selected; empty for the others)."""
     import pulp
 
     missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
@@ -43,18 +68,20 @@ def select_top_k(
         raise InputError(f"{len(loss)} predicted losses for {len(candidates)} candidates")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise InputError(f"k must be a positive integer, got {k!r}")
+    costs = cost(objective, candidates, loss)
     limits = {
         column: limit
         for column, limit in (("N", max_params), ("D", max_tokens), ("latency_s", max_latency))
         if limit is not None
     }
+    if max_loss is not None:
+        limits["loss_pred"] = max_loss
     for column, limit in limits.items():
         if not limit > 0:
             raise InputError(f"the budget on {column} must be positive, got {limit}")
     # Each candidate's value over the limit, so the solver sees coefficients near 1 (N is ~1e9).
-    scaled = {
-        column: positive(column, candidates[column]) / limit for column, limit in limits.items()
-    }
+    table = candidates.assign(loss_pred=loss)
+    scaled = {column: positive(column, table[column]) / limit for column, limit in limits.items()}
     feasible = np.ones(len(loss), dtype=bool)
     for values in scaled.values():
         feasible &= values <= 1
@@ -67,7 +94,7 @@ def select_top_k(
 
     problem = pulp.LpProblem("select", pulp.LpMinimize)
     x = [problem.add_variable(f"x_{i}", cat=pulp.LpBinary) for i in range(len(loss))]
-    problem += pulp.lpSum(float(loss_i) * x_i for loss_i, x_i in zip(loss, x, strict=True))
+    problem += pulp.lpSum(float(c_i) * x_i for c_i, x_i in zip(costs, x, strict=True))
     problem += pulp.lpSum(x) == k
     for column, values in scaled.items():
         for i, (value, x_i) in enumerate(zip(values, x, strict=True)):
@@ -80,7 +107,7 @@ def select_top_k(
         raise RuntimeError(f"CBC did not solve the selection: {pulp.LpStatus[status]}")
 
     selected = np.array([round(x_i.value()) for x_i in x], dtype=int)
-    order = np.flatnonzero(selected)[np.argsort(loss[selected == 1], kind="stable")]
+    order = np.flatnonzero(selected)[np.argsort(costs[selected == 1], kind="stable")]
     rank = pd.Series(pd.NA, index=range(len(loss)), dtype="Int64")
     rank.iloc[order] = np.arange(1, k + 1)
     return candidates.reset_index(drop=True).assign(

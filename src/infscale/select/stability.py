@@ -13,14 +13,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from infscale.errors import InputError
 from infscale.fit.laws import predict_points
-from infscale.select.ilp import select_top_k
+from infscale.select.ilp import select_for
 
 
 class Frequency(NamedTuple):
     """``chosen_frac``: per candidate, the fraction of the usable resamples in which it is among
     the selected k (NaN where none is usable); ``resamples`` used; ``skipped``: resamples whose
-    predictions are not all finite and positive."""
+    predictions are not all finite and positive, or under which fewer than k candidates meet the
+    throughput objective's loss target."""
 
     chosen_frac: np.ndarray
     resamples: int
@@ -33,11 +35,15 @@ def selection_frequency(
     candidates: pd.DataFrame,
     k: int,
     budgets: Mapping[str, float | None],
+    objective: str = "loss",
+    max_loss: float | str | None = None,
+    baseline: str | None = None,
 ) -> Frequency:
-    """Select the top ``k`` of ``candidates`` (select_top_k's table) within ``budgets``
-    (select_top_k's keywords: max_params, max_tokens, max_latency) once per resample of
-    ``samples`` (a fit's bootstrap samples: one list per parameter), the loss predicted by
-    ``fit`` (its law, form, dropped factors) with that resample's parameters."""
+    """Select the top ``k`` of ``candidates`` (select_top_k's table) by ``objective`` within
+    ``budgets`` (select_top_k's keywords: max_params, max_tokens, max_latency; ``max_loss`` and
+    ``baseline`` as for ilp.select_for) once per resample of ``samples`` (a fit's bootstrap
+    samples: one list per parameter), the loss predicted by ``fit`` (its law, form, dropped
+    factors) with that resample's parameters."""
     n = {len(values) for values in samples.values()}
     if len(n) != 1:
         raise ValueError("bootstrap samples differ in length")
@@ -50,7 +56,12 @@ def selection_frequency(
         if not np.all(np.isfinite(loss) & (loss > 0)):
             skipped += 1
             continue
-        chosen += select_top_k(candidates, loss, k, **budgets)["selected"].to_numpy()
+        try:
+            table = select_for(objective, candidates, loss, k, budgets, max_loss, baseline)
+        except InputError:  # too few meet this resample's loss target
+            skipped += 1
+            continue
+        chosen += table["selected"].to_numpy()
         used += 1
     frac = chosen / used if used else np.full(len(candidates), np.nan)
     return Frequency(frac, used, skipped)
