@@ -26,3 +26,5 @@ include: "rules/report.smk"
 rule all:
     input:
         rules.report.output,
+        removed_grid_checkpoints(),
+        removed_candidate_checkpoints,

@@ -2,8 +2,8 @@
 
 For each size, writes a synthetic jsonl corpus (Zipf-distributed pseudo-words in paragraphs,
 fixed seed) and runs ``infscale.data.prepare.prepare_data`` on it through the ``datasets`` json
-builder,
-in a fresh process, as the workflow's ``prepare_data`` rule would (val_fraction 0.05). Prints the
+builder (the tokenizer, then one tokenization job over the corpus, as the workflow's ``tokenize``
+rule runs it) in a fresh process (val_fraction 0.05). Prints the
 input size, what was packed, the peak RSS of that process, and the RSS of a process that only
 imports the data stage (torch and transformers come with it), so the difference is what the data
 costs. ``--max-tokens`` caps the training tokens as ``data.max_tokens`` does.
@@ -69,9 +69,10 @@ def _import_only() -> float:
 def _prepare(data_cfg: dict, tok_cfg: dict, root: str, cache: str) -> tuple[dict, float, float]:
     from infscale.data.prepare import prepare_data
 
-    out = {"tokenizer": f"{root}/tokenizer", "train": f"{root}/train.bin", "val": f"{root}/val.bin"}
+    out = {key: f"{root}/{key}" for key in ("tokenizer", "train", "val", "meta")}
     start = time.perf_counter()
-    summary = prepare_data(data_cfg, tok_cfg, out, cache, seed=0)
+    vocab = 2**17  # no embedding to fit here: any tokenizer passes
+    summary = prepare_data(data_cfg, tok_cfg, out, cache, seed=0, model_vocab=vocab)
     return summary, _peak_rss_mb(), time.perf_counter() - start
 
 
@@ -102,9 +103,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             corpus = Path(tmp) / "corpus.jsonl"
             n_docs = synthetic_jsonl(corpus, megabytes)
-            hf = {"path": str(corpus), "name": None, "split": "train", "text_field": "text"}
+            hf = {"path": str(corpus), "name": None, "split": "train", "text_field": "text",
+                  "data_files": None}  # fmt: skip
             data_cfg = {"source": "hf", "hf": hf, "val_fraction": 0.05, "seq_len": args.seq_len,
-                        "max_tokens": args.max_tokens}  # fmt: skip
+                        "max_tokens": args.max_tokens, "max_documents": None}  # fmt: skip
             summary, rss, seconds = _fresh(_prepare, data_cfg, tok_cfg, tmp, str(cache))
             size = corpus.stat().st_size / 1e6
             print(f"{size:9.0f} {n_docs:8d} {summary['tokens']['train']:13,d} "

@@ -1,16 +1,19 @@
-# Training text → tokenizer → packed token windows; the eval tasks' local data.
+# Training text → tokenizer (once) → tokenization jobs (the scatter: at most data.jobs, each its
+# own token files) → results/data/manifest.json (the gather, all training reads); the eval tasks'
+# local data.
+from infscale.data.shards import data_jobs, job_cap, job_name
+
+DATA_JOBS = data_jobs(config["data"])  # source shards per job (infscale.data.shards)
 
 
-rule prepare_data:
+rule tokenizer:
     output:
-        tokenizer=directory("results/data/tokenizer"),
-        train="results/data/train.bin",
-        val="results/data/val.bin",
-        meta="results/data/meta.json",
+        directory("results/data/tokenizer"),
     log:
-        "results/logs/prepare_data.log",
+        "results/logs/data/tokenizer.log",
     benchmark:
-        "results/benchmarks/prepare_data.tsv"
+        "results/benchmarks/data/tokenizer.tsv"
+    priority: 10  # the data stage first: every training job waits on it
     conda:
         "../envs/data.yaml"
     params:
@@ -19,7 +22,56 @@ rule prepare_data:
         cache=CACHE,
         seed=config["seed"],
     script:
-        "../workflow/scripts/prepare_data.py"
+        "../workflow/scripts/tokenizer.py"
+
+
+rule tokenize:
+    input:
+        tokenizer="results/data/tokenizer",
+    output:
+        train="results/data/shards/{job}.train.bin",
+        val="results/data/shards/{job}.val.bin",
+        meta="results/data/shards/{job}.json",
+    log:
+        "results/logs/data/tokenize/{job}.log",
+    benchmark:
+        "results/benchmarks/data/tokenize/{job}.tsv"
+    wildcard_constraints:
+        job="[0-9]{4}",
+    priority: 10
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    params:
+        data=config["data"],
+        shards=lambda wildcards: DATA_JOBS[int(wildcards.job)],
+        max_windows=job_cap(config["data"], len(DATA_JOBS)),
+        cache=CACHE,
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/tokenize.py"
+
+
+rule data_manifest:
+    input:
+        tokenizer="results/data/tokenizer",
+        jobs=[f"results/data/shards/{job_name(i)}.json" for i in range(len(DATA_JOBS))],
+    output:
+        "results/data/manifest.json",
+    log:
+        "results/logs/data/manifest.log",
+    priority: 10
+    conda:
+        "../envs/data.yaml"
+    params:
+        data=config["data"],
+    script:
+        "../workflow/scripts/data_manifest.py"
+
+
+# The gather only sums a few JSON files: it runs where Snakemake runs.
+localrules:
+    data_manifest,
 
 
 rule prepare_tasks:

@@ -3,14 +3,13 @@
 # A job with resources gpus=G > 1 runs G processes under torchrun (train.parallel: ddp or fsdp).
 # Checkpoints live in results/runs/<run>/checkpoints/ (deliberately not an output, so a failed
 # or preempted job keeps them); the script exits 75 after a SIGTERM/SIGUSR1 checkpoint and a
-# rerun resumes.
+# rerun resumes. The job never deletes them: remove_checkpoints does, once Snakemake has
+# accepted the job's outputs, where `remove_checkpoints` is true (paper.yaml keeps them).
 
 
 rule train:
     input:
-        tokenizer="results/data/tokenizer",
-        train="results/data/train.bin",
-        val="results/data/val.bin",
+        manifest="results/data/manifest.json",  # the gather: tokenizer and every job's files
     output:
         model=directory(f"results/runs/{GRID_RUN}/model"),
         points=f"results/runs/{GRID_RUN}/points.csv",
@@ -51,3 +50,22 @@ use rule train as train_candidate with:
         rope_theta=config["model"]["rope_theta"],
         norm=config["model"]["norm"],
         checkpoint_dir="results/runs/candidates/{name}/checkpoints",
+
+
+# After Snakemake accepted a run's outputs (a job downstream of train starts only then), its
+# checkpoints go; the marker says so, and reruns this job whenever the run is trained again.
+rule remove_checkpoints:
+    input:
+        model="results/runs/{run}/model",
+        points="results/runs/{run}/points.csv",
+        steps="results/runs/{run}/log.jsonl",
+    output:
+        touch("results/runs/{run}/checkpoints.removed"),
+    log:
+        "results/logs/remove_checkpoints/{run}.log",
+    conda:
+        "../envs/train.yaml"  # the training job's: rm needs nothing more
+    params:
+        checkpoints="results/runs/{run}/checkpoints",
+    shell:
+        "rm -rfv {params.checkpoints} > {log} 2>&1"

@@ -17,7 +17,13 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from infscale.data.corpus import held_out, hf_texts, load_texts, shakespeare_texts, split_pieces
+from infscale.data.corpus import (
+    document_key,
+    held_out,
+    hf_texts,
+    shakespeare_texts,
+    split_pieces,
+)
 from infscale.data.prepare import prepare_data
 from infscale.data.tokenizer import EOT, PAD, build_tokenizer, pretrained_tokenizer, train_bpe
 from infscale.data.tokens import TokenWindows, meta_path, pack, write_splits, write_windows
@@ -224,13 +230,15 @@ def test_split_holds_out_the_configured_fraction(fraction):
     assert _split(split_pieces(docs, fraction, 0))[1] != _split(split_pieces(docs, fraction, 1))[1]
 
 
-def test_split_of_a_document_does_not_depend_on_what_follows_or_on_the_process():
+def test_split_of_a_document_does_not_depend_on_its_neighbours_or_on_the_process():
     docs = [f"document {i}" for i in range(2_000)]
     whole = list(split_pieces(docs, 0.1, seed=3))
     assert list(split_pieces(docs[:700], 0.1, seed=3)) == whole[:700]
+    assert list(split_pieces(docs[700:], 0.1, seed=3)) == whole[700:]  # another shard or job
     code = (
-        "from infscale.data.corpus import held_out;"
-        "print(''.join('v' if held_out(3, d, 0, 0.1) else 't' for d in range(2000)))"
+        "from infscale.data.corpus import document_key, held_out;"
+        "print(''.join('v' if held_out(3, document_key(f'document {d}'), 0, 0.1) else 't'"
+        " for d in range(2000)))"
     )
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
@@ -274,23 +282,13 @@ def test_hf_texts_streams_a_local_file_through_datasets(local_rows, kind):
         list(hf_texts(path, None, "train", "content"))
 
 
-def test_load_texts_dispatches_on_source(local_rows, tmp_path):
-    hf = {"path": str(local_rows["jsonl"]), "name": None, "split": "train", "text_field": "text"}
-    texts = load_texts({"source": "hf", "hf": hf, "max_documents": 2}, tmp_path)
-    assert list(texts) == ["alpha", "beta"]
-    with pytest.raises(InputError, match=r"data\.hf"):
-        load_texts({"source": "hf"}, tmp_path)
-    with pytest.raises(InputError, match=r"data\.source"):
-        load_texts({"source": "web"}, tmp_path)
-
-
 def test_shakespeare_texts_are_the_49_plain_works(cache_dir):
     docs = list(shakespeare_texts(cache_dir))
     assert len(docs) == 49
     assert sum(map(len, docs)) == 6_460_373
     assert sum(d.startswith("HAMLET, PRINCE OF DENMARK") for d in docs) == 1
     assert not any("\r" in d or "\ufeff" in d or "Gutenberg" in d for d in docs)
-    assert list(load_texts({"source": "packages", "max_documents": 3}, cache_dir)) == docs[:3]
+    assert list(shakespeare_texts(cache_dir, [2, 0])) == [docs[2], docs[0]]
 
 
 def test_bpe_learns_from_a_bounded_prefix_and_reads_no_further(text, tmp_path):
@@ -316,22 +314,35 @@ def jsonl_corpus(tmp_path) -> tuple[Path, list[str]]:
 
 
 def _data_cfg(path: Path, **extra) -> dict:
-    hf = {"path": str(path), "name": None, "split": "train", "text_field": "text"}
+    hf = {
+        "path": str(path),
+        "name": None,
+        "split": "train",
+        "text_field": "text",
+        "data_files": None,
+    }
     cfg = {"source": "hf", "hf": hf, "val_fraction": 0.1, "seq_len": 16}
     return {**cfg, "max_documents": None, "max_tokens": None, **extra}  # the schema's defaults
 
 
 def _outputs(root: Path) -> dict[str, Path]:
-    return {"tokenizer": root / "tokenizer", "train": root / "train.bin", "val": root / "val.bin"}
+    return {
+        "tokenizer": root / "tokenizer",
+        "train": root / "train.bin",
+        "val": root / "val.bin",
+        "meta": root / "data.json",
+    }
 
 
 def test_prepare_data_packs_a_local_jsonl_end_to_end(jsonl_corpus, tmp_path):
     path, docs = jsonl_corpus
     out = _outputs(tmp_path / "full")
-    summary = prepare_data(_data_cfg(path), {"kind": "bpe", "vocab_size": 300}, out, tmp_path, 5)
+    summary = prepare_data(
+        _data_cfg(path), {"kind": "bpe", "vocab_size": 300}, out, tmp_path, 5, 300
+    )
     tokenizer = AutoTokenizer.from_pretrained(out["tokenizer"])
     assert len(tokenizer) == summary["vocab_size"] == 300
-    val_docs = [d for i, d in enumerate(docs) if held_out(5, i, 0, 0.1)]  # one chunk per doc
+    val_docs = [d for d in docs if held_out(5, document_key(d), 0, 0.1)]  # one chunk per doc
     train_docs = [d for d in docs if d not in val_docs]
     assert 0.06 < len(val_docs) / len(docs) < 0.14
     assert summary["documents"] == {"train": len(train_docs), "val": len(val_docs)}
@@ -346,7 +357,12 @@ def test_prepare_data_packs_a_local_jsonl_end_to_end(jsonl_corpus, tmp_path):
     # validation holds what was read up to then, a prefix of the full validation stream
     capped = _outputs(tmp_path / "capped")
     small = prepare_data(
-        _data_cfg(path, max_tokens=2000), {"kind": "bpe", "vocab_size": 300}, capped, tmp_path, 5
+        _data_cfg(path, max_tokens=2000),
+        {"kind": "bpe", "vocab_size": 300},
+        capped,
+        tmp_path,
+        5,
+        300,
     )
     assert small["windows"]["train"] == 125 and small["tokens"]["train"] == 2000
     assert capped["train"].read_bytes() == out["train"].read_bytes()[: 125 * 17 * 2]
@@ -365,9 +381,22 @@ def test_prepare_data_names_bad_input(rows, match, tmp_path):
     pd.DataFrame(rows).to_json(path, orient="records", lines=True)
     with pytest.raises(InputError, match=match):
         prepare_data(
-            _data_cfg(path), {"kind": "bpe", "vocab_size": 300}, _outputs(tmp_path), tmp_path, 0
+            _data_cfg(path),
+            {"kind": "bpe", "vocab_size": 300},
+            _outputs(tmp_path),
+            tmp_path,
+            0,
+            300,
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+
+
+def test_a_tokenizer_larger_than_the_embedding_stops_before_packing(jsonl_corpus, tmp_path):
+    path, _ = jsonl_corpus
+    out = _outputs(tmp_path / "out")
+    with pytest.raises(InputError, match=r"model\.vocab_size: 299 is fewer than the 300 tokens"):
+        prepare_data(_data_cfg(path), {"kind": "bpe", "vocab_size": 300}, out, tmp_path, 5, 299)
+    assert out["tokenizer"].is_dir() and not out["train"].exists()
 
 
 @pytest.mark.slow

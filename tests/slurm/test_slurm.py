@@ -68,6 +68,57 @@ def test_paper_plan_requests_gpus_and_runtimes_growing_with_compute(tmp_path):
     assert runtimes[-1] > 10 * runtimes[0], by_compute
     # Aggregation runs on the login node; latency and evaluation go out in groups.
     assert "Group job latency" in done.stdout and "Group job evaluate" in done.stdout
+    # The data stage's scatter: data.jobs CPU jobs, and training waits on their gather only.
+    config = yaml.safe_load(paper.read_text())
+    tokenize = re.findall(r"^rule tokenize:\n(.*?)(?=^\S|\n\n)", done.stdout, re.M | re.S)
+    assert len(tokenize) == config["data"]["jobs"] >= 64
+    for block in tokenize:
+        resources = re.search(r"resources: (.*)", block).group(1)
+        assert "slurm_partition=cpu" in resources and "cpus_per_task=8" in resources, resources
+        assert "gpu" not in resources, resources
+    for block in blocks:
+        assert re.search(r"input: (.*)", block).group(1) == "results/data/manifest.json", block
+
+
+def _fresh_clone(where: Path) -> Path:
+    """The files a clone of this tree gets (tracked and untracked-but-not-ignored; links kept)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        source, target = REPO / name, where / name
+        if not source.is_symlink() and not source.exists():  # deleted, not yet committed
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    return where
+
+
+def test_profile_slurm_as_the_user_types_it_in_a_fresh_clone(tmp_path):
+    """`snakemake --profile slurm ...` in the clone's root: Snakemake finds ./slurm, a link to
+    profiles/slurm (no copy to keep in step), without ~/.config/snakemake."""
+    clone = _fresh_clone(tmp_path / "clone")
+    assert (clone / "slurm").is_symlink()
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env |= {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    command = "snakemake --profile slurm --configfile config/paper.yaml -n"
+    done = subprocess.run(
+        ["timeout", "-s", "INT", "120", *command.split()],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(re.findall(r"^rule train:", done.stdout, re.M)) == 31
+    # the profile's settings applied: SLURM resources on every training job
+    assert "gpu_model=a100" in done.stdout and "slurm_partition=cpu" in done.stdout
 
 
 def _cannot_start_slurm() -> str | None:
@@ -151,7 +202,7 @@ def test_training_runs_through_sbatch(cluster, workdir, failing_run):
         str(TEST_PROFILE),
         "--configfile",
         str(SLURM_CONFIG),
-        timeout=240,
+        timeout=600,  # a hang guard: three job levels before training (tokenizer, tokenize, gather)
         env=cluster,
     )
     output = done.stdout + done.stderr
@@ -159,7 +210,10 @@ def test_training_runs_through_sbatch(cluster, workdir, failing_run):
     for target in targets:
         assert (workdir / target).stat().st_size > 0
     jobids = submitted(output)
-    assert len(jobids) == 3, output  # prepare_data, then two training runs side by side
+    # the tokenizer, two tokenization jobs side by side, then two training runs (the gather
+    # runs where Snakemake does)
+    assert len(jobids) == 5, output
+    assert output.count("rule tokenize:") == 2, output
     assert set(finished_states(cluster, jobids).values()) == {"COMPLETED"}
     # squeue still lists them (MinJobAge), none pending or running
     queue = subprocess.run(

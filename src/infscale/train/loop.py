@@ -13,7 +13,8 @@ never on the number of processes or on a restart, and no window is read twice un
 ``train.epochs`` allows it. Checkpoints (checkpoint.py) are written
 every ``train.checkpoint_every`` steps and when SIGTERM or SIGUSR1 arrives (SLURM's warning before
 a time limit); the run then exits with :data:`REQUEUE_EXIT` and the rerun resumes from the newest
-good checkpoint, bitwise identical to an uninterrupted run on CPU.
+good checkpoint, bitwise identical to an uninterrupted run on CPU. Rank 0 logs every step to
+log.jsonl and the same numbers to TensorBoard event files beside it (tracking.py).
 
 One optimisation step is :class:`TrainStep`, the only code that trains (benchmarks/train_mfu.py
 times it). What makes it fast on small models, each measured on this step:
@@ -46,12 +47,13 @@ import torch.nn.functional as F
 
 from infscale.data.tokens import TokenWindows
 from infscale.errors import InputError
-from infscale.grid import Run
+from infscale.grid import Run, boundary_steps
 from infscale.train import checkpoint as ckpt
 from infscale.train import parallel
 from infscale.train.flops import flops_per_token, measure_matmul_peak
 from infscale.train.model import build_model, count_parameters
 from infscale.train.order import WindowOrder, validation_rows
+from infscale.train.tracking import TensorBoardLog
 
 EMA_WEIGHT = (
     0.9  # weight of the newest loss in the authors' EMA: ema_t = 0.9·loss_t + 0.1·ema_{t-1}
@@ -97,11 +99,6 @@ def lm_loss(
     lse = torch.logsumexp(logits, dim=-1)
     ce = (lse - logits.gather(1, targets.reshape(-1, 1)).squeeze(1)).mean()
     return ce + z_loss * lse.pow(2).mean(), ce
-
-
-def boundary_steps(run: Run, tokens_per_step: int) -> list[int]:
-    """The step count at which each multiplier's token budget is first reached."""
-    return [math.ceil(tokens / tokens_per_step) for tokens in run.tokens]
 
 
 def shard_rows(step: int, batch: int, rank: int, world: int) -> range:
@@ -258,8 +255,14 @@ def train_run(
         if checkpoint_dir:
             _save_checkpoint(checkpoint_dir, step, model, train_step, history, run, batch, rank)
 
-    bar = _progress_bar(run.name, total_steps, history.step, progress and rank == 0)
+    bar = _progress_bar(
+        run.name,
+        total_steps * tokens_per_step,
+        history.step * tokens_per_step,
+        progress and rank == 0,
+    )
     log = open(log_path, "w") if rank == 0 else None  # noqa: SIM115 - closed in finally
+    board = TensorBoardLog(Path(log_path).parent, history.lines) if rank == 0 else None
     try:
         if log:
             log.writelines(line + "\n" for line in history.lines)
@@ -276,30 +279,30 @@ def train_run(
             _check_finite(loss, run.name, step, checkpoint_dir)  # before its weights are saved
             tokens = (step + 1) * tokens_per_step
             history.losses[step], history.step = loss, step + 1
-            history.lines.append(
-                json.dumps(
-                    {
-                        "step": step + 1,
-                        "tokens": tokens,
-                        "loss": loss,
-                        "ce": ce,
-                        "lr": lr,
-                        "grad_norm": grad_norm,
-                        "tokens_per_s": status.tokens_per_s(step + 1),
-                    }
-                )
-            )
-            if log:
-                log.write(history.lines[-1] + "\n")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            record = {
+                "step": step + 1,
+                "tokens": tokens,
+                "loss": loss,
+                "ce": ce,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "tokens_per_s": status.tokens_per_s(step + 1),
+            }
             if step + 1 in steps_at:
                 val_loss = validation_loss(model, val, cfg["val_windows"], micro)
                 i = steps_at.index(step + 1)
                 history.points.append(
                     _point(run, model, i, tokens, history.losses[: step + 1], val_loss)
                 )
+                record["val_loss"] = val_loss
+            history.lines.append(json.dumps(record))
+            if log:
+                log.write(history.lines[-1] + "\n")
+            if board:
+                board.write(record)
+            if bar is not None:
+                bar.update(tokens_per_step)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             if rank == 0:
                 status.maybe_print(step + 1, loss, force=step + 1 == total_steps)
             every = cfg["checkpoint_every"]
@@ -313,6 +316,8 @@ def train_run(
     finally:
         if log:
             log.close()
+        if board:
+            board.close()
         if bar is not None:
             bar.close()
         if stop:
@@ -434,6 +439,7 @@ def _point(
         "d_model": shape.d_model,
         "n_layers": shape.n_layers,
         "n_heads": shape.n_heads,
+        "n_kv_heads": shape.n_kv_heads,
         "vocab_size": shape.vocab_size,
         "ffn_hidden": shape.ffn_hidden,
         "R": shape.aspect_ratio,
@@ -580,18 +586,19 @@ class _Status:
 
 
 def _progress_bar(name: str, total: int, initial: int, enabled: bool) -> Any:
-    if not enabled:
+    """A bar counting tokens (its rate is tokens/s) on a terminal only: in a log file the
+    status line (:class:`_Status`) prints the same numbers as whole lines."""
+    if not enabled or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    tty = sys.stderr.isatty()
     return tqdm(
         total=total,
         initial=initial,
         desc=name,
-        unit="step",
-        mininterval=0.5 if tty else 30.0,
-        dynamic_ncols=tty,
+        unit="tok",
+        unit_scale=True,
+        dynamic_ncols=True,
         file=sys.stderr,
     )
 
