@@ -1,4 +1,5 @@
 # Helpers shared by the rules: config validation, the grid, and the names of result files.
+import os
 import sys
 from pathlib import Path
 
@@ -6,21 +7,27 @@ from infscale.config import validate_config
 from infscale.errors import InputError
 from infscale.fit.laws import PAPER_LAWS
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
-from infscale.provenance import config_hash
+from infscale.provenance import CONFIG_HASH_ENV, config_hash
 from infscale.train.walltime import train_minutes
 from infscale.report.story import report_entries, report_files
 from infscale.latency.sweeps import (
+    FIG3_SWEEPS,
     SWEEPS,
     latency_settings,
-    sweep_shapes,
+    sweep_items,
+    sweep_lengths,
     throughput_shape,
 )
 
 try:
-    validate_config(config, workflow.source_path("../config/schema.yaml"))
+    config_warnings = validate_config(
+        config, workflow.source_path("../config/schema.yaml")
+    )
 except InputError as err:
     print(f"infscale: invalid config: {err}", file=sys.stderr)
     sys.exit(2)
+for warning in config_warnings:
+    print(f"infscale: warning: {warning}", file=sys.stderr)
 
 
 def sorted_keys(value):
@@ -42,6 +49,8 @@ RUNS = run_table(config)
 GRID = grid_runs(config)
 SHAPES = latency_shapes(config)
 CONFIG_HASH = config_hash(config)
+# The infscale commands the rules run (rule fit, choose_law) record it as their provenance.
+os.environ[CONFIG_HASH_ENV] = CONFIG_HASH
 PAPER_PROTOCOL = config["train"]["protocol"] == "paper"
 GRID_RUN = "{size}-{variant}" if PAPER_PROTOCOL else "{size}-{variant}-{mult}x"
 
@@ -51,7 +60,7 @@ wildcard_constraints:
     variant="[A-Za-z0-9]+",
     mult="[0-9]+",
     name="[A-Za-z0-9_]+",
-    shape="d[0-9]+-l[0-9]+-h[0-9]+",
+    shape="d[0-9]+-l[0-9]+-h[0-9]+(-kv[0-9]+)?(-f[0-9]+)?",
     law="chinchilla|inference",
     fitset="[A-Za-z0-9]+",
     run="[A-Za-z0-9]+-[A-Za-z0-9]+(-[0-9]+x)?|candidates/[A-Za-z0-9_]+",
@@ -74,7 +83,7 @@ def grid_files(pattern):
 LATENCY = {
     k: v
     for k, v in latency_settings(config).items()
-    if k not in ("sweeps", "throughput")
+    if k not in ("sweeps", "throughput", "candidate_throughput")
 }
 LATENCY_SOURCE = config["select"]["latency_source"]
 
@@ -140,6 +149,22 @@ def candidate_files(pattern, wildcards):
     return [pattern.format(name=name) for name in names]
 
 
+def removed_grid_checkpoints():
+    """remove_checkpoints' markers of the grid runs, where the config removes checkpoints."""
+    if not config["remove_checkpoints"]:
+        return []
+    return grid_files("results/runs/{run}/checkpoints.removed")
+
+
+def removed_candidate_checkpoints(wildcards):
+    """The same for the candidates' runs, once the ``select`` checkpoint named them."""
+    if not config["remove_checkpoints"]:
+        return []
+    return candidate_files(
+        "results/runs/candidates/{name}/checkpoints.removed", wildcards
+    )
+
+
 def report_outputs():
     """The report rule's outputs by name (infscale.report.story.report_files); those Snakemake's HTML
     report shows are flagged with their caption (workflow/report/) and category."""
@@ -173,6 +198,7 @@ def train_runtime(wildcards, attempt):
 # Quick aggregation steps run where Snakemake runs (a cluster's login node), never via sbatch.
 localrules:
     all,
+    remove_checkpoints,
     collect_points,
     fit,
     compare_laws,

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from infscale.config import load_config
@@ -38,6 +39,27 @@ def config(default_config) -> dict:
 
 
 MICRO = REPO / "tests" / "configs" / "micro.yaml"
+# A training section for tiny in-process runs (tests/train): two micro-batches a step, a
+# checkpoint every second step.
+TINY_TRAIN = {
+    "batch_size": 8,
+    "micro_batch_size": 2,
+    "lr": 3e-3,
+    "min_lr": 3e-5,
+    "warmup_steps": 2,
+    "weight_decay": 0.033,
+    "betas": [0.9, 0.95],
+    "eps": 1e-8,
+    "z_loss": 1e-4,
+    "grad_clip": 1.0,
+    "dtype": "float32",
+    "val_windows": 4,
+    "seed": 0,
+    "checkpoint_every": 2,
+    "compile": False,
+    "parallel": "ddp",
+    "epochs": 1,
+}
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
@@ -135,3 +157,18 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture
+def candidates_1b() -> pd.DataFrame:
+    """Six 1B-scale candidates (the paper's kind of shapes) for the selection tests."""
+    return pd.DataFrame(
+        {
+            "name": ["a", "b", "c", "d", "e", "f"],
+            "d_model": [2048, 2304, 2560, 2816, 3072, 1792],
+            "n_layers": [24, 20, 16, 12, 12, 32],
+            "N": [1.44e9, 1.51e9, 1.53e9, 1.44e9, 1.60e9, 1.30e9],
+            "D": [2.9e10] * 5 + [3.5e10],
+            "latency_s": [3.6, 3.1, 2.6, 2.0, 1.96, 4.8],
+        }
+    )

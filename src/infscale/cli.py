@@ -8,15 +8,20 @@ exits 2; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from infscale import __version__
-from infscale.errors import InputError
+from infscale.errors import InputError, one_line
+from infscale.fit.compare import DEFAULT_LAWS as COMPARE_DEFAULT_LAWS
+from infscale.fit.compare import LAWS as COMPARE_LAWS
 from infscale.fit.conditional import FORMS
 from infscale.fit.laws import LAWS, METHODS, TIES
+from infscale.latency.protocol import DEVICE_PATTERN
+from infscale.select.objectives import OBJECTIVES
 from infscale.shapes import PAPER_MULTIPLE_OF, Shape
 
 T = TypeVar("T")
@@ -27,19 +32,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         args.handler(args)
     except (InputError, OSError) as err:
-        print(f"infscale: error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"infscale: error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0
 
 
 def _params(args: argparse.Namespace) -> None:
-    print(_shape(args).n_params)
+    shape = _shape(args)
+    print(shape.non_embedding_params if args.non_embedding else shape.n_params)
 
 
 def _fit(args: argparse.Namespace) -> None:
     from infscale.fit.laws import fit_law, point_inputs, table_columns
     from infscale.io import read_csv, write_json
-    from infscale.provenance import provenance
+    from infscale.provenance import command_provenance
 
     if args.form is not None and args.law != "conditional":
         raise InputError("--form applies only to --law conditional")
@@ -67,7 +73,11 @@ def _fit(args: argparse.Namespace) -> None:
         bootstrap=args.bootstrap,
         seed=args.seed,
     )
-    result |= {"data": str(args.data), "fit_set": args.fit_set, "provenance": provenance()}
+    result |= {
+        "data": str(args.data),
+        "fit_set": args.fit_set,
+        "provenance": command_provenance(_settings(args)),
+    }
     for warning in result["warnings"]:
         print(f"infscale: warning: {warning}", file=sys.stderr)
     write_json(args.out, result)
@@ -80,6 +90,31 @@ def _fit(args: argparse.Namespace) -> None:
             f"{k}={v:.6g}" if v is not None else f"{k}=n/a" for k, v in result["metrics"].items()
         )
     )
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from infscale.fit.compare import compare_laws
+    from infscale.io import read_csv, write_csv
+
+    points = read_csv(args.data)
+    names = [name.strip() for name in args.laws.split(",") if name.strip()]
+    table = _reading(
+        args.data,
+        lambda: compare_laws(
+            points,
+            names,
+            args.method,
+            fit_set=args.fit_set,
+            group_by=args.group_by,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+        ),
+    )
+    write_csv(args.out, table)
+    shown = ["law", "tie", "n_params", "n_fit", "fit_mse", "test_mse", "logo_rel_err", "aic"]
+    print(table[shown].to_string(index=False))
+    for row in table[table["error"].notna()].itertuples():
+        print(f"infscale: warning: {row.law} tie {row.tie}: {row.error}", file=sys.stderr)
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -99,36 +134,34 @@ def _select(args: argparse.Namespace) -> None:
     from infscale.fit.laws import predict_points
     from infscale.io import read_csv, write_csv
     from infscale.select.ilp import CANDIDATE_COLUMNS, select_top_k
+    from infscale.select.objectives import THROUGHPUT
 
+    if args.objective == "throughput" and args.max_loss is None:
+        raise InputError("--objective throughput needs --max-loss (the predicted-loss target)")
     fit = _read_fit(args.fit)
-    candidates = read_csv(args.candidates, required=CANDIDATE_COLUMNS)
+    required = (*CANDIDATE_COLUMNS, THROUGHPUT) if args.objective == "throughput" else ()
+    candidates = read_csv(args.candidates, required=required or CANDIDATE_COLUMNS)
     table = select_top_k(
         candidates,
         _reading(args.candidates, predict_points, fit, candidates),
         args.k,
+        objective=args.objective,
         max_params=args.max_params,
         max_tokens=args.max_tokens,
         max_latency=args.max_latency,
+        max_loss=args.max_loss,
     )
     write_csv(args.out, table)
     chosen = table[table["selected"] == 1].sort_values("rank")
-    print(
-        chosen[["rank", "name", "d_model", "n_layers", "N", "latency_s", "loss_pred"]].to_string(
-            index=False
-        )
-    )
+    shown = ["rank", "name", "d_model", "n_layers", "N", "latency_s", *required[-1:], "loss_pred"]
+    print(chosen[shown].to_string(index=False))
 
 
 def _latency(args: argparse.Namespace) -> None:
     shape = _shape(args)
-    if shape.head_dim % 2:
-        raise InputError(
-            f"head_dim = d_model / n_heads = {shape.head_dim} is odd "
-            "(rotary embeddings need it even)"
-        )
     from infscale.io import write_json
     from infscale.latency.measure import measure_latency, set_threads, summary_line
-    from infscale.provenance import provenance
+    from infscale.provenance import command_provenance
 
     set_threads(args.threads)
     result = measure_latency(
@@ -149,7 +182,7 @@ def _latency(args: argparse.Namespace) -> None:
         max_cv=args.max_cv,
         max_repeats=args.max_repeats,
     )
-    write_json(args.out, {**result, "provenance": provenance()})
+    write_json(args.out, {**result, "provenance": command_provenance(_settings(args))})
     print(summary_line(result))
 
 
@@ -160,15 +193,25 @@ def _shape(args: argparse.Namespace) -> Shape:
         n_heads=args.n_heads,
         vocab_size=args.vocab_size,
         multiple_of=args.multiple_of,
+        n_kv_heads=args.n_kv_heads,
+        ffn_hidden=args.ffn_hidden,
+        head_dim=args.head_dim,
     )
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command was asked, for the provenance of a result made by hand."""
+    return {key: value for key, value in vars(args).items() if key != "handler"}
+
+
 def _read_fit(path: Path) -> dict:
+    from infscale.fit.laws import check_fit
     from infscale.io import read_json
 
     fit = read_json(path)
     if not isinstance(fit, dict) or fit.get("law") not in LAWS:
         raise InputError(f"{path}: not a fit result (no law {' or '.join(LAWS)})")
+    _reading(path, check_fit, fit)
     return fit
 
 
@@ -198,6 +241,12 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
     return value
+
+
+def _device(text: str) -> str:
+    if not re.match(DEVICE_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -246,7 +295,9 @@ def _parser() -> argparse.ArgumentParser:
             type=_positive_int,
             required=heads_required,
             default=None if heads_required else 1,
-            help=None if heads_required else "checked to divide d_model; N does not depend on it",
+            help=None
+            if heads_required
+            else "checked to divide d_model; N depends on it only with --n-kv-heads or --head-dim",
         )
         sub.add_argument(
             "--multiple-of",
@@ -254,9 +305,32 @@ def _parser() -> argparse.ArgumentParser:
             default=PAPER_MULTIPLE_OF,
             help="SwiGLU width rounding (default: %(default)s, the paper's)",
         )
+        sub.add_argument(
+            "--n-kv-heads",
+            type=_positive_int,
+            metavar="K",
+            help="key/value heads, a divisor of n_heads (default: n_heads, multi-head)",
+        )
+        sub.add_argument(
+            "--ffn-hidden",
+            type=_positive_int,
+            metavar="F",
+            help="SwiGLU hidden width (default: open_lm's 8d/3 rounded up to --multiple-of)",
+        )
+        sub.add_argument(
+            "--head-dim",
+            type=_positive_int,
+            metavar="HD",
+            help="attention head width, even (default: d_model / n_heads)",
+        )
 
     sub = command("params", _params, "Print N, the exact parameter count of a shape.")
     shape_args(sub, heads_required=False)
+    sub.add_argument(
+        "--non-embedding",
+        action="store_true",
+        help="print N - 2·V·D, without the untied input and output embeddings",
+    )
 
     sub = command("fit", _fit, "Fit a scaling law to training points; write FIT.json.")
     sub.add_argument(
@@ -300,6 +374,52 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", type=Path, required=True)
 
     sub = command(
+        "compare",
+        _compare,
+        "Fit every law in every tie mode on the same points and score each; write TABLE.csv.",
+    )
+    sub.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="CSV with N, D, loss and what the laws read (see fit --data); size_group groups",
+    )
+    sub.add_argument(
+        "--laws",
+        default=",".join(COMPARE_DEFAULT_LAWS),
+        metavar="LAW,LAW",
+        help=f"comma-separated, of {', '.join(COMPARE_LAWS)} (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--method",
+        choices=METHODS,
+        default="lm",
+        help="lm: the paper's curve_fit; huber: Chinchilla's (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--fit-set",
+        metavar="COLUMN",
+        help="fit only the rows whose COLUMN is 1; the others are the test rows",
+    )
+    sub.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="size-group column for Spearman and extrapolation (default: size_group if present)",
+    )
+    sub.add_argument(
+        "--bootstrap",
+        type=_count,
+        default=0,
+        metavar="K",
+        help="add 95%% intervals of the parameters from K refits on resampled runs "
+        "(default: 0, none)",
+    )
+    sub.add_argument(
+        "--seed", type=_count, default=0, help="bootstrap resampling seed (an integer >= 0)"
+    )
+    sub.add_argument("--out", type=Path, required=True)
+
+    sub = command(
         "predict",
         _predict,
         "Predict the loss of points with a fit; write the points plus loss_pred.",
@@ -324,6 +444,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--max-params", type=_positive_float, help="N_C")
     sub.add_argument("--max-tokens", type=_positive_float, help="D_C")
     sub.add_argument("--max-latency", type=_positive_float, metavar="SECONDS", help="T_C")
+    sub.add_argument(
+        "--max-loss", type=_positive_float, metavar="L", help="predicted-loss ceiling (Eq. 4)"
+    )
+    sub.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="loss",
+        help="loss: lowest predicted loss (the paper's Eq. 3); throughput: highest throughput_tps "
+        "with predicted loss <= --max-loss (the follow-up's Eq. 4)",
+    )
     sub.add_argument("--out", type=Path, required=True)
 
     sub = command("latency", _latency, "Time generation for a randomly initialised shape.")
@@ -339,7 +469,7 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto: bfloat16 on a GPU, float32 on the CPU",
     )
-    sub.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    sub.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     sub.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     sub.add_argument(
         "--backend",
@@ -367,7 +497,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--greedy", action="store_true", help="greedy decoding, not sampling")
     sub.add_argument("--temperature", type=_positive_float, default=0.8)
     sub.add_argument("--top-p", type=_probability, default=0.95)
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--seed", type=_count, default=0, help="an integer >= 0")
     sub.add_argument("--out", type=Path, required=True)
     return parser
 

@@ -123,11 +123,17 @@ def test_snakemake_stops_on_a_bad_config_with_one_line(tmp_path, default_config)
     assert lines[-1] == f"infscale: invalid config: {expected}"
 
 
-def _schema_keys(schema: dict, prefix: str = ""):
-    """(dotted key, subschema) of every named property, sections and nested objects included."""
+def _schema_keys(schema: dict, prefix: str = "", defs: dict | None = None):
+    """(dotted key, subschema) of every named property, sections and nested objects included;
+    a section that is a ``$ref`` to ``$defs`` (train) has the properties of its definition."""
+    defs = schema["$defs"] if defs is None else defs
+    target = defs.get(schema.get("$ref", "").removeprefix("#/$defs/"), {})
+    properties = dict(target.get("properties") or {})
     for name, sub in (schema.get("properties") or {}).items():
+        properties[name] = {**properties.get(name, {}), **sub}
+    for name, sub in properties.items():
         yield f"{prefix}{name}", sub
-        yield from _schema_keys(sub, f"{prefix}{name}.")
+        yield from _schema_keys(sub, f"{prefix}{name}.", defs)
 
 
 def _yaml_scalar(value) -> str:
@@ -169,6 +175,8 @@ def test_validation_fills_every_schema_default(default_config):
     for key, sub in _schema_keys(schema):
         if "default" not in sub or key.startswith("grid."):
             continue
+        if key.startswith("data.hf.") and "hf" not in default_config["data"]:
+            continue  # inside a section the default config has not (filled where it is)
         value = default_config
         for part in key.split("."):
             value = value[part]  # a KeyError here is a default validation did not fill
@@ -177,3 +185,20 @@ def test_validation_fills_every_schema_default(default_config):
     validate_config(bare, SCHEMA)
     assert bare["fit"]["bootstrap"] == 200 and bare["model"]["norm"] == "layernorm"
     assert bare["train"]["parallel"] == "ddp" and bare["select"]["train_overrides"] == {}
+
+
+def test_the_latency_protocols_defaults_agree_with_the_schemas():
+    """The protocol's field defaults are the `infscale latency` command's; a config's latency
+    section takes the schema's. The two must not drift apart."""
+    from dataclasses import MISSING, fields
+
+    import yaml
+
+    from infscale.latency.protocol import Protocol
+
+    section = yaml.safe_load(SCHEMA.read_text())["properties"]["latency"]["properties"]
+    shared = [f for f in fields(Protocol) if f.name in section and "default" in section[f.name]]
+    assert len(shared) >= 5
+    for field in shared:
+        assert field.default is not MISSING
+        assert section[field.name]["default"] == field.default, field.name

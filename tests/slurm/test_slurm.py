@@ -280,3 +280,34 @@ def test_signalled_training_resumes_from_its_checkpoint(cluster, workdir):
     # the step count goes on from the checkpoint: 1..N, then N+1.., never back to 1
     assert steps == list(range(1, len(steps) + 1)), steps[:5]
     assert lines[events[-1] + 1]["step"] == step + 1
+
+
+def test_architecture_study_plans_its_gqa_and_mlp_variants_on_gpus(tmp_path):
+    """config/architecture.yaml (the follow-up's kind of study) is planned, not run, here: each
+    size level's GQA and MLP-ratio variants are training jobs on a GPU, and the throughput
+    objective's measurement is in the plan."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    study = REPO / "config" / "architecture.yaml"
+    done = snakemake(
+        tmp_path,
+        "-n",
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--configfile",
+        str(study),
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    blocks = re.findall(r"^rule train:\n(.*?)(?=^\S|\n\n)", done.stdout, re.M | re.S)
+    assert len(blocks) == 24
+    config = yaml.safe_load(study.read_text())
+    runs = run_table(config)
+    labels = set()
+    for block in blocks:
+        name = re.search(r"results/runs/(\S+)/points\.csv", block).group(1)
+        assert "gpu=1" in re.search(r"resources: (.*)", block).group(1)
+        labels.add(runs[name].shape.label)
+    assert sum("-kv" in label for label in labels) == 9  # GQA 2, 4, 8 at each of 3 levels
+    assert sum("-kv" not in label and "-f" in label for label in labels) == 12  # widths, r
+    assert "rule latency_candidate_throughput:" in done.stdout

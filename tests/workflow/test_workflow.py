@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from conftest import MICRO, REPO, planned_jobs, snakemake
 
+from infscale.config import load_config
+from infscale.provenance import config_hash
 from infscale.report.story import FIGURES, TABLES, report_files
 
 
@@ -18,13 +23,14 @@ def test_paper_config_plans_31_training_jobs(tmp_path):
     assert jobs["train"] == 31
     assert jobs["latency"] == 31 + 12
     assert jobs["evaluate"] == 31
+    assert "remove_checkpoints" not in jobs  # paper.yaml keeps them: remove_checkpoints false
 
 
 def test_interrupted_run_finishes_without_redoing_finished_runs(finished):
     workdir, stamps, proc = finished
     for run, stamp in stamps.items():
         assert (workdir / "results" / "runs" / run / "points.csv").stat().st_mtime_ns == stamp
-        assert f"output: results/runs/{run}/" not in proc.stdout + proc.stderr
+        assert f"output: results/runs/{run}/model" not in proc.stdout + proc.stderr
 
 
 def test_outputs_of_every_stage(finished):
@@ -57,6 +63,27 @@ def test_outputs_of_every_stage(finished):
     assert "winner" in summary.lower()
 
 
+def test_every_result_json_carries_the_config_hash_the_report_shows(finished):
+    """Including the fits ``infscale fit`` makes for the rules (fit, choose_law) and tasks.json."""
+    workdir, _, _ = finished
+    results = workdir / "results"
+    provenance = pd.read_csv(report_files(results / "report")["provenance_csv"])
+    shown = provenance.set_index("item")["value"]["config_hash"]
+    assert shown == config_hash(load_config(MICRO, REPO / "config" / "schema.yaml"))
+    made = [
+        results / "data" / "manifest.json",  # the data stage's (the shard sidecars feed it)
+        results / "data" / "tasks" / "tasks.json",
+        *(results / "fit").glob("*.json"),
+        *(results / "latency").glob("*.json"),
+        *(results / "eval").rglob("*.json"),
+        *(results / "select").glob("*.json"),
+    ]
+    assert {"chosen.json", "tasks.json", "budgets.json", "manifest.json"} <= {p.name for p in made}
+    for path in made:
+        stamp = json.loads(path.read_text())["provenance"]
+        assert (stamp["config_hash"], stamp["config_hash_of"]) == (shown, "workflow config"), path
+
+
 def test_report_has_every_figure_and_table(finished):
     workdir, _, _ = finished
     report = workdir / "results" / "report"
@@ -84,6 +111,40 @@ def test_snakemake_html_report_holds_every_figure(micro_report_html):
         assert f"{name}.html" in page, name
 
 
+def test_no_checkpoints_and_no_shared_eval_cache_are_left_after_the_run(finished):
+    workdir, _, _ = finished
+    results = workdir / "results"
+    runs = sorted(model.parent for model in results.glob("runs/**/model"))
+    assert len(runs) >= 6 + 2 and any(run.parent.name == "candidates" for run in runs)
+    for run in runs:
+        assert (run / "checkpoints.removed").is_file() and not (run / "checkpoints").exists()
+    assert not list(results.glob("eval/**/.hf-cache"))  # each eval job had its own, removed
+
+
+@pytest.mark.slow
+def test_checkpoints_outlive_the_training_job_and_go_only_with_remove_checkpoints(
+    finished, tmp_path
+):
+    """One run trained again (it checkpoints at its last step): the checkpoint is still there
+    after Snakemake accepted the job, and goes when remove_checkpoints, downstream of it, runs."""
+    workdir, _, _ = finished
+    copy = tmp_path / "micro"
+    shutil.copytree(workdir, copy, symlinks=True)
+    run = "results/runs/a-v1"
+    trained = snakemake(copy, "--cores", "2", "--forcerun", "train", f"{run}/model")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    jobs = trained.stdout + trained.stderr
+    assert "rule train:" in jobs and "rule remove_checkpoints:" not in jobs
+    assert [p.name for p in (copy / run / "checkpoints").glob("step-*")] == ["step-00000186"]
+    removed = snakemake(copy, "--cores", "1", f"{run}/checkpoints.removed")
+    assert removed.returncode == 0, removed.stderr[-3000:]
+    jobs = removed.stdout + removed.stderr
+    assert "rule train:" not in jobs and "rule remove_checkpoints:" in jobs
+    assert not (copy / run / "checkpoints").exists()
+    log = (copy / "results" / "logs" / "remove_checkpoints" / "a-v1.log").read_text()
+    assert f"removed directory '{run}/checkpoints/step-00000186'" in log
+
+
 def test_complete_run_has_nothing_left_to_do(finished):
     workdir, _, _ = finished
     proc = snakemake(workdir, "-n")
@@ -104,3 +165,18 @@ def test_changing_a_fit_option_reruns_only_fit_and_what_follows(finished, tmp_pa
     planned = set(planned_jobs(proc.stdout))
     expected = {"fit", "choose_law", "select", "downstream", "latency_trained", "report", "all"}
     assert planned == expected
+
+
+def test_training_runs_write_tensorboard_events_equal_to_their_log(finished):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    workdir, _, _ = finished
+    run = workdir / "results" / "runs" / "a-v1"
+    acc = event_accumulator.EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    steps = [json.loads(line) for line in (run / "log.jsonl").open()]
+    losses = [(s["step"], float(np.float32(s["loss"]))) for s in steps if "loss" in s]
+    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == losses
+    val = [(s["step"], float(np.float32(s["val_loss"]))) for s in steps if "val_loss" in s]
+    assert len(val) == 2  # the two multiplier boundaries of a-v1
+    assert [(e.step, e.value) for e in acc.Scalars("val/loss")] == val
