@@ -131,7 +131,8 @@ def test_checkpoints_outlive_the_training_job_and_go_only_with_remove_checkpoint
     copy = tmp_path / "micro"
     shutil.copytree(workdir, copy, symlinks=True)
     run = "results/runs/a-v1"
-    trained = snakemake(copy, "--cores", "2", "--forcerun", "train", f"{run}/model")
+    # the target first: --forcerun takes every rule name after it
+    trained = snakemake(copy, f"{run}/model", "--cores", "2", "--forcerun", "train")
     assert trained.returncode == 0, trained.stderr[-3000:]
     jobs = trained.stdout + trained.stderr
     assert "rule train:" in jobs and "rule remove_checkpoints:" not in jobs
