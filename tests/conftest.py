@@ -72,8 +72,8 @@ def snakemake_cmd(workdir: Path, *args: str, configfile: Path = MICRO) -> list[s
         str(REPO / "Snakefile"),
         "--directory",
         str(workdir),
-        "--configfile",
-        str(configfile),
+        # one word: --configfile takes every word after it, targets included
+        f"--configfile={configfile}",
         *args,
     ]
 

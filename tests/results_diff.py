@@ -81,6 +81,7 @@ IGNORED: tuple[Ignored, ...] = (
     Ignored("latency/d*-l*-h*.json", MEASURED, "a shape's measured generation times"),
     Ignored("latency/sweeps*.csv", MEASURED, "the sweeps' measured times (Fig. 3)"),
     Ignored("latency/throughput.csv", MEASURED, "measured tokens per second (Fig. 4)"),
+    Ignored("latency/candidate_throughput.csv", MEASURED, "the candidates' tokens per second"),
     Ignored(
         "latency/sweep_fits.json",
         frozenset(
@@ -124,7 +125,11 @@ IGNORED: tuple[Ignored, ...] = (
     ),
     # micro sets no latency budget: which candidates are feasible and chosen does not depend on
     # their latency, and is compared
-    Ignored("select/*.csv", frozenset({"latency_s"}), "the candidates' measured latency"),
+    Ignored(
+        "select/*.csv",
+        frozenset({"latency_s", "throughput_tps"}),
+        "the candidates' measured latency and throughput",
+    ),
     Ignored("report/tables/selection.csv", frozenset({"latency_s"}), "measured latency"),
     Ignored("report/tables/runs.csv", frozenset({"latency_s"}), "measured latency"),
     # the winner's name, decided_by and contenders are compared: micro's contenders tie on
@@ -147,6 +152,16 @@ IGNORED: tuple[Ignored, ...] = (
         frozenset({"slope_s", "intercept_s", "r2", "spearman_latency_vs_R", "fastest"})
         | {"widest_shallowest_fastest"},
         "latency/sweep_fits.json's",
+    ),
+    Ignored(
+        "report/tables/objectives.csv",
+        frozenset({"latency_s", "throughput_tps"}),
+        "select/objectives.csv's measured latency and throughput",
+    ),
+    Ignored(
+        "report/tables/gqa_throughput.csv",
+        frozenset({"tokens_per_s", "speedup_vs_mha"}),
+        "the GQA sweep's measured tokens per second and their ratio",
     ),
     Ignored("report/tables/provenance.csv", None, "commit, device, versions, summed wall/CPU time"),
     # its other lines restate chosen.json, selected.csv and budgets.json, which are compared
