@@ -10,7 +10,7 @@ paper's N = 2·V·d + L·(4·d² + 3·f·d + 2·d) + d, ``sum(p.numel())`` of an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infscale.errors import InputError
 
@@ -86,6 +86,18 @@ class Shape:
             )
 
     @property
+    def dimensions(self) -> dict[str, int]:
+        """The shape's columns in every result table that lists shapes."""
+        return {
+            "d_model": self.d_model,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "n_kv_heads": self.n_kv_heads,
+            "vocab_size": self.vocab_size,
+            "ffn_hidden": self.ffn_hidden,
+        }
+
+    @property
     def n_params(self) -> int:
         return param_count(
             self.d_model,
@@ -125,16 +137,7 @@ class Shape:
         per_unit = 3 * self.d_model * self.n_layers  # N per unit of ffn_hidden
         rest = self.n_params - per_unit * self.ffn_hidden
         f = max(1, round((params - rest) / per_unit / self.multiple_of)) * self.multiple_of
-        return Shape(
-            self.d_model,
-            self.n_layers,
-            self.n_heads,
-            self.vocab_size,
-            self.multiple_of,
-            self.n_kv_heads,
-            f,
-            self.head_dim,
-        )
+        return replace(self, ffn_hidden=f)
 
 
 def _check_positive(field: str, value: object) -> None:

@@ -215,12 +215,7 @@ def measure_interleaved(
         median = float(np.median(trials))
         result = {
             "shape": shape.label,
-            "d_model": shape.d_model,
-            "n_layers": shape.n_layers,
-            "n_heads": shape.n_heads,
-            "n_kv_heads": shape.n_kv_heads,
-            "ffn_hidden": shape.ffn_hidden,
-            "vocab_size": shape.vocab_size,
+            **shape.dimensions,
             "N": shape.n_params,
             "R": shape.aspect_ratio,
             "weights": item.weights,

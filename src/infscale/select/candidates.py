@@ -36,12 +36,7 @@ def candidate_table(
         rows.append(
             {
                 "name": run.variant,
-                "d_model": shape.d_model,
-                "n_layers": shape.n_layers,
-                "n_heads": shape.n_heads,
-                "n_kv_heads": shape.n_kv_heads,
-                "vocab_size": shape.vocab_size,
-                "ffn_hidden": shape.ffn_hidden,
+                **shape.dimensions,
                 "N": shape.n_params,
                 "D": run.total_tokens,
                 "R": shape.aspect_ratio,
