@@ -233,6 +233,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _bootstrap_args(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--bootstrap",
+        type=_count,
+        default=0,
+        metavar="K",
+        help="95%% intervals of the parameters from K refits on resamples of the training runs "
+        "(the column run; without it, of the points) (default: 0, none)",
+    )
+    sub.add_argument(
+        "--seed", type=_count, default=0, help="bootstrap resampling seed (an integer >= 0)"
+    )
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -360,17 +374,7 @@ def _parser() -> argparse.ArgumentParser:
         help="exponents tied to alpha (default: %(default)s, the paper's)",
     )
     sub.add_argument("--fit-set", metavar="COLUMN", help="fit only the rows whose COLUMN is 1")
-    sub.add_argument(
-        "--bootstrap",
-        type=_count,
-        default=0,
-        metavar="K",
-        help="refit on K resamples of the training runs (the column run; without it, of the "
-        "points) for 95%% intervals (default: 0, none)",
-    )
-    sub.add_argument(
-        "--seed", type=_count, default=0, help="bootstrap resampling seed (an integer >= 0)"
-    )
+    _bootstrap_args(sub)
     sub.add_argument("--out", type=Path, required=True)
 
     sub = command(
@@ -406,17 +410,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="size-group column for Spearman and extrapolation (default: size_group if present)",
     )
-    sub.add_argument(
-        "--bootstrap",
-        type=_count,
-        default=0,
-        metavar="K",
-        help="add 95%% intervals of the parameters from K refits on resampled runs "
-        "(default: 0, none)",
-    )
-    sub.add_argument(
-        "--seed", type=_count, default=0, help="bootstrap resampling seed (an integer >= 0)"
-    )
+    _bootstrap_args(sub)
     sub.add_argument("--out", type=Path, required=True)
 
     sub = command(
