@@ -217,6 +217,23 @@ def fig_latency_sweeps(sweeps: pd.DataFrame, fits: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def _name_points(
+    ax: Axes, names: Iterable[object], x: Iterable[float], y: Iterable[float], offset: tuple
+) -> None:
+    """Each point's name, ``offset`` points above and to the right of it."""
+    for name, xi, yi in zip(names, x, y, strict=True):
+        ax.annotate(
+            str(name), (xi, yi), xytext=offset, textcoords="offset points", fontsize=7, va="bottom"
+        )
+
+
+def _front_line(ax: Axes, x: np.ndarray, y: np.ndarray, where: str, zorder: int) -> None:
+    """A Pareto front through the points (x, y), as steps in x order (``where``: which way a
+    step turns, so that the line stays on the dominated side)."""
+    order = np.argsort(x)
+    ax.step(x[order], y[order], where=where, color="k", lw=1, zorder=zorder, label="Pareto front")
+
+
 def _single(values: pd.Series) -> str:
     """The one value a sweep holds fixed (all of them, should a table mix several)."""
     return ", ".join(str(v) for v in sorted(pd.unique(values)))
@@ -602,26 +619,9 @@ def fig_accuracy_vs_latency(models: pd.DataFrame, front: np.ndarray) -> Figure:
         zorder=3,
         **CANDIDATE_STYLE,
     )
-    for row in trained.itertuples(index=False):
-        ax.annotate(
-            str(row.name),
-            (row.latency_s, row.average),
-            xytext=(5, 7),
-            textcoords="offset points",
-            fontsize=7,
-            va="bottom",
-        )
+    _name_points(ax, trained["name"], trained["latency_s"], trained["average"], (5, 7))
     lat, acc = models["latency_s"].to_numpy(float), models["average"].to_numpy(float)
-    order = np.argsort(lat[front])
-    ax.step(
-        lat[front][order],
-        acc[front][order],
-        where="post",
-        color="k",
-        lw=1,
-        zorder=2,
-        label="Pareto front",
-    )
+    _front_line(ax, lat[front], acc[front], "post", zorder=2)
     ax.scatter(lat[front], acc[front], facecolors="none", edgecolors="k", s=120, zorder=4)
     ax.margins(x=0.1, y=0.08)
     ax.set(xlabel=LATENCY_LABEL, ylabel="average zero-shot accuracy")
@@ -648,24 +648,8 @@ def fig_loss_vs_throughput(
     first = by_objective[by_objective["objective"] == objectives[0]].reset_index(drop=True)
     tps, loss = first["throughput_tps"].to_numpy(float), first["loss_pred"].to_numpy(float)
     ax.scatter(tps, loss, color="0.5", s=18, zorder=2, label="candidates")
-    for row in first.itertuples(index=False):
-        ax.annotate(
-            str(row.name),
-            (row.throughput_tps, row.loss_pred),
-            xytext=(4, 4),
-            textcoords="offset points",
-            fontsize=7,
-        )
-    order = np.argsort(tps[front])
-    ax.step(
-        tps[front][order],
-        loss[front][order],
-        where="pre",
-        color="k",
-        lw=1,
-        zorder=1,
-        label="Pareto front",
-    )
+    _name_points(ax, first["name"], tps, loss, (4, 4))
+    _front_line(ax, tps[front], loss[front], "pre", zorder=1)
     markers = {"loss": ("C0", "o"), "throughput": ("C1", "s")}
     for name in objectives:
         chosen = by_objective[(by_objective["objective"] == name) & (by_objective["selected"] == 1)]
