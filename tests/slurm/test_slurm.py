@@ -36,22 +36,23 @@ def snakemake(workdir: Path, *args: str, timeout: int, env=None):
     )
 
 
-def test_paper_plan_requests_gpus_and_runtimes_growing_with_compute(tmp_path):
-    """`snakemake -n --profile profiles/slurm` needs no SLURM and shows each job's request."""
+def planned_training(workdir: Path, configfile: Path) -> tuple[str, list[str]]:
+    """`snakemake -n` through profiles/slurm (needs no SLURM): the plan, and each training
+    job's block of it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    paper = REPO / "config" / "paper.yaml"
+    profile = str(REPO / "profiles" / "slurm")
     done = snakemake(
-        tmp_path,
-        "-n",
-        "--profile",
-        str(REPO / "profiles" / "slurm"),
-        "--configfile",
-        str(paper),
-        timeout=120,
-        env=env,
+        workdir, "-n", "--profile", profile, f"--configfile={configfile}", timeout=120, env=env
     )
     assert done.returncode == 0, done.stdout + done.stderr
     blocks = re.findall(r"^rule train:\n(.*?)(?=^\S|\n\n)", done.stdout, re.M | re.S)
+    return done.stdout, blocks
+
+
+def test_paper_plan_requests_gpus_and_runtimes_growing_with_compute(tmp_path):
+    """`snakemake -n --profile profiles/slurm` needs no SLURM and shows each job's request."""
+    paper = REPO / "config" / "paper.yaml"
+    plan, blocks = planned_training(tmp_path, paper)
     assert len(blocks) == 31
     runs = run_table(yaml.safe_load(paper.read_text()))
     by_compute = []
@@ -67,10 +68,10 @@ def test_paper_plan_requests_gpus_and_runtimes_growing_with_compute(tmp_path):
     assert runtimes == sorted(runtimes), by_compute
     assert runtimes[-1] > 10 * runtimes[0], by_compute
     # Aggregation runs on the login node; latency and evaluation go out in groups.
-    assert "Group job latency" in done.stdout and "Group job evaluate" in done.stdout
+    assert "Group job latency" in plan and "Group job evaluate" in plan
     # The data stage's scatter: data.jobs CPU jobs, and training waits on their gather only.
     config = yaml.safe_load(paper.read_text())
-    tokenize = re.findall(r"^rule tokenize:\n(.*?)(?=^\S|\n\n)", done.stdout, re.M | re.S)
+    tokenize = re.findall(r"^rule tokenize:\n(.*?)(?=^\S|\n\n)", plan, re.M | re.S)
     assert len(tokenize) == config["data"]["jobs"] >= 64
     for block in tokenize:
         resources = re.search(r"resources: (.*)", block).group(1)
@@ -286,20 +287,8 @@ def test_architecture_study_plans_its_gqa_and_mlp_variants_on_gpus(tmp_path):
     """config/architecture.yaml (the follow-up's kind of study) is planned, not run, here: each
     size level's GQA and MLP-ratio variants are training jobs on a GPU, and the throughput
     objective's measurement is in the plan."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     study = REPO / "config" / "architecture.yaml"
-    done = snakemake(
-        tmp_path,
-        "-n",
-        "--profile",
-        str(REPO / "profiles" / "slurm"),
-        "--configfile",
-        str(study),
-        timeout=120,
-        env=env,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    blocks = re.findall(r"^rule train:\n(.*?)(?=^\S|\n\n)", done.stdout, re.M | re.S)
+    plan, blocks = planned_training(tmp_path, study)
     assert len(blocks) == 24
     config = yaml.safe_load(study.read_text())
     runs = run_table(config)
@@ -310,4 +299,4 @@ def test_architecture_study_plans_its_gqa_and_mlp_variants_on_gpus(tmp_path):
         labels.add(runs[name].shape.label)
     assert sum("-kv" in label for label in labels) == 9  # GQA 2, 4, 8 at each of 3 levels
     assert sum("-kv" not in label and "-f" in label for label in labels) == 12  # widths, r
-    assert "rule latency_candidate_throughput:" in done.stdout
+    assert "rule latency_candidate_throughput:" in plan
