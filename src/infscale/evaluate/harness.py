@@ -214,6 +214,26 @@ def _smooth_result(raw: dict[str, Any], name: str, leaves: dict[str, Any]) -> di
     return {SMOOTH: mean, f"{SMOOTH}_stderr": stderr}
 
 
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """One line per task for the log (the score, its standard error, the documents), then the
+    average."""
+
+    def score(value: float, stderr: float | None) -> str:
+        return f"{value:.3f}" + ("" if stderr is None else f" ± {stderr:.3f}")
+
+    lines = [
+        f"{paper}: {task['metric']} {score(task['value'], task['stderr'])}, "
+        f"{SMOOTH} {score(task[SMOOTH], task[f'{SMOOTH}_stderr'])} ({task['n']} documents)"
+        for paper, task in result["tasks"].items()
+    ]
+    average = score(result[SMOOTH], result[f"{SMOOTH}_stderr"])
+    lines.append(
+        f"average: {result['average']:.3f}, {SMOOTH} {average} "
+        f"({len(result['tasks'])} tasks, {result['seconds']:.0f} s on {result['device']})"
+    )
+    return lines
+
+
 def _task_result(raw: dict[str, Any], name: str, metric: str) -> dict[str, Any]:
     """The reported metric, its stderr (None where lm-eval has none, e.g. one document per
     subtask) and the number of documents scored."""

@@ -50,6 +50,7 @@ from transformers import PreTrainedModel
 
 from infscale.errors import InputError
 from infscale.latency.protocol import Protocol
+from infscale.progress import Progress
 from infscale.provenance import device_name, versions
 from infscale.shapes import Shape
 from infscale.train.model import build_model, open_lm_init
@@ -298,10 +299,14 @@ def _rounds(
     A B C A B C ...; items × rounds, NaN where an item sat out."""
     timed = range(len(calls)) if timed is None else timed
     times = np.full((len(calls), trials), np.nan)
+    label = f"latency: {len(timed)} item(s), {new_tokens} new token(s)"
+    progress = Progress(label, trials, unit=" rounds", every_s=0.0, scale=False)  # a line each
     for r in range(trials):
         for i in timed:
             call, batch = calls[i]
             times[i, r] = call(new_tokens, batch)
+        progress.update(1)
+    progress.close()
     return times
 
 
