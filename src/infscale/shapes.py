@@ -86,9 +86,11 @@ class Shape:
             )
 
     @property
-    def dimensions(self) -> dict[str, int]:
-        """The shape's columns in every result table that lists shapes."""
+    def dimensions(self) -> dict[str, str | int]:
+        """The shape's columns in every result table that lists shapes: its label, then what
+        the label abbreviates."""
         return {
+            "shape": self.label,
             "d_model": self.d_model,
             "n_layers": self.n_layers,
             "n_heads": self.n_heads,

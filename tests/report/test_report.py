@@ -64,6 +64,7 @@ def points() -> pd.DataFrame:
                         "run": f"{size}-l{n_layers}",
                         "size_group": size,
                         "variant": f"l{n_layers}",
+                        "shape": f"d{d_model}-l{n_layers}-h4",
                         "d_model": d_model,
                         "n_layers": n_layers,
                         "n_heads": 4,
@@ -88,6 +89,7 @@ def trained_points() -> pd.DataFrame:
             "run": [f"candidates/{n}" for n in names],
             "size_group": "candidates",
             "variant": names,
+            "shape": ["d2048-l24-h16", "d3072-l12-h16", "d2560-l16-h16"],
             "d_model": [2048, 3072, 2560],
             "n_layers": [24, 12, 16],
             "n_heads": 16,
@@ -107,6 +109,7 @@ def selected(trained_points) -> pd.DataFrame:
         [
             {
                 "variant": "4096x6",
+                "shape": "d4096-l6-h16-kv4",  # GQA: the label says so
                 "d_model": 4096,
                 "n_layers": 6,
                 "n_heads": 16,
@@ -618,7 +621,7 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
         tables.selection_table(selected, fit, "all", downstream, models, "2048x24")
     )
     assert "| 1 | 3072x12 | d3072-l12-h16 | 1,440,000,000 |" in shown
-    assert "| - | 4096x6 |" in shown and "| no | no | - | no |" in shown  # no chosen_frac
+    assert "| - | 4096x6 | d4096-l6-h16-kv4 |" in shown and "| no | no | - | no |" in shown
     stable = selected.assign(chosen_frac=[0.0, 0.9, 0.6, 0.0])
     frame = tables.selection_table(stable, fit, "all", downstream, models, "2048x24")
     assert "| yes | 90% | no |" in tables.md_table(frame)

@@ -45,6 +45,7 @@ def selected() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "name": ["c1", "c2", "c3", "c4"],
+            "shape": ["d48-l10-h4", "d64-l6-h4", "d80-l3-h4", "d112-l1-h4"],
             "d_model": [48, 64, 80, 112],
             "n_layers": [10, 6, 3, 1],
             "n_heads": 4,
@@ -91,8 +92,11 @@ def test_the_story_says_which_law_and_why(selected, winner):
 def test_the_story_gives_the_shape_effect_with_its_intervals(selected, winner):
     shape = story.story_lines(INFERENCE_FIT, selected, winner, BUDGETS)[1]
     # feasible: c2 (3.80) best, c3 (3.85) worst; c4's lower loss is over budget
-    assert "the best feasible shape, c2 (d_model 64 x 6 layers, R 10.7)" in shape
-    assert "3.8000 [3.7700, 3.8300]" in shape and "c3 (d_model 80 x 3 layers, R 26.7)" in shape
+    assert "the best feasible shape, c2 (d64-l6-h4: d_model 64 x 6 layers, R 10.7)" in shape
+    assert (
+        "3.8000 [3.7700, 3.8300]" in shape
+        and "c3 (d80-l3-h4: d_model 80 x 3 layers, R 26.7)" in shape
+    )
     assert "0.0500 nats/token (1.32%) in favour of the narrower, deeper shape" in shape
     assert "the 95% bands overlap" in shape  # c3's lo 3.82 <= c2's hi 3.83
     assert "epsilon = 0.015 [95%: 0.011, 0.019] (excludes 0)" in shape

@@ -215,7 +215,6 @@ def measure_interleaved(
         trials = times[i][np.isfinite(times[i])]
         median = float(np.median(trials))
         result = {
-            "shape": shape.label,
             **shape.dimensions,
             "N": shape.n_params,
             "R": shape.aspect_ratio,

@@ -137,8 +137,8 @@ def _law_line(choice: Mapping[str, Any]) -> str:
 
 def _shape(row: pd.Series) -> str:
     return (
-        f"{row['name']} (d_model {int(row['d_model'])} x {int(row['n_layers'])} layers, "
-        f"R {row['R']:.3g})"
+        f"{row['name']} ({row['shape']}: d_model {int(row['d_model'])} x "
+        f"{int(row['n_layers'])} layers, R {row['R']:.3g})"
     )
 
 

@@ -199,18 +199,6 @@ def training_flops(points: pd.DataFrame, trained_points: pd.DataFrame) -> dict[s
 # ---------------------------------------------------------------- the tables
 
 
-def _shape_label(frame: pd.DataFrame) -> pd.Series:
-    """Same spelling as ``Shape.label``."""
-    return (
-        "d"
-        + frame["d_model"].astype(int).astype(str)
-        + "-l"
-        + frame["n_layers"].astype(int).astype(str)
-        + "-h"
-        + frame["n_heads"].astype(int).astype(str)
-    )
-
-
 def runs_table(points: pd.DataFrame, trained_points: pd.DataFrame, models: pd.DataFrame) -> Table:
     """Every loss point of every run (grid, then trained candidates). Accuracy belongs to the
     run's last boundary (the evaluated model), so earlier boundaries show none."""
@@ -220,7 +208,7 @@ def runs_table(points: pd.DataFrame, trained_points: pd.DataFrame, models: pd.Da
     frame = pd.DataFrame(
         {
             "run": runs["run"],
-            "shape": _shape_label(runs),
+            "shape": runs["shape"],
             "N": runs["N"],
             "D": runs["D"],
             "R": runs["R"],
@@ -532,7 +520,7 @@ def selection_table(
         {
             "rank": ordered["rank"],
             "name": ordered["name"],
-            "shape": _shape_label(ordered),
+            "shape": ordered["shape"],
             "N": ordered["N"],
             "D": ordered["D"],
             "R": ordered["R"],
