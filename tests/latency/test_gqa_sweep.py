@@ -59,7 +59,7 @@ def test_default_gqa_sweep_is_an_mha_shape_and_its_equal_n_twins(default_config)
         ),
         (
             lambda c: c["latency"]["sweeps"]["gqa"].update(input_tokens=4000),
-            "config key latency.sweeps.gqa: input_tokens + output_tokens = 4016 exceeds",
+            "config key latency.sweeps.gqa: input_tokens + output_tokens = 4064 exceeds",
         ),
         (
             lambda c: c["latency"]["sweeps"]["gqa"].update(batch_sizes=[]),
