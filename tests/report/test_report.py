@@ -139,6 +139,10 @@ def latency() -> pd.DataFrame:
             "n_layers": [1, 2, 3, 4],
             "n_heads": [4, 4, 4, 4],
             "median_s": [2.0, 4.0, 5.0, 8.0],
+            "trials_s": [[2.0] * 4, [4.0] * 4, [5.0] * 4, [8.0] * 4],
+            "cv_basis": ["relative", "relative", "relative", "absolute"],
+            "relative_cv": [0.1, 0.2, 0.1, 0.1],
+            "cv": [0.3, 0.3, 0.3, 0.05],
         }
     )
 
@@ -478,6 +482,9 @@ def test_evaluated_models_take_the_last_boundary_and_the_right_latency(models):
     grid = models[models["size_group"] != "candidates"].set_index("run")
     assert grid.loc["s1-l1", "D"] == 40e6  # last boundary
     assert grid.loc["s2-l4", "latency_s"] == 8.0  # its shape's measurement
+    # the se of the log median: sqrt(pi/2)·CV/sqrt(4 trials), the relative CV where relative
+    assert grid.loc["s1-l2", "latency_log_se"] == pytest.approx(math.sqrt(math.pi / 2) * 0.2 / 2)
+    assert grid.loc["s2-l4", "latency_log_se"] == pytest.approx(math.sqrt(math.pi / 2) * 0.05 / 2)
     trained = models[models["size_group"] == "candidates"].set_index("name")
     assert trained.loc["3072x12", "latency_s"] == 1.96  # what the selection used
     assert trained.loc["3072x12", "piqa"] == 0.45
@@ -634,7 +641,7 @@ def test_downstream_table_and_winner_table(downstream, models, selected):
         choose_winner(tables.trained_candidates(models), selected, "2048x24")
     )
     shown = tables.md_table(winner)
-    assert "| 3072x12 | 0.530 | - | - | 1.960 | latency | 3072x12, 2560x16 | 1 | - |" in shown
+    assert "| 3072x12 | 0.530 | - | - | 1.960 | latency | 3072x12, 2560x16 | - | 1 | - |" in shown
     assert "| 2048x24 | yes | 0.520 | 3.610 | 1.84 | +0.010 | - | better |" in shown
 
 

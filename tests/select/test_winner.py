@@ -1,5 +1,6 @@
 """The winner: accuracy within one combined standard error is a tie, and a tie goes to the
-smooth metric (where every contender has it), then to the lower latency."""
+smooth metric (where every contender has it), then to the lower latency; latencies within
+their combined standard error tie too, and then the more accurate wins."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pandas as pd
 import pytest
 
 from infscale.errors import InputError
-from infscale.select.winner import SMOOTH, Z_TIE, choose_winner, eval_summary, mean_stderr
+from infscale.select.winner import (
+    SMOOTH,
+    Z_TIE,
+    choose_winner,
+    eval_summary,
+    latency_log_se,
+    mean_stderr,
+)
 
 SE = 0.01  # every model's se of the average: the band of a difference is 0.01·sqrt(2) = 0.0141
 
@@ -111,3 +119,25 @@ def test_eval_summary_adds_the_task_errors_in_quadrature():
     smooth = eval_summary(result | {SMOOTH: 1.2, f"{SMOOTH}_stderr": 0.01})
     assert smooth[SMOOTH] == 1.2 and smooth[f"{SMOOTH}_stderr"] == 0.01
     assert math.isnan(mean_stderr([0.1, None]))
+
+
+def test_latencies_within_their_noise_tie_and_the_more_accurate_of_them_wins():
+    # accuracies tie (0.01 < 0.0141); c9 is 1 % faster than c6, c1 2.5x slower
+    rows = trained(("c1", 0.344, 0.457), ("c6", 0.335, 0.180), ("c9", 0.330, 0.178))
+    se = latency_log_se(0.15, 5)  # about 0.084: a CV of 0.15 over 5 trials
+    assert se == pytest.approx(math.sqrt(math.pi / 2) * 0.15 / math.sqrt(5))
+    noisy = rows.assign(latency_log_se=se)
+    winner = choose_winner(noisy, SELECTED, "c1")
+    assert winner["winner"] == "c6" and winner["decided_by"] == "accuracy, tied on latency"
+    assert winner["latency_tied"] == [
+        "c6",
+        "c9",
+    ]  # by accuracy; ln(0.180/0.178) = 0.011 < 0.084·sqrt(2)
+    # c1 is slower beyond the noise (ln 2.57 = 0.94), so accuracy alone would not give it back
+    assert "c1" not in winner["latency_tied"]
+    # measured tightly, 1 % is outside the band and the faster wins
+    tight = choose_winner(rows.assign(latency_log_se=0.002), SELECTED, "c1")
+    assert tight["winner"] == "c9" and tight["decided_by"] == "latency"
+    assert tight["latency_tied"] == []
+    # without the latency's se only equal times tie: the faster wins, as before
+    assert choose_winner(rows, SELECTED, "c1")["winner"] == "c9"

@@ -269,6 +269,9 @@ def _winner_line(winner: Mapping[str, Any]) -> str:
         "accuracy": f"the most accurate, and no other is {tie}",
         SMOOTH: f"tied on accuracy ({tie}) with {others}, and the lowest {SMOOTH} of them",
         "latency": f"tied on accuracy ({tie}) with {others}, and the fastest of them",
+        "accuracy, tied on latency": f"tied on accuracy ({tie}) with {others}; the fastest of "
+        f"them tie on latency too ({', '.join(winner['latency_tied'])}: the log ratio of their "
+        "median times within z combined standard errors), and it is the most accurate of those",
     }[winner["decided_by"]]
     text = (
         f"Winner: {winner['winner']}, average accuracy {winner['accuracy']:.3f} "

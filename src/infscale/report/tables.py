@@ -22,7 +22,7 @@ from infscale.fit.laws import (
     predict_points,
     predict_points_interval,
 )
-from infscale.select.winner import EVAL_COLUMNS, SMOOTH, eval_summary
+from infscale.select.winner import EVAL_COLUMNS, SMOOTH, eval_summary, latency_log_se
 
 FitKey = tuple[str, str]
 
@@ -139,19 +139,27 @@ def evaluated_models(
     selected: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per evaluated model, grid runs then trained candidates: the run's last point
-    with its accuracy (``average`` and per task), ``name`` and ``latency_s``. A grid model's
-    latency is its shape's measurement; a candidate's is what the selection used."""
+    with its accuracy (``average`` and per task), ``name``, ``latency_s`` and
+    ``latency_log_se`` (infscale.select.winner.latency_log_se of its shape's measurement). A
+    grid model's latency is its shape's measurement; a candidate's is what the selection
+    used."""
+    noise = latency.assign(
+        latency_log_se=latency_log_se(
+            latency["relative_cv"].where(latency["cv_basis"] == "relative", latency["cv"]),
+            latency["trials_s"].map(len),
+        )
+    )
     grid = last_boundaries(points).merge(
-        latency[["d_model", "n_layers", "n_heads", "median_s"]].rename(
-            columns={"median_s": "latency_s"}
-        ),
-        on=["d_model", "n_layers", "n_heads"],
+        noise[["shape", "median_s", "latency_log_se"]].rename(columns={"median_s": "latency_s"}),
+        on="shape",
         how="left",
     )
     grid = grid.assign(name=grid["run"])
     trained = last_boundaries(trained_points)
-    trained = trained.assign(name=trained["variant"].astype(str)).merge(
-        selected[["name", "latency_s"]], on="name", how="left"
+    trained = (
+        trained.assign(name=trained["variant"].astype(str))
+        .merge(selected[["name", "latency_s"]], on="name", how="left")
+        .merge(noise[["shape", "latency_log_se"]], on="shape", how="left")
     )
     models = pd.concat([grid, trained], ignore_index=True)
     return models.merge(accuracy, on="run", how="left")
@@ -572,7 +580,15 @@ def loss_band(selected: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def winner_table(winner: Mapping[str, Any]) -> Table:
     """The winner (infscale.select.winner.choose_winner) against the baseline."""
-    frame = pd.DataFrame([{**winner, "contenders": ", ".join(winner["contenders"])}])
+    frame = pd.DataFrame(
+        [
+            {
+                **winner,
+                "contenders": ", ".join(winner["contenders"]),
+                "latency_tied": ", ".join(winner["latency_tied"]) or None,
+            }
+        ]
+    )
     return Table(
         "The winner against the baseline",
         frame,
@@ -592,8 +608,11 @@ def winner_table(winner: Mapping[str, Any]) -> Table:
         "Winner: of the most accurate trained candidate and those tied with it (contenders: "
         "accuracy within z combined standard errors, sqrt(se_a² + se_b²), se of an average "
         f"sqrt(Σ se_task²) / n_tasks), the fastest; where every contender has {SMOOTH} (the "
-        "smooth metric, lower is better), only those tied with the lowest stay. decided_by: the "
-        "step that left one; band: z combined standard errors of the two most accurate. "
+        "smooth metric, lower is better), only those tied with the lowest stay. Those tied with "
+        "the fastest on latency (latency_tied: the log ratio of the median times within z "
+        "combined standard errors, se = sqrt(π/2)·CV/sqrt(trials)) are then judged on accuracy "
+        "again. decided_by: the step that left one; band: z combined standard errors of the two "
+        "most accurate. "
         "speedup = baseline latency / winner latency; accuracy_diff = winner - baseline, "
         "within accuracy_diff_band a tie (verdict).",
     )

@@ -9,6 +9,11 @@ for being 1.8x faster at an accuracy equal to the baseline's. Where the eval JSO
 smooth metric (infscale.evaluate.harness.SMOOTH, negative log-likelihood of the correct answer
 per byte, lower is better), the models tied on accuracy are compared on it next, by the same
 band rule, before latency decides.
+
+Latency is a measurement too: two medians whose log ratio lies within ``z`` combined standard
+errors (``latency_log_se``) are a tie, and among models tied on latency as well the most
+accurate wins. Without that, two shapes of one depth, timed 1 % apart, would hand the release
+to whichever the machine's noise favoured in that run.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
 from infscale.evaluate.harness import SMOOTH
@@ -28,6 +34,8 @@ from infscale.evaluate.harness import SMOOTH
 Z_TIE = 1.0
 # What a model's eval JSON contributes to the comparison, as columns of the models table.
 EVAL_COLUMNS = ("average", "average_stderr", SMOOTH, f"{SMOOTH}_stderr")
+# The standard error of a median is about sqrt(pi / 2) times that of a mean (normal errors).
+MEDIAN_SE = math.sqrt(math.pi / 2)
 VERDICTS = ("better", "tied", "worse")
 
 
@@ -56,6 +64,12 @@ def eval_summary(result: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
+def latency_log_se(cv: ArrayLike, trials: ArrayLike) -> np.ndarray:
+    """The standard error of the log of a median time from ``trials`` timings whose coefficient
+    of variation is ``cv`` (to first order, the CV of a time is the sd of its log)."""
+    return MEDIAN_SE * np.asarray(cv, dtype=float) / np.sqrt(np.asarray(trials, dtype=float))
+
+
 def band(se_a: float, se_b: float) -> float:
     """The standard error of the difference of two independent estimates."""
     return math.hypot(se_a, se_b)
@@ -79,13 +93,16 @@ def choose_winner(
     trained: pd.DataFrame, selected: pd.DataFrame, baseline: str, z: float = Z_TIE
 ) -> dict[str, Any]:
     """The winner among ``trained`` (one row per trained candidate: ``name, latency_s`` and the
-    EVAL_COLUMNS; the smooth ones may be absent), and how it compares with ``baseline``.
+    EVAL_COLUMNS, and ``latency_log_se``; the smooth ones and the latency's se may be absent),
+    and how it compares with ``baseline``.
 
     The most accurate model and every model tied with it are the ``contenders``; if every
-    contender has the smooth metric, only those tied with the lowest stay; of those the
-    fastest wins (then the name, so that row order never matters). ``decided_by`` says which
-    step left one model: ``accuracy``, SMOOTH or ``latency``. ``band`` is z times the
-    combined standard error of the two most accurate models (None with one model).
+    contender has the smooth metric, only those tied with the lowest stay; of those, the
+    fastest and those tied with it on latency stay (``latency_tied`` when more than one; an
+    unknown se ties only equal times), and the most accurate of them wins (then the faster,
+    then the name, so that row order never matters). ``decided_by`` says which step left
+    one model: ``accuracy``, SMOOTH, ``latency``, or ``accuracy, tied on latency``. ``band``
+    is z times the combined standard error of the two most accurate models (None with one).
 
     Against ``baseline``: speed-up = baseline latency / winner latency, the accuracy difference
     winner - baseline, its band (z · combined se) and the ``verdict`` (VERDICTS: outside the band
@@ -97,7 +114,8 @@ def choose_winner(
         raise InputError("no trained candidate to choose from")
     rows = (
         trained.assign(**{c: trained.get(c, np.nan) for c in EVAL_COLUMNS})
-        .astype({c: float for c in EVAL_COLUMNS})
+        .assign(latency_log_se=trained.get("latency_log_se", np.nan))
+        .astype({c: float for c in (*EVAL_COLUMNS, "latency_log_se")})
         .sort_values(["average", "latency_s", "name"], ascending=[False, True, True], kind="stable")
         .reset_index(drop=True)
     )
@@ -106,9 +124,15 @@ def choose_winner(
     left, decided_by = contenders, "accuracy"
     if len(left) > 1 and left[SMOOTH].notna().all():
         left, decided_by = _within(left, SMOOTH, left.loc[left[SMOOTH].idxmin()], z), SMOOTH
+    latency_tied: list[str] = []
     if len(left) > 1:
-        decided_by = "latency"
-    best = left.sort_values(["latency_s", "name"], kind="stable").iloc[0]
+        fastest = left.sort_values(["latency_s", "name"], kind="stable").iloc[0]
+        left = left[[_latency_tied(row, fastest, z) for _, row in left.iterrows()]]
+        decided_by = "latency" if len(left) == 1 else "accuracy, tied on latency"
+        latency_tied = [str(name) for name in left["name"]] if len(left) > 1 else []
+    best = left.sort_values(
+        ["average", "latency_s", "name"], ascending=[False, True, True], kind="stable"
+    ).iloc[0]
 
     base = rows[rows["name"] == baseline]
     trained_baseline = not base.empty
@@ -129,6 +153,7 @@ def choose_winner(
         "latency_s": float(best["latency_s"]),
         "decided_by": decided_by,
         "contenders": [str(name) for name in contenders["name"]],
+        "latency_tied": latency_tied,
         "z": z,
         "band": _number(z * band(rows["average_stderr"].iloc[0], rows["average_stderr"].iloc[1]))
         if len(rows) > 1
@@ -142,6 +167,12 @@ def choose_winner(
         "accuracy_diff_band": _number(diff_band),
         "verdict": verdict,
     }
+
+
+def _latency_tied(row: pd.Series, fastest: pd.Series, z: float) -> bool:
+    """Whether ``row``'s latency ties ``fastest``'s: the log ratio within z bands."""
+    ratio = math.log(row["latency_s"] / fastest["latency_s"])
+    return _tied(ratio, z * band(row["latency_log_se"], fastest["latency_log_se"]))
 
 
 def _number(value: float | None) -> float | None:
