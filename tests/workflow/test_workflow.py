@@ -71,7 +71,8 @@ def test_every_result_json_carries_the_config_hash_the_report_shows(finished):
     shown = provenance.set_index("item")["value"]["config_hash"]
     assert shown == config_hash(load_config(MICRO, REPO / "config" / "schema.yaml"))
     made = [
-        results / "data" / "manifest.json",  # the data stage's (the shard sidecars feed it)
+        results / "data" / "manifest.json",
+        *(results / "data" / "shards").glob("*.json"),  # the tokenization jobs' sidecars
         results / "data" / "tasks" / "tasks.json",
         *(results / "fit").glob("*.json"),
         *(results / "latency").glob("*.json"),

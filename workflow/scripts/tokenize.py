@@ -6,6 +6,7 @@ import os
 os.environ["RAYON_NUM_THREADS"] = str(snakemake.threads)
 
 from infscale.data.prepare import tokenize_job
+from infscale.provenance import provenance
 from infscale.script import start_script
 
 start_script(snakemake.log[0])
@@ -19,5 +20,6 @@ sidecar = tokenize_job(
     params.cache,
     params.seed,
     params.max_windows,
+    provenance(snakemake.config),
 )
 print({key: sidecar[key] for key in ("documents", "windows", "tokens")})

@@ -41,6 +41,7 @@ def write_manifest(
         if job["tokenizer_hash"] != expected:
             raise InputError(f"{path}: tokenized with another tokenizer than {tokenizer_dir}")
         files = {split: _relative(path.parent / job["files"][split], out) for split in SPLITS}
+        job.pop("provenance", None)  # the manifest's own says where it was made
         jobs.append({"name": path.stem, **job, "files": files})
     seq_len = data_cfg["seq_len"]
     totals = {

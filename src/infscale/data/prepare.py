@@ -90,9 +90,11 @@ def tokenize_job(
     cache_dir: str | Path,
     seed: int,
     max_windows: int | None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One tokenization job: its source shards, each split and packed on its own, into
-    ``out["train"]`` and ``out["val"]``, and the sidecar ``out["meta"]`` the gather reads.
+    ``out["train"]`` and ``out["val"]``, and the sidecar ``out["meta"]`` the gather reads
+    (with ``provenance`` where given).
 
     Training packing stops at ``max_windows`` (the job's share of ``data.max_tokens``). Every
     output appears by rename when complete, and the job reads and writes the same bytes on
@@ -128,6 +130,8 @@ def tokenize_job(
         **_counts(metas, seq_len),
         "vocab_size": len(tokenizer),
     }
+    if provenance is not None:
+        sidecar["provenance"] = provenance
     write_json(out["meta"], sidecar)
     return sidecar
 
