@@ -132,12 +132,14 @@ IGNORED: tuple[Ignored, ...] = (
     ),
     Ignored("report/tables/selection.csv", frozenset({"latency_s"}), "measured latency"),
     Ignored("report/tables/runs.csv", frozenset({"latency_s"}), "measured latency"),
-    # the winner's name, decided_by and contenders are compared: micro's contenders tie on
-    # accuracy and latency decides, but between 2 and 6 layers (a factor 2 in time)
+    # the winner's name and contenders are compared: micro's contenders tie on accuracy; the
+    # two fastest (2 and 3 layers) are timed about 4 % apart, within their noise in one run and
+    # not in another, which changes how the winner was decided but not the winner (the faster
+    # is also the more accurate)
     Ignored(
         "report/tables/winner.csv",
-        frozenset({"latency_s", "baseline_latency_s", "speedup"}),
-        "measured latencies and their ratio",
+        frozenset({"latency_s", "baseline_latency_s", "speedup", "decided_by", "latency_tied"}),
+        "measured latencies, their ratio, and whether they tie",
     ),
     Ignored(
         "report/tables/trained_latency.csv",
