@@ -641,7 +641,7 @@ def test_downstream_table_and_winner_table(downstream, models, selected):
         choose_winner(tables.trained_candidates(models), selected, "2048x24")
     )
     shown = tables.md_table(winner)
-    assert "| 3072x12 | 0.530 | - | - | 1.960 | latency | 3072x12, 2560x16 | - | 1 | - |" in shown
+    assert "| 3072x12 | 0.530 | - | - | 1.960 | latency | 2560x16, 3072x12 | - | 1 | - |" in shown
     assert "| 2048x24 | yes | 0.520 | 3.610 | 1.84 | +0.010 | - | better |" in shown
 
 

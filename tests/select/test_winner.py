@@ -141,3 +141,13 @@ def test_latencies_within_their_noise_tie_and_the_more_accurate_of_them_wins():
     assert tight["latency_tied"] == []
     # without the latency's se only equal times tie: the faster wins, as before
     assert choose_winner(rows, SELECTED, "c1")["winner"] == "c9"
+
+
+def test_what_rests_on_timings_is_only_the_latency_step():
+    # b and c tie on accuracy exactly: their order, the contenders and the band follow the
+    # name, whichever was timed faster
+    for b_s, c_s in ((2.0, 3.0), (3.0, 2.0)):
+        rows = trained(("a", 0.54, 4.0), ("c", 0.53, c_s), ("b", 0.53, b_s))
+        winner = choose_winner(rows, SELECTED, "base")
+        assert winner["contenders"] == ["a", "b", "c"]
+        assert winner["winner"] == ("b" if b_s < c_s else "c")

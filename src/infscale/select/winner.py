@@ -116,7 +116,8 @@ def choose_winner(
         trained.assign(**{c: trained.get(c, np.nan) for c in EVAL_COLUMNS})
         .assign(latency_log_se=trained.get("latency_log_se", np.nan))
         .astype({c: float for c in (*EVAL_COLUMNS, "latency_log_se")})
-        .sort_values(["average", "latency_s", "name"], ascending=[False, True, True], kind="stable")
+        # by accuracy, then name: what rests on measured times is decided below, not by order
+        .sort_values(["average", "name"], ascending=[False, True], kind="stable")
         .reset_index(drop=True)
     )
     top = rows.iloc[0]
