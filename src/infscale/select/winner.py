@@ -36,6 +36,7 @@ Z_TIE = 1.0
 EVAL_COLUMNS = ("average", "average_stderr", SMOOTH, f"{SMOOTH}_stderr")
 # The standard error of a median is about sqrt(pi / 2) times that of a mean (normal errors).
 MEDIAN_SE = math.sqrt(math.pi / 2)
+LOG_LATENCY = "log_latency"  # ln(latency_s), compared by the band rule with its stderr
 VERDICTS = ("better", "tied", "worse")
 
 
@@ -113,9 +114,14 @@ def choose_winner(
     if trained.empty:
         raise InputError("no trained candidate to choose from")
     rows = (
-        trained.assign(**{c: trained.get(c, np.nan) for c in EVAL_COLUMNS})
-        .assign(latency_log_se=trained.get("latency_log_se", np.nan))
-        .astype({c: float for c in (*EVAL_COLUMNS, "latency_log_se")})
+        trained.assign(
+            **{c: trained.get(c, np.nan) for c in EVAL_COLUMNS},
+            **{
+                LOG_LATENCY: np.log(trained["latency_s"].astype(float)),
+                f"{LOG_LATENCY}_stderr": trained.get("latency_log_se", np.nan),
+            },
+        )
+        .astype({c: float for c in (*EVAL_COLUMNS, f"{LOG_LATENCY}_stderr")})
         # by accuracy, then name: what rests on measured times is decided below, not by order
         .sort_values(["average", "name"], ascending=[False, True], kind="stable")
         .reset_index(drop=True)
@@ -125,12 +131,10 @@ def choose_winner(
     left, decided_by = contenders, "accuracy"
     if len(left) > 1 and left[SMOOTH].notna().all():
         left, decided_by = _within(left, SMOOTH, left.loc[left[SMOOTH].idxmin()], z), SMOOTH
-    latency_tied: list[str] = []
-    if len(left) > 1:
+    if len(left) > 1:  # the same band rule on the log of the times
         fastest = left.sort_values(["latency_s", "name"], kind="stable").iloc[0]
-        left = left[[_latency_tied(row, fastest, z) for _, row in left.iterrows()]]
+        left = _within(left, LOG_LATENCY, fastest, z)
         decided_by = "latency" if len(left) == 1 else "accuracy, tied on latency"
-        latency_tied = [str(name) for name in left["name"]] if len(left) > 1 else []
     best = left.sort_values(
         ["average", "latency_s", "name"], ascending=[False, True, True], kind="stable"
     ).iloc[0]
@@ -154,7 +158,7 @@ def choose_winner(
         "latency_s": float(best["latency_s"]),
         "decided_by": decided_by,
         "contenders": [str(name) for name in contenders["name"]],
-        "latency_tied": latency_tied,
+        "latency_tied": [str(name) for name in left["name"]] if len(left) > 1 else [],
         "z": z,
         "band": _number(z * band(rows["average_stderr"].iloc[0], rows["average_stderr"].iloc[1]))
         if len(rows) > 1
@@ -168,12 +172,6 @@ def choose_winner(
         "accuracy_diff_band": _number(diff_band),
         "verdict": verdict,
     }
-
-
-def _latency_tied(row: pd.Series, fastest: pd.Series, z: float) -> bool:
-    """Whether ``row``'s latency ties ``fastest``'s: the log ratio within z bands."""
-    ratio = math.log(row["latency_s"] / fastest["latency_s"])
-    return _tied(ratio, z * band(row["latency_log_se"], fastest["latency_log_se"]))
 
 
 def _number(value: float | None) -> float | None:
