@@ -1,5 +1,7 @@
 """The latency model (fit, leave-one-out error, prediction) and the sweep shapes and fits."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,21 +19,36 @@ from infscale.latency.sweeps import (
     throughput_shape,
     width_for_params,
 )
-from infscale.shapes import param_count
+from infscale.shapes import Shape, param_count
 
 
-def synthetic(noise=0.0, seed=0):
-    rng = np.random.default_rng(seed)
-    rows = [
-        (d, layers)
+def synthetic_shapes():
+    """Multi-head shapes over width and depth, plus GQA and narrow-MLP twins of some."""
+    shapes = [
+        Shape(d, layers, 4, 512, multiple_of=16)
         for d in (32, 48, 64, 96, 128)
         for layers in (1, 2, 4, 8)
         if not (d == 128 and layers == 8)
     ]
-    d, L = np.array(rows).T
-    true = 0.3 + 0.15 * L + 1e-4 * L * d + 2e-6 * L * d**2 + 1e-6 * d * 512
+    twins = [Shape(64, 2, 4, 512, 16, n_kv_heads=1), Shape(96, 4, 4, 512, 16, ffn_hidden=96)]
+    return shapes + twins
+
+
+def true_latency(shapes):
+    d, L, N = (
+        np.array([getattr(s, a) for s in shapes]) for a in ("d_model", "n_layers", "n_params")
+    )
+    W = N - 2 * 512 * d - (2 * L + 1) * d  # the layers' matrix weights
+    return 0.3 + 0.15 * L + 1e-4 * L * d + 2e-7 * W + 1e-6 * d * 512
+
+
+def synthetic(noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = synthetic_shapes()
+    true = true_latency(shapes)
     y = true * (1 + noise * rng.standard_normal(len(true)))
-    return pd.DataFrame({"d_model": d, "n_layers": L, "vocab_size": 512, "median_s": y}), true
+    table = pd.DataFrame([s.dimensions | {"N": s.n_params} for s in shapes]).assign(median_s=y)
+    return table, true
 
 
 def test_recovers_an_exact_model():
@@ -40,10 +57,21 @@ def test_recovers_an_exact_model():
     assert model["form"] == FORM
     assert model["loo_median_rel_err"] < 1e-3
     assert model["coefficients"]["b"] == pytest.approx(0.15, rel=1e-3)
-    predicted = predict_latency(model, table["d_model"], table["n_layers"], 512)
+    assert model["coefficients"]["e"] == pytest.approx(2e-7, rel=1e-3)
+    predicted = predict_latency(model, synthetic_shapes())
     np.testing.assert_allclose(predicted, true, rtol=1e-3)
-    assert len(model["loo"]) == len(table)
+    assert len(model["loo"]) == len(table)  # the twins are shapes of their own, not merged
     assert all(v >= 0 for v in model["coefficients"].values())
+
+
+def test_kv_heads_and_mlp_width_change_the_prediction():
+    model = fit_latency_model(synthetic()[0])
+    mha = Shape(128, 4, 8, 512, 16)
+    gqa, narrow = replace(mha, n_kv_heads=2), replace(mha, ffn_hidden=128)
+    t_mha, t_gqa, t_narrow = predict_latency(model, [mha, gqa, narrow])
+    # K = H/4 drops 2·d·(d - d/4) weights per layer; F 352 -> 128 drops 3·d·224
+    assert t_mha - t_gqa == pytest.approx(2e-7 * 4 * 2 * 128 * 96, rel=1e-3)
+    assert t_mha - t_narrow == pytest.approx(2e-7 * 4 * 3 * 128 * (mha.ffn_hidden - 128), rel=1e-3)
 
 
 def test_loo_error_reflects_noise():
@@ -61,7 +89,7 @@ def test_duplicate_shapes_are_merged_and_too_few_rejected():
     with pytest.raises(InputError, match="missing column"):
         fit_latency_model(table.drop(columns="median_s"))
     with pytest.raises(InputError, match="not a latency model"):
-        predict_latency({"form": "T = x"}, 1, 1, 1)
+        predict_latency({"form": "T = x"}, [Shape(32, 1, 4, 512)])
 
 
 def test_sweep_shapes_of_the_default_config(default_config):

@@ -2,7 +2,7 @@
 
 Form (one protocol: fixed prompt, new tokens and batch size)::
 
-    T = a + b·L + c·L·d + e·L·d² + g·d·V
+    T = a + b·L + c·L·d + e·W + g·d·V
 
 Why these terms. Decoding with a KV cache runs every layer once per new token, so the cost is a
 sum over layers plus the parts outside them:
@@ -10,10 +10,12 @@ sum over layers plus the parts outside them:
 - ``a``: per-call and per-token work outside the layers (the sampling loop, embedding lookup);
 - ``b·L``: per-layer fixed cost per token (kernel launches, Python dispatch). It dominates for
   small models at batch 1, which is why latency is linear in n_layers (paper Fig. 3);
-- ``e·L·d²``: per-layer matrix products (4d² attention + 3·f·d SwiGLU, f ≈ 8d/3), i.e. the
-  weights read per token: the term that grows with width for large models;
-- ``c·L·d``: per-layer work linear in width: attention over the cached context (context × d),
-  norms, rotary, element-wise SwiGLU;
+- ``e·W``: the layers' matrix products, W = N - 2·V·d - (2·L + 1)·d, the weights read per
+  token: the term that grows with width for large models. Taking W from the exact N (rather
+  than L·d²) is what lets the model see the KV heads and the MLP width: a GQA shape reads
+  2·d·(d - K·HD) fewer weights per layer than its multi-head twin, a narrow MLP 3·d·ΔF fewer;
+- ``c·L·d``: per-layer work linear in width: attention over the cached context (context × d
+  for the queries of every head, with or without shared KV heads), norms, rotary;
 - ``g·d·V``: the output head (d × V) once per token.
 
 All coefficients are physical costs, so they are fitted non-negative (scipy ``nnls``), and on
@@ -24,24 +26,27 @@ was not measured.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from infscale.errors import InputError
+from infscale.shapes import Shape
 
-FORM = "T = a + b*L + c*L*d + e*L*d^2 + g*d*V"
+FORM = "T = a + b*L + c*L*d + e*W + g*d*V"
 TERMS = ("a", "b", "c", "e", "g")
+COLUMNS = ("shape", "d_model", "n_layers", "vocab_size", "N")
 
 
-def features(d_model: Any, n_layers: Any, vocab_size: Any) -> np.ndarray:
+def features(d_model: Any, n_layers: Any, vocab_size: Any, n_params: Any) -> np.ndarray:
     """The design matrix: one row per shape, one column per term of FORM."""
     d = np.asarray(d_model, dtype=float)
     L = np.asarray(n_layers, dtype=float)
     V = np.asarray(vocab_size, dtype=float)
-    return np.column_stack([np.ones_like(d), L, L * d, L * d**2, d * V])
+    W = np.asarray(n_params, dtype=float) - 2 * V * d - (2 * L + 1) * d
+    return np.column_stack([np.ones_like(d), L, L * d, W, d * V])
 
 
 def _fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -55,18 +60,17 @@ def _fit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def fit_latency_model(table: pd.DataFrame) -> dict[str, Any]:
-    """Fit FORM on ``table`` (columns d_model, n_layers, vocab_size, median_s; one row per shape).
+    """Fit FORM on ``table`` (columns COLUMNS and median_s; rows of one shape are merged).
 
     Returns the coefficients, the in-sample and leave-one-out relative errors, and the LOO table.
     """
-    needed = {"d_model", "n_layers", "vocab_size", "median_s"}
-    missing = needed - set(table.columns)
+    missing = {*COLUMNS, "median_s"} - set(table.columns)
     if missing:
         raise InputError(f"latency model: missing column(s) {', '.join(sorted(missing))}")
     table = (
-        table.groupby(["d_model", "n_layers", "vocab_size"], as_index=False)["median_s"]
+        table.groupby(list(COLUMNS), as_index=False)["median_s"]
         .median()
-        .sort_values(["d_model", "n_layers"])
+        .sort_values(["d_model", "n_layers", "N"])
         .reset_index(drop=True)
     )
     if len(table) < len(TERMS) + 1:
@@ -77,7 +81,7 @@ def fit_latency_model(table: pd.DataFrame) -> dict[str, Any]:
     y = table["median_s"].to_numpy(dtype=float)
     if (y <= 0).any():
         raise InputError("latency model: every median_s must be positive")
-    X = features(table["d_model"], table["n_layers"], table["vocab_size"])
+    X = features(table["d_model"], table["n_layers"], table["vocab_size"], table["N"])
     w = _fit(X, y)
     fitted = X @ w
     loo = np.empty_like(y)
@@ -94,7 +98,7 @@ def fit_latency_model(table: pd.DataFrame) -> dict[str, Any]:
             "a": "1",
             "b": "n_layers",
             "c": "n_layers*d_model",
-            "e": "n_layers*d_model^2",
+            "e": "N - 2*vocab_size*d_model - (2*n_layers + 1)*d_model",
             "g": "d_model*vocab_size",
         },
         "coefficients": dict(zip(TERMS, map(float, w), strict=True)),
@@ -107,18 +111,19 @@ def fit_latency_model(table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def predict_latency(model: dict[str, Any], d_model: Any, n_layers: Any, vocab_size: Any):
+def predict_latency(model: dict[str, Any], shapes: Sequence[Shape]) -> np.ndarray:
     """Predicted latency (s) of shapes under the model's protocol."""
     if model.get("form") != FORM or "coefficients" not in model:
         raise InputError(f"not a latency model of the form {FORM!r}")
     w = np.array([model["coefficients"][t] for t in TERMS], dtype=float)
-    return features(d_model, n_layers, vocab_size) @ w
+    columns = [[getattr(s, a) for s in shapes] for a in ("d_model", "n_layers", "vocab_size")]
+    return features(*columns, [s.n_params for s in shapes]) @ w
 
 
-def measured_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+def measured_table(records: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """The model's training table from latency JSONs / sweep rows (batch 1 of one protocol)."""
     frame = pd.DataFrame(records)
-    return frame[["d_model", "n_layers", "vocab_size", "median_s"]]
+    return frame[[*COLUMNS, "median_s"]]
 
 
 def shortlist_size(select: Mapping[str, Any]) -> int:

@@ -372,7 +372,8 @@ def latency_model_table(model: Mapping[str, Any]) -> Table:
         "Latency model: T(shape) fitted on the measured shapes",
         frame,
         {"coefficient_s": ".4g"},
-        f"Form {model['form']} (L = n_layers, d = d_model, V = vocabulary size), fitted by "
+        f"Form {model['form']} (L = n_layers, d = d_model, V = vocabulary size, W = the layers' "
+        f"matrix weights, which see the KV heads and the MLP width), fitted by "
         f"{model['fit']} on {model['n_shapes']} measured shapes. Median relative error: "
         f"in sample {model['fit_median_rel_err']:.1%}, leave-one-out "
         f"{model['loo_median_rel_err']:.1%} (max {model['loo_max_rel_err']:.1%}).",

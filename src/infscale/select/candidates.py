@@ -61,7 +61,7 @@ def candidate_latency(
         else:
             if model is None:
                 raise InputError(f"candidate shape {shape.label} was neither timed nor predicted")
-            predicted = predict_latency(model, shape.d_model, shape.n_layers, shape.vocab_size)
+            predicted = predict_latency(model, [shape])
             latency[shape.label] = (float(predicted[0]), "predicted")
     return latency
 
