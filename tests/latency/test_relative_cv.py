@@ -58,10 +58,10 @@ def test_rounds_an_item_sat_out_are_skipped():
     assert relative_cv(times, np.array([1, 0, 1])) == pytest.approx(np.zeros(3), abs=1e-12)
 
 
-def fake_machine(monkeypatch, noisy_item: int | None = None):
+def fake_machine(monkeypatch, noisy_item: int | None = None, own: float = 0.3):
     """Generators (no model runs) that return BASE[item] × a drift factor drawn afresh (±25 %)
-    whenever the order of calls starts over, i.e. once per round, and, for ``noisy_item``, 30 %
-    noise of its own."""
+    whenever the order of calls starts over, i.e. once per round, and noise of its own (sd
+    ``own``) for ``noisy_item`` (-1: every item)."""
     rng = np.random.default_rng(2)
     state = {"last": len(BASE), "drift": 1.0}
     sizes = {d: i for i, d in enumerate((32, 40, 48))}
@@ -73,8 +73,9 @@ def fake_machine(monkeypatch, noisy_item: int | None = None):
             if item <= state["last"]:  # a new round
                 state["drift"] = rng.uniform(0.75, 1.25)
             state["last"] = item
-            own = 1 + 0.3 * rng.standard_normal() if item == noisy_item else 1.0
-            return float(BASE[item] * state["drift"] * own)
+            noisy = noisy_item in (item, -1)
+            factor = 1 + own * rng.standard_normal() if noisy else 1.0
+            return float(BASE[item] * state["drift"] * factor)
 
         return once
 
@@ -102,3 +103,22 @@ def test_a_noisy_shape_is_repeated_with_its_reference_then_flagged(monkeypatch):
     assert [r["repeats"] for r in results] == [0, 1, 1]  # the noisy one and its reference
     assert [len(r["trials_s"]) for r in results] == [10, 20, 20]
     assert results[2]["median_s"] == np.median(results[2]["trials_s"])  # absolute, pooled
+
+
+def test_noise_every_shape_shares_is_the_machines_and_flags_none(monkeypatch):
+    items = fake_machine(monkeypatch, noisy_item=-1, own=0.2)
+    protocol = Protocol(trials=10, max_cv=0.1, max_repeats=1)
+    results = measure_interleaved(items, protocol, ttft=False)
+    assert all(r["relative_cv"] > 0.1 for r in results)  # a fixed threshold flags them all
+    assert [r["flagged"] for r in results] == [False, False, False]
+    assert [r["repeats"] for r in results] == [0, 0, 0]  # and nothing is re-timed
+
+
+def test_a_flag_needs_the_threshold_and_twice_the_jobs_median():
+    noise = np.array([0.25, 0.3, 0.35, 0.8, 0.05])
+    assert list(measure._outliers(noise, 0.1)) == [False, False, False, True, False]
+    assert list(measure._outliers(noise, 0.9)) == [False] * 5  # the threshold still applies
+    assert not measure._outliers(noise, None).any()
+    # two measurements (a checkpoint and its twin) or one: the threshold alone
+    assert list(measure._outliers(np.array([0.3, 0.05]), 0.1)) == [True, False]
+    assert list(measure._outliers(np.array([0.3]), 0.1)) == [True]
