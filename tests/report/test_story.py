@@ -131,6 +131,10 @@ def test_the_story_says_what_was_chosen_why_and_how_stably(selected, winner):
     assert "parameters N <= 400,000 excluded c4" in line
     assert "latency (s) <= 3 excluded c1" in line and "tokens D" not in line
     assert "resamples that choose each: c2 97%, c3 61%." in line
+    assert "The budgets exclude c4, the lowest predicted loss of all (3.7): without" in line
+    within = selected.assign(loss_pred=[3.90, 3.60, 3.85, 3.70])
+    line = story.story_lines(INFERENCE_FIT, within, winner, BUDGETS)[2]
+    assert "lowest predicted loss of all, c2's (3.6), is within the budgets" in line
     counted = story.story_lines(
         INFERENCE_FIT, selected, winner, BUDGETS, {"resamples": 198, "skipped": 2}
     )[2]

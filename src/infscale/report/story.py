@@ -12,6 +12,7 @@ names costs a Snakefile nothing.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,26 @@ def _coefficient(fit: Mapping[str, Any], name: str, *, signed: bool) -> str:
     return text
 
 
+def _natural(name: str) -> list[int | str]:
+    """Sort key reading digits as numbers: c2 before c10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _budgets_bind(selected: pd.DataFrame) -> str:
+    """Whether the budgets changed the choice: do they exclude the lowest predicted loss?"""
+    best = selected.loc[selected["loss_pred"].idxmin()]
+    loss = f"{best['loss_pred']:.4g}"
+    if best["feasible"] == 1:
+        return (
+            f" The lowest predicted loss of all, {best['name']}'s ({loss}), is within the "
+            "budgets, so they did not change the first choice."
+        )
+    return (
+        f" The budgets exclude {best['name']}, the lowest predicted loss of all ({loss}): "
+        "without them it would be chosen first."
+    )
+
+
 def _selection_line(
     selected: pd.DataFrame,
     budgets: Mapping[str, float | None],
@@ -208,17 +229,20 @@ def _selection_line(
     for key, (column, label) in BUDGETS.items():
         limit = budgets[key]
         if limit is not None:
-            over = selected.loc[selected[column] > limit, "name"].astype(str).tolist()
+            over = sorted(selected.loc[selected[column] > limit, "name"].astype(str), key=_natural)
             shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
             excluded.append(f"{label} <= {shown} excluded {', '.join(over) or 'none'}")
     why = "; ".join(excluded) if excluded else "no budget was set"
     objective = (stability or {}).get("objective", "loss")
     best = "lowest predicted losses" if objective == "loss" else "highest throughputs"
+    budgets_bind = _budgets_bind(selected) if excluded else None
     text = (
         f"Selection: chose {', '.join(chosen['name'].astype(str))} (k = {len(chosen)}), the "
         f"{best} among the {n_feasible} of {len(selected)} candidates within "
         f"the budgets ({why})."
     )
+    if objective == "loss" and budgets_bind is not None:
+        text += budgets_bind
     if "chosen_frac" in selected.columns:
         counted = ""
         if stability is not None:
