@@ -58,7 +58,7 @@ CONFIG_CASES = {
         lambda c: c["select"].update(max_params=_smallest_but_one_n(c) - 1),
         "select.k: 2 exceeds the 1 candidate(s) within select.max_params",
     ),
-    "k above the candidates": (lambda c: c["select"].update(k=10), "select.k: 10 exceeds the 9"),
+    "k above the candidates": (lambda c: c["select"].update(k=11), "select.k: 11 exceeds the 10"),
     "latency device gpu": (lambda c: c["latency"].update(device="gpu"), "latency.device"),
     "latency device cuda:x": (lambda c: c["latency"].update(device="cuda:x"), "latency.device"),
     "latency device in capitals": (lambda c: c["latency"].update(device="CPU"), "latency.device"),
