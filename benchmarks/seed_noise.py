@@ -1,19 +1,21 @@
 """Seed-to-seed noise of the loss, and the loss of candidate grid shapes, measured by training.
 
 A default grid can only show a shape effect larger than the noise of one training run, so the
-grid is chosen by measurement: this trains each given shape (``d_model x n_layers``) with
-several seeds (model initialisation and data order both follow ``train.seed``) on the packed
-data of a finished ``prepare_data`` job, with the config's recipe and token multipliers, and
-prints per shape and multiplier the paper's loss metric and the validation loss: mean,
-seed-to-seed standard deviation, and the range over shapes in units of that noise.
+grid is chosen by measurement: this trains each given shape (``DxL``, or ``DxLfF`` with SwiGLU
+width F) with several seeds (model initialisation and data order both follow ``train.seed``)
+on the token files of a finished data stage (its ``manifest.json``), with the config's recipe
+and token multipliers, and prints per shape and multiplier the paper's loss metric and the
+validation loss: mean, seed-to-seed standard deviation, and the range over shapes in units of
+that noise.
 
-    python benchmarks/seed_noise.py --data /tmp/exp/results/data --shapes 48x6 --seeds 0 1 2
-    python benchmarks/seed_noise.py --data ... --shapes 24x8 32x4 40x2 --seeds 0 --mults 4 8
+    python benchmarks/seed_noise.py --data results/data/manifest.json --shapes 48x6 --seeds 0 1
+    python benchmarks/seed_noise.py --data ... --shapes 72x1 88x1f48 --seeds 0 --mults 4 8
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import tempfile
 import time
@@ -23,7 +25,7 @@ import pandas as pd
 import torch
 
 from infscale.config import load_config
-from infscale.data.tokens import TokenWindows
+from infscale.data.manifest import manifest_windows
 from infscale.grid import _run
 from infscale.shapes import Shape
 from infscale.train.loop import train_run
@@ -34,8 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
-    parser.add_argument("--data", type=Path, required=True, help="results/data of a run")
-    parser.add_argument("--shapes", nargs="+", required=True, help="DxL, e.g. 48x6")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="a run's results/data/manifest.json"
+    )
+    parser.add_argument(
+        "--shapes", nargs="+", required=True, help="DxL or DxLfF, e.g. 48x6 80x1f112"
+    )
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--mults", nargs="+", type=int, default=[4])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -43,17 +49,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config(args.config, REPO / "config" / "schema.yaml")
-    train, val = TokenWindows(args.data / "train.bin"), TokenWindows(args.data / "val.bin")
+    windows = manifest_windows(args.data)
+    train, val = windows["train"], windows["val"]
     rows = []
-    for spec in args.shapes:
-        d_model, n_layers = (int(v) for v in spec.split("x"))
-        shape = Shape(
-            d_model,
-            n_layers,
-            args.heads,
-            config["model"]["vocab_size"],
-            config["model"]["multiple_of"],
-        )
+    try:
+        shapes = {spec: _shape(spec, args.heads, config["model"]) for spec in args.shapes}
+    except ValueError as err:
+        parser.error(str(err))
+    for spec, shape in shapes.items():
         run = _run(shape.label, "bench", spec, shape, tuple(args.mults))
         for seed in args.seeds:
             start = time.perf_counter()
@@ -99,6 +102,22 @@ def main() -> None:
             for mult, group in summary.groupby(level="multiplier"):
                 spread = group[column].max() - group[column].min()
                 print(f"  {mult}x: range over shapes {spread:.4f} = {spread / noise:.1f} x noise")
+
+
+def _shape(spec: str, n_heads: int, model: dict) -> Shape:
+    """``DxL`` or ``DxLfF`` (SwiGLU width F instead of open_lm's) as a Shape."""
+    match = re.fullmatch(r"(\d+)x(\d+)(?:f(\d+))?", spec)
+    if match is None:
+        raise ValueError(f"shape {spec!r} is not DxL or DxLfF (e.g. 48x6, 80x1f112)")
+    d_model, n_layers, ffn = match.groups()
+    return Shape(
+        int(d_model),
+        int(n_layers),
+        n_heads,
+        model["vocab_size"],
+        model["multiple_of"],
+        ffn_hidden=int(ffn) if ffn else None,
+    )
 
 
 if __name__ == "__main__":
