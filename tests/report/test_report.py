@@ -632,6 +632,11 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
     stable = selected.assign(chosen_frac=[0.0, 0.9, 0.6, 0.0])
     frame = tables.selection_table(stable, fit, "all", downstream, models, "2048x24")
     assert "| yes | 90% | no |" in tables.md_table(frame)
+    assert "the inference law reads R: its loss_pred there is an extrapolation" in frame.note
+    chinchilla = tables.selection_table(
+        stable, fits[("chinchilla", "all")], "all", downstream, models, "2048x24"
+    )
+    assert "the chinchilla law reads none" in chinchilla.note
 
 
 def test_downstream_table_and_winner_table(downstream, models, selected):

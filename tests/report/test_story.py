@@ -149,6 +149,18 @@ def test_the_story_says_what_was_chosen_why_and_how_stably(selected, winner):
     assert "(no budget was set)" in unmeasured and "was not measured" in unmeasured
 
 
+def test_the_story_names_chosen_candidates_the_law_extrapolates(selected, winner):
+    marked = selected.assign(outside_grid=[None, "R", "r", "R x"])
+    line = story.story_lines(INFERENCE_FIT, marked, winner, BUDGETS)[2]
+    # c3 lies beyond only in r, which the inference law does not read; c4 is not chosen
+    assert "Beyond the grid's range, so extrapolated by the law: c2 (its R)." in line
+    conditional = {**INFERENCE_FIT, "law": "conditional", "dropped": ["width"]}
+    line = story.story_lines(conditional, marked, winner, BUDGETS)[2]
+    assert "extrapolated by the law: c3 (its r)." in line
+    line = story.story_lines(INFERENCE_FIT, selected, winner, BUDGETS)[2]
+    assert "Beyond the grid" not in line
+
+
 def test_the_story_ends_with_the_winner_against_the_baseline(selected, winner):
     line = story.story_lines(INFERENCE_FIT, selected, winner, BUDGETS)[3]
     # c2 and c3 tie (0.005 < 0.0141): the faster c3 wins; vs c1 +0.045 is beyond the band

@@ -23,6 +23,7 @@ import yaml
 from infscale.errors import InputError
 from infscale.io import write_csv, write_text
 from infscale.report.tables import Table, html_table, loss_band, md_table
+from infscale.select.candidates import variables_read
 from infscale.select.winner import SMOOTH
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def story_lines(
     lines = [
         _law_line(choice_fit["choice"]),
         _shape_line(choice_fit, selected),
-        _selection_line(selected, budgets, stability),
+        _selection_line(selected, budgets, stability, variables_read(choice_fit)),
     ]
     if by_objective is not None and stability is not None:
         lines.append(_objectives_line(by_objective, stability))
@@ -222,6 +223,7 @@ def _selection_line(
     selected: pd.DataFrame,
     budgets: Mapping[str, float | None],
     stability: Mapping[str, int] | None,
+    read: tuple[str, ...],
 ) -> str:
     chosen = selected[selected["selected"] == 1].sort_values("rank", kind="stable")
     n_feasible = int((selected["feasible"] == 1).sum())
@@ -243,6 +245,7 @@ def _selection_line(
     )
     if objective == "loss" and budgets_bind is not None:
         text += budgets_bind
+    text += _extrapolated(chosen, read)
     if "chosen_frac" in selected.columns:
         counted = ""
         if stability is not None:
@@ -257,6 +260,19 @@ def _selection_line(
     else:
         text += " Its stability over the fit's bootstrap resamples was not measured."
     return text
+
+
+def _extrapolated(chosen: pd.DataFrame, read: tuple[str, ...]) -> str:
+    """Which chosen candidates lie beyond the grid in a shape variable the law reads."""
+    marks = []
+    for _, row in chosen.iterrows():
+        outside = row.get("outside_grid")
+        beyond = [v for v in outside.split() if v in read] if isinstance(outside, str) else []
+        if beyond:
+            marks.append(f"{row['name']} (its {', '.join(beyond)})")
+    if not marks:
+        return ""
+    return f" Beyond the grid's range, so extrapolated by the law: {'; '.join(marks)}."
 
 
 def _objectives_line(by_objective: pd.DataFrame, applied: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from infscale.fit.laws import (
     predict_points,
     predict_points_interval,
 )
+from infscale.select.candidates import variables_read
 from infscale.select.winner import EVAL_COLUMNS, SMOOTH, eval_summary, latency_log_se
 
 FitKey = tuple[str, str]
@@ -398,7 +399,10 @@ def objectives_table(by_objective: pd.DataFrame, applied: Mapping[str, Any]) -> 
         f"{_cell(target, '.4f')} ({applied['max_loss']}), within the same budgets. Trained: the "
         f"{applied['objective']} objective's choice. A candidate with fewer KV heads than query "
         "heads (GQA) has its loss predicted by the law from its N and shape alone: no law has a "
-        "KV-head term, so it is predicted as a multi-head shape of the same N and R would be."
+        "KV-head term, so the Chinchilla and inference laws predict it as a multi-head shape of "
+        "the same N and R, and the conditional law, where it keeps its MLP-ratio factor, as a "
+        "larger MLP ratio r (its k and v projections are smaller), usually beyond the grid's "
+        "(outside_grid in the selection table)."
         + (f" No selection: {missing}." if missing else ""),
     )
 
@@ -533,6 +537,7 @@ def selection_table(
             "N": ordered["N"],
             "D": ordered["D"],
             "R": ordered["R"],
+            "outside_grid": ordered.get("outside_grid"),
             "loss_pred": ordered["loss_pred"],
             "loss_pred_lo": lo,
             "loss_pred_hi": hi,
@@ -567,7 +572,19 @@ def selection_table(
         "token and latency budgets; rank: among the selected, by predicted loss; chosen_frac: "
         "the share of the fit's bootstrap resamples under which the selection chooses it; "
         "acc_pred: the loss->accuracy fit at loss_pred; accuracy: measured, for the trained "
-        "(selected and the baseline).",
+        "(selected and the baseline); outside_grid: the shape variables in which the "
+        "candidate lies beyond the grid's range (R = d/L; x = d/sqrt(N_nonemb) and r, the "
+        f"MLP-to-attention ratio), {_reads(fit)}.",
+    )
+
+
+def _reads(fit: Mapping[str, Any]) -> str:
+    read = variables_read(fit)
+    if not read:
+        return f"of which the {fit['law']} law reads none"
+    return (
+        f"of which the {fit['law']} law reads {', '.join(read)}: its loss_pred there is an "
+        "extrapolation"
     )
 
 

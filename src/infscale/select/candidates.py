@@ -1,22 +1,49 @@
 """The candidate table the selection reads, and the budgets it is held to.
 
 Each candidate carries what every law needs to predict its loss (N, D, the shape columns of the
-conditional law), its latency, and whether its R lies outside the grid's: a law fitted on the
-grid says nothing measured about a shape beyond the grid's range, so such a candidate is marked
-as an extrapolation rather than silently trusted.
+conditional law), its latency, and which shape variables lie outside the grid's range: a law
+fitted on the grid says nothing measured about a shape beyond it, so such a candidate is marked
+as an extrapolation rather than silently trusted. The variables are those a law reads: R = d/L
+(the inference law's), x = d/sqrt(N_nonemb) and r, the MLP-to-attention ratio (the conditional
+law's). A GQA candidate's r counts its smaller k and v projections, so it often lies beyond a
+multi-head grid's r.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from infscale.errors import InputError
+from infscale.fit.conditional import FACTORS, mlp_ratio
 from infscale.grid import Run
 from infscale.latency.model import predict_latency
 from infscale.select.objectives import THROUGHPUT
+from infscale.shapes import Shape
+
+
+def shape_variables(shape: Shape) -> dict[str, float]:
+    """R = d/L, x = d/sqrt(N_nonemb) and r (infscale.fit.conditional's variables) of a shape."""
+    r = mlp_ratio(shape.d_model, shape.ffn_hidden, shape.n_heads, shape.n_kv_heads, shape.head_dim)
+    return {
+        "R": shape.aspect_ratio,
+        "x": shape.d_model / math.sqrt(shape.non_embedding_params),
+        "r": float(r),
+    }
+
+
+def variables_read(fit: Mapping[str, Any]) -> tuple[str, ...]:
+    """The shape variables (of :func:`shape_variables`) a fitted law's prediction depends on:
+    none for Chinchilla, R for the inference law, the conditional law's factors it kept."""
+    if fit["law"].startswith("inference"):
+        return ("R",)
+    if fit["law"].startswith("conditional"):
+        dropped = fit.get("dropped", [])
+        return tuple(symbol for factor, (symbol, *_) in FACTORS.items() if factor not in dropped)
+    return ()
 
 
 def candidate_table(
@@ -27,8 +54,7 @@ def candidate_table(
 ) -> pd.DataFrame:
     """One row per candidate; ``latency`` maps a shape label to (seconds, how it was obtained),
     ``throughput`` (where measured) to generation tokens/s (column ``throughput_tps``)."""
-    ratios = [run.shape.aspect_ratio for run in grid]
-    low, high = min(ratios), max(ratios)
+    ranges = pd.DataFrame([shape_variables(run.shape) for run in grid]).agg(["min", "max"])
     rows = []
     for run in candidates:
         shape = run.shape
@@ -40,7 +66,11 @@ def candidate_table(
                 "N": shape.n_params,
                 "D": run.total_tokens,
                 "R": shape.aspect_ratio,
-                "r_extrapolation": int(not low <= shape.aspect_ratio <= high),
+                "outside_grid": " ".join(
+                    name
+                    for name, value in shape_variables(shape).items()
+                    if not ranges.at["min", name] <= value <= ranges.at["max", name]
+                ),
                 "latency_s": seconds,
                 "latency_source": source,
             }
