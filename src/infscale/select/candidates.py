@@ -11,14 +11,13 @@ multi-head grid's r.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from infscale.errors import InputError
-from infscale.fit.conditional import FACTORS, mlp_ratio
+from infscale.fit.conditional import FACTORS, mlp_ratio, width
 from infscale.grid import Run
 from infscale.latency.model import predict_latency
 from infscale.select.objectives import THROUGHPUT
@@ -30,7 +29,7 @@ def shape_variables(shape: Shape) -> dict[str, float]:
     r = mlp_ratio(shape.d_model, shape.ffn_hidden, shape.n_heads, shape.n_kv_heads, shape.head_dim)
     return {
         "R": shape.aspect_ratio,
-        "x": shape.d_model / math.sqrt(shape.non_embedding_params),
+        "x": float(width(shape.n_params, shape.d_model, shape.vocab_size)),
         "r": float(r),
     }
 
