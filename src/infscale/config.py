@@ -22,7 +22,14 @@ from infscale.data.vocab import local_vocab_size
 from infscale.errors import InputError
 from infscale.evaluate.tasks import check_tasks
 from infscale.grid import boundary_steps, candidate_runs, grid_runs, latency_shapes, run_table
-from infscale.latency.sweeps import SWEEPS, sweep_items, sweep_lengths, throughput_shape
+from infscale.latency.sweeps import (
+    SWEEPS,
+    latency_settings,
+    sweep_items,
+    sweep_lengths,
+    throughput_shape,
+)
+from infscale.shapes import Shape
 
 
 def _fill_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator:
@@ -111,6 +118,81 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise InputError(f"config key select.baseline: {select['baseline']!r} is not a candidate")
     _check_budgets(config)
     _check_fit_sets(config)
+    _check_cluster(config)
+
+
+def _check_cluster(config: dict[str, Any]) -> None:
+    """What the cluster section cannot give: a time limit that leaves no compute, more GPUs than
+    a job may hold, a training run that fits no micro-batch, a latency job over a GPU's memory.
+    Said here, before anything is submitted, rather than by sbatch or an OOM days later."""
+    from infscale.train.sizing import size_training
+
+    cluster = config["cluster"]
+    if cluster["time_limit_hours"] * 60 <= cluster["overhead_minutes"]:
+        raise InputError(
+            f"config key cluster.time_limit_hours: {cluster['time_limit_hours']:g} h leaves no "
+            f"time after cluster.overhead_minutes {cluster['overhead_minutes']:g}"
+        )
+    pinned, per_node, nodes = cluster["train_gpus"], cluster["gpus_per_node"], cluster["max_nodes"]
+    if pinned and pinned > nodes * per_node:
+        raise InputError(
+            f"config key cluster.train_gpus: {pinned} GPUs per job exceed cluster.max_nodes × "
+            f"cluster.gpus_per_node = {nodes} × {per_node}"
+        )
+    if pinned and pinned > per_node and pinned % per_node:
+        raise InputError(
+            f"config key cluster.train_gpus: {pinned} GPUs over several nodes must be whole nodes "
+            f"of cluster.gpus_per_node {per_node}"
+        )
+    seq_len, train = config["data"]["seq_len"], config["train"]
+    for run in run_table(config).values():
+        cfg = (
+            {**train, **config["select"]["train_overrides"]} if run.size == "candidates" else train
+        )
+        if pinned and cfg["batch_size"] % pinned:
+            raise InputError(
+                f"config key cluster.train_gpus: {pinned} does not divide run {run.name}'s "
+                f"batch_size {cfg['batch_size']}"
+            )
+        plan = size_training(run.shape, run.total_tokens, cfg, seq_len, cluster)
+        for limit in plan.limits:
+            raise InputError(f"config key cluster: run {run.name}: {limit}")
+    if cluster["device"] == "gpu":
+        _check_latency_memory(config)
+
+
+def _check_latency_memory(config: dict[str, Any]) -> None:
+    """A sweep keeps every item's weights loaded (its items are timed interleaved) and times one
+    at a time; throughput times one shape at each batch size: the weights and the largest KV
+    cache must fit one GPU."""
+    from infscale.train.memory import inference_memory_gb, usable_gb
+
+    cluster, latency = config["cluster"], config["latency"]
+    limit = usable_gb(cluster["gpu_memory_gb"], cluster["memory_headroom"])
+    jobs = {}
+    for sweep in SWEEPS:
+        items = [(Shape(**i["shape"]), i["batch_size"]) for i in sweep_items(config, sweep)]
+        lengths = sweep_lengths(config, sweep)
+        prompt = lengths.get("input_tokens", latency["input_tokens"])
+        tokens = prompt + lengths.get("output_tokens", latency["output_tokens"])
+        jobs[f"latency.sweeps.{sweep}"] = ({s for s, _ in items}, items, prompt, tokens)
+    shape = throughput_shape(config)
+    sizes = latency_settings(config)["throughput"]["batch_sizes"]
+    tokens = latency["input_tokens"] + latency["output_tokens"]
+    jobs["latency.throughput"] = (
+        {shape},
+        [(shape, b) for b in sizes],
+        latency["input_tokens"],
+        tokens,
+    )
+    for key, (resident, timed, prompt, tokens) in jobs.items():
+        need = inference_memory_gb(resident, timed, prompt, tokens)
+        if need > limit:
+            raise InputError(
+                f"config key {key}: weights and KV cache need {need:.0f} GB at the largest batch, "
+                f"over the {limit:.0f} GB usable of cluster.gpu_memory_gb "
+                f"{cluster['gpu_memory_gb']:g} (fewer or smaller batch_sizes, or a larger GPU)"
+            )
 
 
 def _check_budgets(config: dict[str, Any]) -> None:
