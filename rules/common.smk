@@ -8,7 +8,12 @@ from infscale.errors import InputError
 from infscale.fit.laws import PAPER_LAWS
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
 from infscale.provenance import CONFIG_HASH_ENV, config_hash
-from infscale.train.walltime import train_minutes
+from infscale.train.sizing import (
+    planned_train_config,
+    size_training,
+    slice_note,
+    train_retries,
+)
 from infscale.report.story import report_entries, report_files
 from infscale.latency.sweeps import (
     FIG3_SWEEPS,
@@ -184,15 +189,75 @@ def report_outputs():
     return outputs
 
 
-def train_runtime(wildcards, attempt):
-    """Minutes of wall time to ask the scheduler for (infscale.train.walltime)."""
-    name = (
-        f"candidates/{wildcards.name}"
-        if "name" in wildcards.keys()
-        else grid_run_name(wildcards)
+def train_run_name(wildcards):
+    """The run a ``train`` or ``train_candidate`` job trains."""
+    if "name" in wildcards.keys():
+        return f"candidates/{wildcards.name}"
+    return grid_run_name(wildcards)
+
+
+def run_train_config(name):
+    """The train config a run's job starts from: the candidates' with select.train_overrides."""
+    if name.startswith("candidates/"):
+        return {**config["train"], **config["select"]["train_overrides"]}
+    return config["train"]
+
+
+# Every training job sized once, at parse time (infscale.train.sizing): its GPUs, nodes,
+# micro-batch, activation checkpointing and wall time against the config's cluster section.
+CLUSTER = config["cluster"]
+TRAIN_PLANS = {
+    name: size_training(
+        run.shape,
+        run.total_tokens,
+        run_train_config(name),
+        config["data"]["seq_len"],
+        CLUSTER,
     )
-    run = RUNS[name]
-    return train_minutes(run.shape.n_params, run.total_tokens, attempt)
+    for name, run in RUNS.items()
+}
+# A run longer than the time limit continues across jobs: each exits 75 with a checkpoint at
+# the time-limit signal, and Snakemake's retries resubmit it (rules/train.smk).
+TRAIN_RETRIES = train_retries(list(TRAIN_PLANS.values()))
+for name, plan in TRAIN_PLANS.items():
+    if plan.slices > 1:
+        print(f"infscale: {name} {slice_note(plan, CLUSTER)}", file=sys.stderr)
+
+
+def train_plan(wildcards):
+    """The plan of the run a training job trains."""
+    return TRAIN_PLANS[train_run_name(wildcards)]
+
+
+def train_params(wildcards):
+    """The train config the job runs with: the planned micro-batch, activation checkpointing
+    and parallel layout in place of the config's."""
+    name = train_run_name(wildcards)
+    return planned_train_config(run_train_config(name), TRAIN_PLANS[name])
+
+
+def train_gpu_request(wildcards):
+    """GPUs in all (the plugin's `gpu`, sbatch --gpus=<gpu_model>:K); none on a CPU rehearsal."""
+    return train_plan(wildcards).gpus if CLUSTER["device"] == "gpu" else None
+
+
+def train_tasks(wildcards):
+    """One launcher task per node where the job spans several; else the plugin's default."""
+    nodes = train_plan(wildcards).nodes
+    return nodes if nodes > 1 else None
+
+
+def train_mpi(wildcards):
+    """`srun` on a multi-node job: the plugin then runs the job's script once, on the first
+    node, without its `srun -n1` wrapper, and the script starts torchrun on every node.
+    """
+    return "srun" if train_plan(wildcards).nodes > 1 else None
+
+
+def train_tasks_per_gpu(wildcards):
+    """0 on a multi-node GPU job: else the plugin turns `tasks` into --ntasks-per-gpu."""
+    plan = train_plan(wildcards)
+    return 0 if plan.nodes > 1 and CLUSTER["device"] == "gpu" else None
 
 
 # Quick aggregation steps run where Snakemake runs (a cluster's login node), never via sbatch.

@@ -5,6 +5,23 @@
 # or preempted job keeps them); the script exits 75 after a SIGTERM/SIGUSR1 checkpoint and a
 # rerun resumes. The job never deletes them: remove_checkpoints does, once Snakemake has
 # accepted the job's outputs, where `remove_checkpoints` is true (paper.yaml keeps them).
+#
+# Resources (rules/common.smk, from infscale.train.sizing at parse time; the launcher reads them):
+#   nodes          nodes of the job (sbatch --nodes)
+#   gpus           processes per node: torchrun's --nproc-per-node
+#   gpu            GPUs in all, with the profile's gpu_model (sbatch --gpus=a100:K); absent
+#                  where cluster.device is cpu (a rehearsal: processes on CPUs, no GPU request)
+#   tasks          = nodes, only where nodes > 1: one launcher task per node (sbatch --ntasks)
+#   mpi            "srun", only where nodes > 1: the plugin then runs the script once on the
+#                  first node without its `srun -n1` wrapper, and the script starts one torchrun
+#                  per node (srun --ntasks=nodes --ntasks-per-node=1) with the c10d rendezvous
+#                  on the allocation's first host
+#   tasks_per_gpu  0 where nodes > 1 on GPUs: else the plugin turns tasks into --ntasks-per-gpu
+#   runtime, cpus_per_task (per task, i.e. per node), mem_mb (per node)
+# A run longer than cluster.time_limit_hours takes several jobs: each ends at the time-limit
+# signal with a checkpoint and exit 75, and `retries` (the longest run's jobs - 1, plus 2 for
+# failures) resubmits it until it is done. params.train carries the planned micro-batch,
+# activation checkpointing and parallel layout, so the job trains as it was sized.
 
 
 rule train:
@@ -18,14 +35,23 @@ rule train:
         f"results/logs/train/{GRID_RUN}.log",
     benchmark:
         f"results/benchmarks/train/{GRID_RUN}.tsv"
+    retries: TRAIN_RETRIES
     conda:
         "../envs/train.yaml"
     threads: 1
     resources:
-        runtime=train_runtime,  # minutes on a cluster, from N·D (rules/common.smk)
+        runtime=lambda wildcards: train_plan(wildcards).runtime_minutes,
+        nodes=lambda wildcards: train_plan(wildcards).nodes,
+        gpus=lambda wildcards: train_plan(wildcards).per_node,
+        gpu=train_gpu_request,
+        tasks=train_tasks,
+        mpi=train_mpi,
+        tasks_per_gpu=train_tasks_per_gpu,
+        cpus_per_task=lambda wildcards: train_plan(wildcards).cpus_per_task,
+        mem_mb=lambda wildcards: train_plan(wildcards).mem_mb,
     params:
         run=lambda wildcards: RUNS[grid_run_name(wildcards)].to_dict(),
-        train=config["train"],
+        train=train_params,
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
         norm=config["model"]["norm"],
@@ -45,7 +71,7 @@ use rule train as train_candidate with:
         "results/benchmarks/train/candidates/{name}.tsv"
     params:
         run=lambda wildcards: RUNS[f"candidates/{wildcards.name}"].to_dict(),
-        train={**config["train"], **config["select"]["train_overrides"]},
+        train=train_params,
         seq_len=config["data"]["seq_len"],
         rope_theta=config["model"]["rope_theta"],
         norm=config["model"]["norm"],

@@ -177,7 +177,10 @@ def slice_note(plan: TrainPlan, cluster: dict[str, Any]) -> str:
     )
 
 
-def train_retries(plans: list[TrainPlan]) -> int:
-    """Retries a training rule needs: one per extra slice of its longest run, plus those for
-    failures (each resubmission resumes from the last checkpoint)."""
-    return max((p.slices for p in plans), default=1) - 1 + FAILURE_RETRIES
+def train_retries(plans: list[TrainPlan]) -> int | None:
+    """Retries a training rule needs where a run takes several jobs: one per extra slice of
+    the longest, plus those for failures (each resubmission resumes from the last checkpoint).
+    None where every run fits one job: the profile's or the command line's retries then hold
+    (a rule's `retries` would override them, also a test's --retries 0)."""
+    slices = max((p.slices for p in plans), default=1)
+    return None if slices == 1 else slices - 1 + FAILURE_RETRIES
