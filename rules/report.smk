@@ -37,6 +37,7 @@ rule report:
         "../envs/report.yaml"
     params:
         baseline=config["select"]["baseline"],
+        timing_z=config["select"]["timing_z"],
         select_fit_set=config["select"]["fit_set"],
         benchmarks="results/benchmarks",
         own_benchmark="results/benchmarks/report.tsv",

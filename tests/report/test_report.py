@@ -740,6 +740,13 @@ def test_objectives_table_and_story_line(selected):
     infeasible = {**APPLIED, "infeasible": {"throughput": "only 1 of 4 candidates are feasible"}}
     only_loss = table[table["objective"] == "loss"]
     assert "by throughput: none (only 1 of 4" in story._objectives_line(only_loss, infeasible)
+    # 3072x12 and 2048x24 timed within their noise (one tier): the story says they tied
+    tiered = table.assign(throughput_tier=[1, 1, 2, 0] * 2)
+    line = story._objectives_line(tiered, APPLIED)
+    assert "(tied within their timing noise: 2048x24 = 3072x12; the lower predicted" in line
+    assert "tied within" not in story._objectives_line(
+        table.assign(throughput_tier=[1, 2, 3, 0] * 2), APPLIED
+    )
 
 
 GQA_SWEEP = pd.DataFrame(

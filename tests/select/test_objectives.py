@@ -61,6 +61,35 @@ def test_throughput_needs_a_positive_throughput_column(candidates):
         select_top_k(candidates, LOSS, 2, objective="throughput", max_loss=2.92)
 
 
+def test_throughputs_within_their_noise_tie_and_the_lower_predicted_loss_takes_the_tie(
+    candidates,
+):
+    """c (1500 tok/s, loss 3.05) and d (1300, 2.95) are 14 % apart: with a log se of 0.2 each
+    the band is 0.28 in log (about 33 %), so they tie and d, predicted better, ranks first; b
+    (1100, 3.00) ties d but not c, the tier's anchor, and starts the next tier. With a log se of
+    0.01 the same times decide alone."""
+    noisy = candidates.assign(throughput_log_se=0.2)
+    table = select_top_k(noisy, LOSS, 2, objective="throughput", max_loss=3.05)
+    assert chosen(table) == ["d", "c"]
+    tiers = dict(zip(table["name"], table["throughput_tier"], strict=True))
+    assert tiers == {"c": 1, "d": 1, "b": 2, "f": 3, "a": 0, "e": 0}  # a, e: over the target
+    quiet = candidates.assign(throughput_log_se=0.01)
+    table = select_top_k(quiet, LOSS, 2, objective="throughput", max_loss=3.05)
+    assert chosen(table) == ["c", "d"]
+    assert table.loc[table["feasible"] == 1, "throughput_tier"].tolist() == [3, 1, 2, 4]  # b c d f
+    # a wider band (select.timing_z) ties all four feasible ones: the lowest losses win
+    table = select_top_k(quiet, LOSS, 2, objective="throughput", max_loss=3.05, z=100.0)
+    assert chosen(table) == ["f", "d"]
+    assert set(table.loc[table["feasible"] == 1, "throughput_tier"]) == {1}
+
+
+def test_a_throughput_without_a_standard_error_ties_only_an_equal_one(candidates):
+    equal = candidates.assign(throughput_tps=[900.0, 1500.0, 1500.0, 1300.0, 2000.0, 600.0])
+    table = select_top_k(equal, LOSS, 1, objective="throughput", max_loss=3.05)
+    assert chosen(table) == ["b"]  # b and c tie at 1500 (no se): b's 3.00 beats c's 3.05
+    assert "throughput_log_se" not in table.columns
+
+
 def test_stability_of_the_throughput_choice_follows_the_resampled_target(candidates):
     """Under each resample the baseline's predicted loss moves with the others, so the target
     is resolved per resample; with N-only resamples the order of losses stays and so does the

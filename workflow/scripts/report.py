@@ -91,7 +91,9 @@ drawn = {
     ),
 }
 
-winner = choose_winner(tables.trained_candidates(models), selected, params.baseline)
+winner = choose_winner(
+    tables.trained_candidates(models), selected, params.baseline, timing_z=params.timing_z
+)
 shown = {
     "story": tables.story_table(
         story.story_lines(chosen, selected, winner, applied["budgets"], applied, by_objective)

@@ -19,13 +19,13 @@ select = snakemake.params.select
 fit = read_json(snakemake.input.fit)
 candidates = read_csv(snakemake.input.candidates)
 limits = budgets(select, candidates)
-k, objective = select["k"], select["objective"]
+k, objective, z = select["k"], select["objective"], select["timing_z"]
 loss = predict_points(fit, candidates)
 target = loss_target(select["max_loss"], candidates, loss, select["baseline"])
 
 
 def by(name: str) -> pd.DataFrame:
-    return select_for(name, candidates, loss, k, limits, target)
+    return select_for(name, candidates, loss, k, limits, target, z=z)
 
 
 table = by(objective)  # the configured objective's: these candidates are trained
@@ -42,6 +42,7 @@ if band is not None:
         objective,
         select["max_loss"],
         select["baseline"],
+        z,
     )
     table = table.assign(chosen_frac=frequency.chosen_frac)
     stability = {"resamples": frequency.resamples, "skipped": frequency.skipped}

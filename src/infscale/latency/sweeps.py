@@ -78,6 +78,7 @@ THROUGHPUT_COLUMNS = [
     "cv",
     "relative_cv",
     "cv_basis",
+    "trials",
     "reference",
     "repeats",
     "flagged",
@@ -211,7 +212,9 @@ def sweep_rows(sweep: str, results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def throughput_rows(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per shape; ``trials`` counts its timed trials (the band rule's n)."""
     frame = pd.DataFrame(results)
+    frame["trials"] = frame["trials_s"].map(len)
     return frame[[c for c in THROUGHPUT_COLUMNS if c in frame.columns]]
 
 

@@ -295,11 +295,24 @@ def _objectives_line(by_objective: pd.DataFrame, applied: Mapping[str, Any]) -> 
                     + (", the baseline's" if applied["max_loss"] == "baseline" else "")
                 )
             )
-            parts.append(f"by throughput ({bound}): {picks}")
+            parts.append(f"by throughput ({bound}): {picks}{_throughput_ties(rows)}")
         else:
             parts.append(f"by {name}: {picks}")
     parts += [f"by {name}: none ({why})" for name, why in applied["infeasible"].items()]
     return f"Objectives: {'; '.join(parts)}; trained: the {applied['objective']} objective's."
+
+
+def _throughput_ties(rows: pd.DataFrame) -> str:
+    """Where the throughput objective's choice rested on a tie (infscale.select.objectives: the
+    band rule on the measured times), which candidates tied and that predicted loss decided."""
+    if "throughput_tier" not in rows.columns:
+        return ""
+    tiers = rows[rows["feasible"] == 1].groupby("throughput_tier")["name"].agg(list)
+    ties = [names for names in tiers if len(names) > 1]
+    if not ties:
+        return ""
+    named = "; ".join(" = ".join(map(str, names)) for names in ties)
+    return f" (tied within their timing noise: {named}; the lower predicted loss ranks first)"
 
 
 def _winner_line(winner: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ from infscale.fit.laws import (
     predict_points_interval,
 )
 from infscale.select.candidates import variables_read
-from infscale.select.winner import EVAL_COLUMNS, SMOOTH, eval_summary, latency_log_se
+from infscale.select.winner import EVAL_COLUMNS, SMOOTH, eval_summary, measured_log_se
 
 FitKey = tuple[str, str]
 
@@ -144,12 +144,7 @@ def evaluated_models(
     ``latency_log_se`` (infscale.select.winner.latency_log_se of its shape's measurement). A
     grid model's latency is its shape's measurement; a candidate's is what the selection
     used."""
-    noise = latency.assign(
-        latency_log_se=latency_log_se(
-            latency["relative_cv"].where(latency["cv_basis"] == "relative", latency["cv"]),
-            latency["trials_s"].map(len),
-        )
-    )
+    noise = latency.assign(latency_log_se=measured_log_se(latency))
     grid = last_boundaries(points).merge(
         noise[["shape", "median_s", "latency_log_se"]].rename(columns={"median_s": "latency_s"}),
         on="shape",

@@ -20,7 +20,7 @@ from infscale.errors import InputError
 from infscale.fit.conditional import FACTORS, mlp_ratio, width
 from infscale.grid import Run
 from infscale.latency.model import predict_latency
-from infscale.select.objectives import THROUGHPUT
+from infscale.select.objectives import THROUGHPUT, THROUGHPUT_SE
 from infscale.shapes import Shape
 
 
@@ -49,10 +49,11 @@ def candidate_table(
     candidates: Sequence[Run],
     grid: Sequence[Run],
     latency: Mapping[str, tuple[float, str]],
-    throughput: Mapping[str, float] | None = None,
+    throughput: Mapping[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
     """One row per candidate; ``latency`` maps a shape label to (seconds, how it was obtained),
-    ``throughput`` (where measured) to generation tokens/s (column ``throughput_tps``)."""
+    ``throughput`` (where measured) to (generation tokens/s, the standard error of the log of
+    its median time): columns ``throughput_tps`` and ``throughput_log_se``."""
     ranges = pd.DataFrame([shape_variables(run.shape) for run in grid]).agg(["min", "max"])
     rows = []
     for run in candidates:
@@ -73,7 +74,11 @@ def candidate_table(
                 "latency_s": seconds,
                 "latency_source": source,
             }
-            | ({} if throughput is None else {THROUGHPUT: throughput[shape.label]})
+            | (
+                {}
+                if throughput is None
+                else dict(zip((THROUGHPUT, THROUGHPUT_SE), throughput[shape.label], strict=True))
+            )
         )
     return pd.DataFrame(rows)
 

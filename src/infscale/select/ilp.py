@@ -17,7 +17,15 @@ from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
 from infscale.fit.laws import positive
-from infscale.select.objectives import cost, loss_target
+from infscale.select.objectives import (
+    THROUGHPUT,
+    THROUGHPUT_SE,
+    TIER,
+    cost,
+    loss_target,
+    throughput_order,
+)
+from infscale.select.winner import Z_TIE
 
 CANDIDATE_COLUMNS = ("name", "d_model", "n_layers", "N", "D", "latency_s")
 
@@ -30,16 +38,20 @@ def select_for(
     budgets: Mapping[str, float | None],
     max_loss: float | str | None = None,
     baseline: str | None = None,
+    z: float = Z_TIE,
 ) -> pd.DataFrame:
     """``select_top_k`` for one objective with the config's budgets (select.candidates.budgets);
     the throughput objective is also held to ``max_loss`` (a number or ``"baseline"``, which
-    ``loss_target`` resolves with these predictions), the loss objective is not."""
+    ``loss_target`` resolves with these predictions), the loss objective is not. ``z``: the
+    band of a throughput tie (select.timing_z)."""
     target = (
         loss_target(max_loss, candidates, loss_pred, baseline)
         if objective == "throughput"
         else None
     )
-    return select_top_k(candidates, loss_pred, k, objective=objective, max_loss=target, **budgets)
+    return select_top_k(
+        candidates, loss_pred, k, objective=objective, max_loss=target, z=z, **budgets
+    )
 
 
 def select_top_k(
@@ -52,9 +64,11 @@ def select_top_k(
     max_tokens: float | None = None,
     max_latency: float | None = None,
     max_loss: float | None = None,
+    z: float = Z_TIE,
 ) -> pd.DataFrame:
     """All candidates plus ``loss_pred``, ``feasible`` and ``selected`` (0/1) and ``rank``
-    (1 = the best by the objective, among the selected; empty for the others)."""
+    (1 = the best by the objective, among the selected; empty for the others); for the
+    throughput objective also ``throughput_tier`` (objectives.throughput_order, band ``z``)."""
     import pulp
 
     missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
@@ -68,7 +82,6 @@ def select_top_k(
         raise InputError(f"{len(loss)} predicted losses for {len(candidates)} candidates")
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
         raise InputError(f"k must be a positive integer, got {k!r}")
-    costs = cost(objective, candidates, loss)
     limits = {
         column: limit
         for column, limit in (("N", max_params), ("D", max_tokens), ("latency_s", max_latency))
@@ -85,6 +98,7 @@ def select_top_k(
     feasible = np.ones(len(loss), dtype=bool)
     for values in scaled.values():
         feasible &= values <= 1
+    costs = cost(objective, candidates, loss, feasible, z)
     if feasible.sum() < k:
         budget = ", ".join(f"{column} <= {limit:g}" for column, limit in limits.items())
         raise InputError(
@@ -110,6 +124,12 @@ def select_top_k(
     order = np.flatnonzero(selected)[np.argsort(costs[selected == 1], kind="stable")]
     rank = pd.Series(pd.NA, index=range(len(loss)), dtype="Int64")
     rank.iloc[order] = np.arange(1, k + 1)
-    return candidates.reset_index(drop=True).assign(
+    table = candidates.reset_index(drop=True).assign(
         loss_pred=loss, feasible=feasible.astype(int), selected=selected, rank=rank
     )
+    if objective == "throughput":
+        se = table[THROUGHPUT_SE] if THROUGHPUT_SE in table.columns else np.nan
+        tps = table[THROUGHPUT].to_numpy(float)
+        _, tiers = throughput_order(tps, np.broadcast_to(se, tps.shape), loss, feasible, z)
+        table[TIER] = tiers
+    return table

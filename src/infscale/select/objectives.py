@@ -7,6 +7,14 @@
   the same budgets. The target is a number, or the predicted loss of the baseline candidate: "as
   good as the baseline, as fast as possible".
 
+Throughput is a measurement, so it gets the winner's band rule (infscale.select.winner): where a
+candidate has ``throughput_log_se`` (the standard error of the log of its median time), two
+throughputs whose log ratio lies within ``z`` combined standard errors are a tie, and a tie goes
+to the lower predicted loss. Tiers are formed from the fastest feasible candidate down: the
+fastest and every feasible candidate tied with it form the first tier, ordered by predicted loss;
+the fastest of the rest starts the next. Without that, two candidates timed 2 % apart would be
+ranked by whichever the machine's noise favoured in that run.
+
 The integer program (infscale.select.ilp) minimises a cost per candidate; each objective is its
 cost and the constraints it adds.
 """
@@ -19,27 +27,71 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
+from infscale.select.winner import Z_TIE, band, tied
 
 if TYPE_CHECKING:
     import pandas as pd
 
 OBJECTIVES = ("loss", "throughput")
 THROUGHPUT = "throughput_tps"  # the candidate column the throughput objective reads
+THROUGHPUT_SE = "throughput_log_se"  # its noise: the standard error of ln(median time)
+TIER = "throughput_tier"  # 1 = the fastest candidates and those tied with them; 2 = the next
 BASELINE_TARGET = "baseline"  # select.max_loss: the baseline candidate's predicted loss
 
 
-def cost(objective: str, candidates: pd.DataFrame, loss_pred: ArrayLike) -> np.ndarray:
-    """The value the integer program minimises for each candidate (lower is better)."""
+def cost(
+    objective: str,
+    candidates: pd.DataFrame,
+    loss_pred: ArrayLike,
+    feasible: ArrayLike | None = None,
+    z: float = Z_TIE,
+) -> np.ndarray:
+    """The value the integer program minimises for each candidate (lower is better): the
+    predicted loss, or for ``throughput`` the candidate's place in :func:`throughput_order`
+    among the ``feasible`` ones (default: all)."""
+    loss = np.asarray(loss_pred, dtype=float)
     if objective == "loss":
-        return np.asarray(loss_pred, dtype=float)
+        return loss
     if objective == "throughput":
         if THROUGHPUT not in candidates.columns:
             raise InputError(f"candidates: the throughput objective needs a {THROUGHPUT} column")
         tps = candidates[THROUGHPUT].to_numpy(dtype=float)
         if not (np.isfinite(tps).all() and (tps > 0).all()):
             raise InputError(f"candidates: {THROUGHPUT} must be positive and finite")
-        return -tps
+        se = candidates[THROUGHPUT_SE] if THROUGHPUT_SE in candidates.columns else np.nan
+        mask = np.ones(len(tps), bool) if feasible is None else np.asarray(feasible, bool)
+        order, _ = throughput_order(tps, np.broadcast_to(se, tps.shape), loss, mask, z)
+        return order.astype(float)
     raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
+def throughput_order(
+    tps: np.ndarray, log_se: np.ndarray, loss: np.ndarray, feasible: np.ndarray, z: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's place (0 = best) by throughput with ties to the lower predicted loss,
+    and its tier (1, 2, ...; 0 for an infeasible one, which is placed after every feasible one).
+
+    A tier is the fastest unplaced feasible candidate and every unplaced feasible candidate
+    whose log throughput lies within ``z`` combined standard errors of its own; an unknown
+    standard error (NaN) ties only equal throughputs.
+    """
+    log_tps, se = np.log(np.asarray(tps, float)), np.asarray(log_se, float)
+    tier = np.zeros(len(tps), dtype=int)
+    place = np.empty(len(tps), dtype=int)
+    left = [i for i in np.argsort(-log_tps, kind="stable") if feasible[i]]
+    placed = 0
+    while left:
+        anchor = left[0]
+        members = [
+            i for i in left if tied(log_tps[i] - log_tps[anchor], z * band(se[i], se[anchor]))
+        ]
+        tier[members] = tier.max() + 1
+        for i in sorted(members, key=lambda i: (loss[i], -log_tps[i], i)):
+            place[i], placed = placed, placed + 1
+        left = [i for i in left if i not in members]
+    for i in np.flatnonzero(~np.asarray(feasible, bool)):
+        place[i], placed = placed, placed + 1
+    return place, tier
 
 
 def loss_target(

@@ -16,6 +16,7 @@ import pandas as pd
 from infscale.errors import InputError
 from infscale.fit.laws import predict_points
 from infscale.select.ilp import select_for
+from infscale.select.winner import Z_TIE
 
 
 class Frequency(NamedTuple):
@@ -38,12 +39,13 @@ def selection_frequency(
     objective: str = "loss",
     max_loss: float | str | None = None,
     baseline: str | None = None,
+    z: float = Z_TIE,
 ) -> Frequency:
     """Select the top ``k`` of ``candidates`` (select_top_k's table) by ``objective`` within
-    ``budgets`` (select_top_k's keywords: max_params, max_tokens, max_latency; ``max_loss`` and
-    ``baseline`` as for ilp.select_for) once per resample of ``samples`` (a fit's bootstrap
-    samples: one list per parameter), the loss predicted by ``fit`` (its law, form, dropped
-    factors) with that resample's parameters."""
+    ``budgets`` (select_top_k's keywords: max_params, max_tokens, max_latency; ``max_loss``,
+    ``baseline`` and the throughput band ``z`` as for ilp.select_for) once per resample of
+    ``samples`` (a fit's bootstrap samples: one list per parameter), the loss predicted by
+    ``fit`` (its law, form, dropped factors) with that resample's parameters."""
     n = {len(values) for values in samples.values()}
     if len(n) != 1:
         raise ValueError("bootstrap samples differ in length")
@@ -57,7 +59,7 @@ def selection_frequency(
             skipped += 1
             continue
         try:
-            table = select_for(objective, candidates, loss, k, budgets, max_loss, baseline)
+            table = select_for(objective, candidates, loss, k, budgets, max_loss, baseline, z)
         except InputError:  # too few meet this resample's loss target
             skipped += 1
             continue

@@ -10,10 +10,10 @@ smooth metric (infscale.evaluate.harness.SMOOTH, negative log-likelihood of the 
 per byte, lower is better), the models tied on accuracy are compared on it next, by the same
 band rule, before latency decides.
 
-Latency is a measurement too: two medians whose log ratio lies within ``z`` combined standard
-errors (``latency_log_se``) are a tie, and among models tied on latency as well the most
-accurate wins. Without that, two shapes of one depth, timed 1 % apart, would hand the release
-to whichever the machine's noise favoured in that run.
+Latency is a measurement too: two medians whose log ratio lies within ``timing_z``
+(select.timing_z) combined standard errors (``latency_log_se``) are a tie, and among models
+tied on latency as well the most accurate wins. Without that, two shapes of one depth, timed
+1 % apart, would hand the release to whichever the machine's noise favoured in that run.
 """
 
 from __future__ import annotations
@@ -71,12 +71,21 @@ def latency_log_se(cv: ArrayLike, trials: ArrayLike) -> np.ndarray:
     return MEDIAN_SE * np.asarray(cv, dtype=float) / np.sqrt(np.asarray(trials, dtype=float))
 
 
+def measured_log_se(timings: pd.DataFrame) -> np.ndarray:
+    """:func:`latency_log_se` of each row of a latency or throughput table: its CV relative to
+    the job's reference shape where it has one (``cv_basis`` relative), else its own CV, over
+    its number of trials (column ``trials``, or the length of ``trials_s``)."""
+    cv = timings["relative_cv"].where(timings["cv_basis"] == "relative", timings["cv"])
+    trials = timings["trials"] if "trials" in timings else timings["trials_s"].map(len)
+    return latency_log_se(cv.astype(float), trials)
+
+
 def band(se_a: float, se_b: float) -> float:
     """The standard error of the difference of two independent estimates."""
     return math.hypot(se_a, se_b)
 
 
-def _tied(diff: float, width: float) -> bool:
+def tied(diff: float, width: float) -> bool:
     """Within the band; an unknown band (NaN) ties only equal values."""
     return abs(diff) <= (width if math.isfinite(width) else 0.0)
 
@@ -85,13 +94,17 @@ def _within(rows: pd.DataFrame, column: str, best: pd.Series, z: float) -> pd.Da
     """The rows whose ``column`` ties ``best``'s."""
     se = f"{column}_stderr"
     keep = [
-        _tied(row[column] - best[column], z * band(row[se], best[se])) for _, row in rows.iterrows()
+        tied(row[column] - best[column], z * band(row[se], best[se])) for _, row in rows.iterrows()
     ]
     return rows[keep]
 
 
 def choose_winner(
-    trained: pd.DataFrame, selected: pd.DataFrame, baseline: str, z: float = Z_TIE
+    trained: pd.DataFrame,
+    selected: pd.DataFrame,
+    baseline: str,
+    z: float = Z_TIE,
+    timing_z: float = Z_TIE,
 ) -> dict[str, Any]:
     """The winner among ``trained`` (one row per trained candidate: ``name, latency_s`` and the
     EVAL_COLUMNS, and ``latency_log_se``; the smooth ones and the latency's se may be absent),
@@ -133,7 +146,7 @@ def choose_winner(
         left, decided_by = _within(left, SMOOTH, left.loc[left[SMOOTH].idxmin()], z), SMOOTH
     if len(left) > 1:  # the same band rule on the log of the times
         fastest = left.sort_values(["latency_s", "name"], kind="stable").iloc[0]
-        left = _within(left, LOG_LATENCY, fastest, z)
+        left = _within(left, LOG_LATENCY, fastest, timing_z)
         decided_by = "latency" if len(left) == 1 else "accuracy, tied on latency"
     best = left.sort_values(
         ["average", "latency_s", "name"], ascending=[False, True, True], kind="stable"
@@ -149,7 +162,7 @@ def choose_winner(
         b = base.iloc[0]
         diff = float(best["average"] - b["average"])
         diff_band = z * band(best["average_stderr"], b["average_stderr"])
-        verdict = "tied" if _tied(diff, diff_band) else "better" if diff > 0 else "worse"
+        verdict = "tied" if tied(diff, diff_band) else "better" if diff > 0 else "worse"
     return {
         "winner": str(best["name"]),
         "accuracy": float(best["average"]),
