@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from infscale.grid import Run
 from infscale.shapes import Shape
 from infscale.train import checkpoint as ckpt
 from infscale.train.loop import train_run
+from infscale.train.steplog import events, step_records
 from infscale.train.tracking import SCALARS
 
 SEQ, VOCAB, BATCH, STEPS = 16, 96, 4, 12
@@ -61,7 +61,7 @@ def _events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def _logged(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """log.jsonl's numbers, as float32 as TensorBoard stores them."""
-    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    lines = step_records(run_dir / "log.jsonl")
     return {
         tag: [(r["step"], float(np.float32(r[key]))) for r in lines if key in r]
         for key, tag in SCALARS.items()
@@ -85,7 +85,8 @@ def test_a_resumed_run_rewrites_its_events_without_repeats(windows, tmp_path):
     checkpoints = tmp_path / "checkpoints"
     shutil.rmtree(ckpt.step_dir(checkpoints, STEPS))
     _train(windows, tmp_path)
-    resumed = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-3])
+    resumed = events(tmp_path / "log.jsonl")[-1]
     assert (resumed["event"], resumed["step"]) == ("resumed", STEPS - 2)
+    assert [r["step"] for r in step_records(tmp_path / "log.jsonl")] == list(range(1, STEPS + 1))
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 1
     assert _events(tmp_path) == _logged(tmp_path)

@@ -32,6 +32,7 @@ from infscale.train import checkpoint as ckpt
 from infscale.train.launch import launch
 from infscale.train.loop import REQUEUE_EXIT, NonFiniteLoss, shard_rows, train_run
 from infscale.train.model import build_model, count_parameters
+from infscale.train.steplog import events, last_step, read_log, step_records
 
 SEQ, VOCAB, BATCH = 16, 128, 8
 SHAPE = Shape(d_model=16, n_layers=2, n_heads=2, vocab_size=VOCAB, multiple_of=16)
@@ -85,9 +86,7 @@ def _start(spec: dict, out: Path) -> subprocess.Popen:
 
 
 def _steps(log: Path) -> list[dict]:
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if '"loss"' in line]
+    return step_records(log)
 
 
 def _wait_for_step(proc: subprocess.Popen, log: Path, step: int, timeout: float = 120) -> None:
@@ -140,6 +139,30 @@ def test_sigkill_at_random_step_then_resume_is_bitwise_identical(data, reference
     assert ckpt.load_latest(tmp_path / "checkpoints").step == 12
 
 
+def test_a_run_stopped_after_its_final_step_resumes_there_to_the_same_outputs(
+    data, reference, tmp_path
+):
+    """The interrupt at the last step, made on purpose: the final checkpoint is on disk but the
+    job was stopped before Snakemake accepted its outputs (none is left). The rerun resumes at
+    the final step, trains nothing, and writes the uninterrupted run's model, points and step
+    records; its log differs only by the "resumed" event, its last line."""
+    shutil.copytree(reference / "checkpoints", tmp_path / "checkpoints")
+    assert ckpt.load_latest(tmp_path / "checkpoints").step == 12
+    resumed = _start(_spec(data, tmp_path), tmp_path)
+    assert resumed.wait(timeout=300) == 0, (tmp_path / "stdout.txt").read_text()
+    assert "resumed from step 12" in (tmp_path / "stdout.txt").read_text()
+    _assert_same_result(reference, tmp_path)
+    log = tmp_path / "log.jsonl"
+    assert [(r["event"], r["step"]) for r in events(log)] == [("start", 0), ("resumed", 12)]
+    assert read_log(log)[-1]["event"] == "resumed"
+    assert last_step(log)["step"] == 12
+    # the step records, throughput apart (a measured time), equal the uninterrupted run's
+    same = [r for r in read_log(reference / "log.jsonl") if "event" not in r]
+    assert [{**r, "tokens_per_s": 0} for r in step_records(log)] == [
+        {**r, "tokens_per_s": 0} for r in same
+    ]
+
+
 @pytest.mark.parametrize("signame", ["SIGUSR1", pytest.param("SIGTERM", marks=pytest.mark.slow)])
 def test_signal_checkpoints_exits_75_and_rerun_continues(data, tmp_path, signame):
     spec = _spec(data, tmp_path, checkpoint_every=0, steps=300)  # long enough to interrupt
@@ -152,10 +175,12 @@ def test_signal_checkpoints_exits_75_and_rerun_continues(data, tmp_path, signame
     resumed = _start(spec, tmp_path)
     assert resumed.wait(timeout=300) == 0
     assert f"resumed from step {stopped.step}" in (tmp_path / "stdout.txt").read_text()
-    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    events = [(r["event"], r["step"]) for r in lines if "event" in r]
-    assert events == [("start", 0), ("resumed", stopped.step)]
-    assert [r["step"] for r in lines if "loss" in r] == list(range(1, 301))
+    log = tmp_path / "log.jsonl"
+    assert [(r["event"], r["step"]) for r in events(log)] == [
+        ("start", 0),
+        ("resumed", stopped.step),
+    ]
+    assert [r["step"] for r in step_records(log)] == list(range(1, 301))
 
 
 def test_corrupt_latest_checkpoint_resumes_from_previous(data, reference, tmp_path):
@@ -179,8 +204,7 @@ def test_corrupt_latest_checkpoint_resumes_from_previous(data, reference, tmp_pa
         f"says {size}); falling back to step-{previous:08d}, step {previous}\n"
     ) in text
     assert f"resumed from step {previous}" in text
-    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [(r["event"], r["step"]) for r in lines if "event" in r] == [
+    assert [(r["event"], r["step"]) for r in events(tmp_path / "log.jsonl")] == [
         ("start", 0),
         ("resumed", previous),
     ]
@@ -304,9 +328,7 @@ def test_fsdp_checkpoint_resumes_under_fsdp(data, fsdp_run, tmp_path):
     spec = _spec(data, tmp_path, steps=PARALLEL_STEPS, checkpoint_every=2, parallel="fsdp")
     spec["threads"] = 2
     assert launch(spec, 2, tmp_path / "spec.json") == 0
-    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    events = [r for r in lines if "event" in r]
-    assert [(r["event"], r["step"], r["parallel"]) for r in events] == [
+    assert [(r["event"], r["step"], r["parallel"]) for r in events(tmp_path / "log.jsonl")] == [
         ("start", 0, "fsdp"),
         ("resumed", PARALLEL_STEPS - 2, "fsdp"),
     ]
@@ -318,8 +340,7 @@ def test_fsdp_checkpoint_resumes_in_one_process(data, fsdp_run, tmp_path):
     shutil.rmtree(ckpt.step_dir(tmp_path / "checkpoints", PARALLEL_STEPS))
     spec = _spec(data, tmp_path, steps=PARALLEL_STEPS, checkpoint_every=2)
     assert launch(spec, 1, tmp_path / "spec.json") == 0
-    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [(r["event"], r["processes"]) for r in lines if "event" in r] == [
+    assert [(r["event"], r["processes"]) for r in events(tmp_path / "log.jsonl")] == [
         ("start", 2),
         ("resumed", 1),
     ]

@@ -14,6 +14,7 @@ from conftest import MICRO, REPO, planned_jobs, snakemake
 from infscale.config import load_config
 from infscale.provenance import config_hash
 from infscale.report.story import FIGURES, TABLES, report_files
+from infscale.train.steplog import last_step, step_records
 
 
 def test_paper_config_plans_31_training_jobs(tmp_path):
@@ -42,8 +43,8 @@ def test_outputs_of_every_stage(finished):
     assert (points["D"] >= points["multiplier"] * points["N"]).all()
     model = results / "runs" / "a-v1" / "model"
     assert (model / "model.safetensors").exists()
-    steps = [json.loads(line) for line in (results / "runs" / "a-v1" / "log.jsonl").open()]
-    assert steps[-1]["tokens"] >= 2 * points.loc[points["run"] == "a-v1", "N"].iloc[0]
+    last = last_step(results / "runs" / "a-v1" / "log.jsonl")
+    assert last["tokens"] >= 2 * points.loc[points["run"] == "a-v1", "N"].iloc[0]
     for law in ("chinchilla", "inference"):
         fit = json.loads((results / "fit" / f"{law}-all.json").read_text())
         assert fit["n_points"] == 8
@@ -177,8 +178,8 @@ def test_training_runs_write_tensorboard_events_equal_to_their_log(finished):
     run = workdir / "results" / "runs" / "a-v1"
     acc = event_accumulator.EventAccumulator(str(run), size_guidance={"scalars": 0})
     acc.Reload()
-    steps = [json.loads(line) for line in (run / "log.jsonl").open()]
-    losses = [(s["step"], float(np.float32(s["loss"]))) for s in steps if "loss" in s]
+    steps = step_records(run / "log.jsonl")
+    losses = [(s["step"], float(np.float32(s["loss"]))) for s in steps]
     assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == losses
     val = [(s["step"], float(np.float32(s["val_loss"]))) for s in steps if "val_loss" in s]
     assert len(val) == 2  # the two multiplier boundaries of a-v1

@@ -14,7 +14,8 @@ never on the number of processes or on a restart, and no window is read twice un
 every ``train.checkpoint_every`` steps and when SIGTERM or SIGUSR1 arrives (SLURM's warning before
 a time limit); the run then exits with :data:`REQUEUE_EXIT` and the rerun resumes from the newest
 good checkpoint, bitwise identical to an uninterrupted run on CPU. Rank 0 logs every step to
-log.jsonl and the same numbers to TensorBoard event files beside it (tracking.py).
+log.jsonl (step records and events: steplog.py) and the same numbers to TensorBoard event files
+beside it (tracking.py).
 
 One optimisation step is :class:`TrainStep`, the only code that trains (benchmarks/train_mfu.py
 times it). What makes it fast on small models, each measured on this step:
@@ -53,6 +54,7 @@ from infscale.train import parallel
 from infscale.train.flops import flops_per_token, measure_matmul_peak
 from infscale.train.model import build_model, count_parameters
 from infscale.train.order import WindowOrder, validation_rows
+from infscale.train.steplog import EVENT
 from infscale.train.tracking import TensorBoardLog
 
 EMA_WEIGHT = (
@@ -243,7 +245,7 @@ def train_run(
     history = _restore(resumed, model, train_step, total_steps, run.name, rank)
     held = sum(parallel.local(p).numel() for p in model.parameters())  # under FSDP: a shard
     layout = {"processes": world, "parallel": cfg["parallel"] if world > 1 else None}
-    event = {"event": "resumed" if resumed else "start", "step": history.step}
+    event = {EVENT: "resumed" if resumed else "start", "step": history.step}
     history.lines.append(json.dumps({**event, **layout, "params_per_rank": held}))
     order = WindowOrder(len(train), cfg["seed"])
     stop = _StopSignal() if checkpoint_dir else None
