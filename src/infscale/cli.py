@@ -37,6 +37,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> None:
+    """The plan of ``--configfile`` against its cluster section; exit 2 when a job breaks a
+    limit (one line per job), as a submission would fail then."""
+    import csv
+
+    from infscale.config import load_config
+    from infscale.plan import COLUMNS, plan_jobs, summary
+
+    schema = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+    if not schema.exists():
+        schema = args.configfile.resolve().parent / "schema.yaml"
+    config = _reading(args.configfile, load_config, args.configfile, schema)
+    profile = args.profile
+    if profile is None and Path("profiles/slurm/config.yaml").exists():
+        profile = Path("profiles/slurm")
+    if profile is not None and not (profile / "config.yaml").exists():
+        raise InputError(f"--profile {profile}: no config.yaml there")
+    jobs = plan_jobs(config, profile)
+    print("\n".join(summary(jobs, config)))
+    if args.out is not None:
+        with args.out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(job.row() for job in jobs)
+    broken = [j for j in jobs if j.limit and not j.limit.startswith("continues")]
+    for job in broken:
+        print(f"infscale: limit: {job.rule} {job.job}: {job.limit}", file=sys.stderr)
+    if broken:
+        raise SystemExit(2)
+
+
 def _params(args: argparse.Namespace) -> None:
     shape = _shape(args)
     print(shape.non_embedding_params if args.non_embedding else shape.n_params)
@@ -450,6 +481,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--out", type=Path, required=True)
 
+    sub = command(
+        "plan", _plan, "Print what a config asks of a cluster: jobs, GPUs, GPU-hours, limits."
+    )
+    sub.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
+    sub.add_argument(
+        "--profile", type=Path, help="SLURM profile directory (default: profiles/slurm if here)"
+    )
+    sub.add_argument("--out", type=Path, help="PLAN.csv: one row per job")
     sub = command("latency", _latency, "Time generation for a randomly initialised shape.")
     shape_args(sub, heads_required=True)
     sub.add_argument("--input-tokens", type=_positive_int, default=128)

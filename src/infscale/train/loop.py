@@ -126,6 +126,8 @@ class TrainStep:
         if device.type == "cpu":
             _retain_freed_memory()
         self.loss = lm_loss
+        if cfg["activation_checkpointing"]:  # planned where no micro-batch fits without it
+            model.activation_checkpointing_enable({"use_reentrant": False})
         if cfg["compile"]:
             for block in model.model.layers:
                 block.compile()  # in place: state-dict names are unchanged
