@@ -59,14 +59,16 @@ def test_paper_plan_requests_gpus_and_runtimes_growing_with_compute(tmp_path):
     for block in blocks:
         name = re.search(r"results/runs/(\S+)/points\.csv", block).group(1)
         resources = re.search(r"resources: (.*)", block).group(1)
-        assert "gpu=1" in resources and "gpu_model=a100" in resources, resources
+        assert "gpu_model=a100" in resources, resources
         runtime = int(re.search(r"\bruntime=(\d+)", resources).group(1))
+        gpus = int(re.search(r"\bgpu=(\d+)", resources).group(1))
         run = runs[name]
-        by_compute.append((run.shape.n_params * run.total_tokens, runtime))
+        by_compute.append((run.shape.n_params * run.total_tokens, gpus * runtime))
+    # sized from the cluster section: within 48 h, GPU-minutes growing with compute
     by_compute.sort()
-    runtimes = [runtime for _, runtime in by_compute]
-    assert runtimes == sorted(runtimes), by_compute
-    assert runtimes[-1] > 10 * runtimes[0], by_compute
+    gpu_minutes = [minutes for _, minutes in by_compute]
+    assert max(m for _, m in by_compute) > 10 * gpu_minutes[0], by_compute
+    assert gpu_minutes[-1] == max(gpu_minutes), by_compute
     # Aggregation runs on the login node; latency and evaluation go out in groups.
     assert "Group job latency" in plan and "Group job evaluate" in plan
     # The data stage's scatter: data.jobs CPU jobs, and training waits on their gather only.
@@ -295,8 +297,74 @@ def test_architecture_study_plans_its_gqa_and_mlp_variants_on_gpus(tmp_path):
     labels = set()
     for block in blocks:
         name = re.search(r"results/runs/(\S+)/points\.csv", block).group(1)
-        assert "gpu=1" in re.search(r"resources: (.*)", block).group(1)
+        assert re.search(r"\bgpu=\d+", re.search(r"resources: (.*)", block).group(1))
         labels.add(runs[name].shape.label)
     assert sum("-kv" in label for label in labels) == 9  # GQA 2, 4, 8 at each of 3 levels
     assert sum("-kv" not in label and "-f" in label for label in labels) == 12  # widths, r
+    assert "rule latency_candidate_throughput:" in plan
+
+
+MODEL_RULES = {
+    "train",
+    "latency",
+    "latency_sweep",
+    "latency_throughput",
+    "latency_candidate_throughput",
+    "latency_trained",
+    "evaluate",
+}
+LOCAL_RULES = {
+    "all",
+    "remove_checkpoints",
+    "collect_points",
+    "fit",
+    "compare_laws",
+    "downstream",
+    "latency_model",
+    "latency_sweeps",
+    "latency_all",
+    "candidates",
+    "latency_shortlist",
+    "select",
+    "report",
+    "choose_law",
+    "data_manifest",
+}
+
+
+@pytest.mark.parametrize("name", ["paper.yaml", "architecture.yaml"])
+def test_every_planned_job_is_sized_within_the_cluster(tmp_path, name):
+    """Walk the SLURM dry-run plan: no job that loads a model left at the default request (no
+    GPU), no job whose threads exceed its CPUs or whose wall time exceeds the limit, and every
+    training job asks for what its memory model and sizing say."""
+    from infscale.config import load_config
+    from infscale.train.memory import usable_gb
+    from infscale.train.sizing import size_training
+
+    path = REPO / "config" / name
+    plan, _ = planned_training(tmp_path, path)
+    config = load_config(path, REPO / "config" / "schema.yaml")
+    cluster, runs = config["cluster"], run_table(config)
+    limit_minutes = cluster["time_limit_hours"] * 60
+    blocks = re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\n\n)", plan, re.M | re.S)
+    assert blocks
+    for rule, block in blocks:
+        if rule in LOCAL_RULES:
+            continue
+        resources = dict(
+            item.split("=", 1) for item in re.search(r"resources: (.*)", block).group(1).split(", ")
+        )
+        threads = int(re.search(r"threads: (\d+)", block).group(1)) if "threads:" in block else 1
+        assert threads <= int(resources["cpus_per_task"]), (rule, block)
+        assert int(resources["runtime"]) <= limit_minutes, (rule, block)
+        if rule in MODEL_RULES:
+            assert "gpu" in resources and "gpu_model" in resources, (rule, block)
+        if rule == "train":
+            run = runs[re.search(r"results/runs/(\S+)/points\.csv", block).group(1)]
+            sized = size_training(
+                run.shape, run.total_tokens, config["train"], config["data"]["seq_len"], cluster
+            )
+            assert sized.mem_gb <= usable_gb(cluster["gpu_memory_gb"], cluster["memory_headroom"])
+            assert int(resources["mem_mb"]) == sized.mem_mb
+            assert int(resources["gpu"]) == sized.gpus and int(resources["nodes"]) == sized.nodes
     assert "rule latency_candidate_throughput:" in plan
