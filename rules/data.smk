@@ -2,11 +2,41 @@
 # own token files) → results/data/manifest.json (the gather, all training reads); the eval tasks'
 # local data.
 from infscale.data.shards import data_jobs, job_cap, job_name
+from infscale.hub import hub_needs, local_paths
 
 DATA_JOBS = data_jobs(config["data"])  # source shards per job (infscale.data.shards)
+# What the config reads from the Hugging Face hub (infscale.hub): staged once, by stage_hub,
+# into the hub mirror; the jobs below read the mirror (their scripts find it in the config:
+# moving it reruns nothing) with the hub switched off. An ancient input: restaging (a new eval
+# task, say) does not rerun the data stage.
+HUB_NEEDS = hub_needs(config)
+HUB_LOCAL = local_paths(config)
+HUB_STAGED = [ancient("results/hub/staged.json")] if HUB_NEEDS else []
+
+
+# Where Snakemake runs (the login node, which has the network), or as one job on a partition
+# with network (see README, "On a SLURM cluster"): the only rule that reaches the hub.
+rule stage_hub:
+    output:
+        "results/hub/staged.json",
+    log:
+        "results/logs/stage_hub.log",
+    benchmark:
+        "results/benchmarks/stage_hub.tsv"
+    priority: 20
+    conda:
+        "../envs/eval.yaml"
+    params:
+        needs=HUB_NEEDS.summary(),
+        hub=HUB_LOCAL,
+        download=config["hub"]["download"],
+    script:
+        "../workflow/scripts/stage_hub.py"
 
 
 rule tokenizer:
+    input:
+        hub=HUB_STAGED,
     output:
         directory("results/data/tokenizer"),
     log:
@@ -28,6 +58,7 @@ rule tokenizer:
 rule tokenize:
     input:
         tokenizer="results/data/tokenizer",
+        hub=HUB_STAGED,
     output:
         train="results/data/shards/{job}.train.bin",
         val="results/data/shards/{job}.val.bin",
@@ -69,12 +100,16 @@ rule data_manifest:
         "../workflow/scripts/data_manifest.py"
 
 
-# The gather only sums a few JSON files: it runs where Snakemake runs.
+# The gather only sums a few JSON files, and staging needs the network: both run where
+# Snakemake runs.
 localrules:
     data_manifest,
+    stage_hub,
 
 
 rule prepare_tasks:
+    input:
+        hub=HUB_STAGED if config["eval"]["source"] == "hub" else [],
     output:
         directory("results/data/tasks"),
     log:

