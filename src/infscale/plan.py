@@ -80,7 +80,9 @@ def profile_resources(profile: Path | None) -> dict[str, dict[str, Any]]:
     for rule, resources in (data.get("set-resources") or {}).items():
         # strings are Python expressions of `attempt`, evaluated as Snakemake does
         rules[rule] = {
-            key: eval(value, {"attempt": 1}) if isinstance(value, str) else value
+            key: eval(value, {"__builtins__": {}}, {"attempt": 1})
+            if isinstance(value, str)
+            else value
             for key, value in resources.items()
             if key in ("gpu", "runtime", "mem_mb", "cpus_per_task")
         }
@@ -127,10 +129,12 @@ def plan_jobs(config: dict[str, Any], profile: Path | None) -> list[Job]:
             [shape], [(shape, latency["batch_size"])], latency["input_tokens"], tokens
         )
         jobs.append(_other("latency", label, resources, mem))
-    evaluated = [run.name for run in grid_runs(config)]
-    evaluated += [run.name for run in candidate_runs(config)][: config["select"]["k"] + 1]
-    for name in evaluated:
-        jobs.append(_other("evaluate", name, resources, None))
+    # an evaluation scores eval.batch_size requests of up to seq_len tokens in one forward
+    evaluated = [*grid_runs(config), *candidate_runs(config)[: config["select"]["k"] + 1]]
+    batch = config["eval"]["batch_size"]
+    for run in evaluated:
+        mem = inference_memory_gb([run.shape], [(run.shape, batch)], seq_len, seq_len)
+        jobs.append(_other("evaluate", run.name, resources, mem))
     limit_h = cluster["time_limit_hours"]
     usable = usable_gb(cluster["gpu_memory_gb"], cluster["memory_headroom"])
     for job in jobs:
