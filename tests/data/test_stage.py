@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 import zstandard
-
 from conftest import ENV, MICRO, REPO, snakemake_cmd
+
 from infscale.data.shards import source_shards
 from infscale.errors import InputError
 from infscale.hub import dataset_dir, hub_needs, local_paths, stage, tokenizer_dir
@@ -29,7 +29,7 @@ DCLM = "mlfoundations/dclm-baseline-1.0"
 TOKENIZER = "test-org/tiny-bpe"  # a hub id, as config/paper.yaml names EleutherAI/gpt-neox-20b
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 # Every internet connection refused, and recorded: the compute jobs must not try one.
-NO_NETWORK = '''
+NO_NETWORK = """
 import os, socket
 _connect = socket.socket.connect
 def _refuse(self, address):
@@ -39,7 +39,7 @@ def _refuse(self, address):
         raise OSError("network disabled by the test")
     return _connect(self, address)
 socket.socket.connect = _refuse
-'''
+"""
 
 
 def _doc(shard: int, i: int) -> str:
