@@ -18,6 +18,10 @@
 #                  on the allocation's first host
 #   tasks_per_gpu  0 where nodes > 1 on GPUs: else the plugin turns tasks into --ntasks-per-gpu
 #   runtime, cpus_per_task (per task, i.e. per node), mem_mb (per node)
+# Signal (launcher, train/launch.py): --signal=USR1@300 reaches the ranks and saves only on the
+# mpi path; a job without mpi runs its Snakemake inside the plugin's `srun -n1`, which SIGUSR1
+# would end (Snakemake installs no SIGUSR1 handler) before the ranks save. The plugin refuses mpi
+# with tasks=1, so single-node jobs need tasks >= 2 (or tasks_per_node >= 2) to take this path.
 # A run longer than cluster.time_limit_hours takes several jobs: each ends at the time-limit
 # signal with a checkpoint and exit 75, and `retries` (the longest run's jobs - 1, plus 2 for
 # failures) resubmits it until it is done. params.train carries the planned micro-batch,
