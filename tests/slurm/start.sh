@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Start a single-node, loopback-only SLURM test cluster (Debian's slurmctld/slurmd/munge).
+# Start a two-node, loopback-only SLURM test cluster (Debian's slurmctld/slurmd/munge).
+# The nodes n1 and n2 are two slurmd on this machine (`slurmd -N`), both at 127.0.0.1, each with
+# its own port (6818, 6819), spool directory and log: multi-node jobs (`--nodes=2`) and their
+# rendezvous run as on a real cluster, on one machine's cores.
 #   tests/slurm/start.sh [DIR]     DIR defaults to $INFSCALE_SLURM_DIR or /tmp/infscale-slurm
 # Installs the packages with apt when missing (root only), writes DIR/slurm.conf (nothing outside
 # DIR is configured), starts munged (unless one already runs), slurmctld and slurmd, and records
@@ -7,7 +10,7 @@
 # No slurmdbd (it always binds 0.0.0.0): sacct -c reads the jobcomp file instead.
 set -euo pipefail
 DIR=$(realpath -m "${1:-${INFSCALE_SLURM_DIR:-/tmp/infscale-slurm}}")
-mkdir -p "$DIR"/state "$DIR"/spool "$DIR"/log
+mkdir -p "$DIR"/state "$DIR"/spool/n1 "$DIR"/spool/n2 "$DIR"/log
 
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
    || ! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
@@ -26,12 +29,11 @@ fi
 
 CPUS=$(nproc)
 cat >"$DIR/slurm.conf" <<CONF
-# Written by tests/slurm/start.sh: one node, loopback only, no accounting daemon.
+# Written by tests/slurm/start.sh: two nodes on this machine, loopback only, no accounting daemon.
 ClusterName=infscale-test
 SlurmctldHost=localhost(127.0.0.1)
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 SlurmctldPort=6817
-SlurmdPort=6818
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -48,13 +50,15 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 ReturnToService=2
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool
+SlurmdSpoolDir=$DIR/spool/%n
 SlurmctldPidFile=$DIR/slurmctld.daemon.pid
-SlurmdPidFile=$DIR/slurmd.daemon.pid
+SlurmdPidFile=$DIR/slurmd.%n.daemon.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$((CPUS * 2000)) State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=500
+SlurmdLogFile=$DIR/log/slurmd.%n.log
+# Each node offers all of this machine's cores: jobs are tiny, and a two-node job needs both.
+NodeName=n1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=6818 CPUs=$CPUS RealMemory=$((CPUS * 2000)) State=UNKNOWN
+NodeName=n2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=6819 CPUs=$CPUS RealMemory=$((CPUS * 2000)) State=UNKNOWN
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=500
 CONF
 export SLURM_CONF="$DIR/slurm.conf"
 
@@ -90,20 +94,19 @@ if ! running slurmctld "$DIR/slurmctld.pid"; then
     for _ in $(seq 50); do [ -s "$DIR/slurmctld.daemon.pid" ] && break; sleep 0.1; done
     cp "$DIR/slurmctld.daemon.pid" "$DIR/slurmctld.pid"
 fi
-if ! running slurmd "$DIR/slurmd.pid"; then
-    slurmd -N localhost
-    for _ in $(seq 50); do [ -s "$DIR/slurmd.daemon.pid" ] && break; sleep 0.1; done
-    cp "$DIR/slurmd.daemon.pid" "$DIR/slurmd.pid"
-fi
-
-# Ready when the node accepts work.
-for _ in $(seq 100); do
-    state=$(sinfo -h -N -o %t 2>/dev/null || true)
-    case "$state" in idle*|mix*|alloc*) break ;; esac
-    sleep 0.2
+for node in n1 n2; do
+    if ! running slurmd "$DIR/slurmd-$node.pid"; then
+        slurmd -N "$node"
+        for _ in $(seq 50); do [ -s "$DIR/slurmd.$node.daemon.pid" ] && break; sleep 0.1; done
+        cp "$DIR/slurmd.$node.daemon.pid" "$DIR/slurmd-$node.pid"
+    fi
 done
-case "$state" in
-    idle*|mix*|alloc*) ;;
-    *) echo "start.sh: node not ready (state '$state'), see $DIR/log" >&2; exit 4 ;;
-esac
+
+# Ready when both nodes accept work.
+ready() { [ "$(sinfo -h -N -o %t 2>/dev/null | grep -cE '^(idle|mix|alloc)')" = 2 ]; }
+for _ in $(seq 100); do ready && break; sleep 0.2; done
+if ! ready; then
+    echo "start.sh: nodes not ready ($(sinfo -h -N -o '%N %t' 2>&1 | tr '\n' ' ')), see $DIR/log" >&2
+    exit 4
+fi
 echo "export SLURM_CONF=$SLURM_CONF"

@@ -6,8 +6,10 @@ set -uo pipefail
 DIR=$(realpath -m "${1:-${INFSCALE_SLURM_DIR:-/tmp/infscale-slurm}}")
 export SLURM_CONF="$DIR/slurm.conf"
 [ -f "$SLURM_CONF" ] && timeout 10 scancel --full --user="$(id -un)" 2>/dev/null
-for name in slurmd slurmctld munged; do
-    pidfile="$DIR/$name.pid"
+for pidfile in "$DIR"/slurmd-n1.pid "$DIR"/slurmd-n2.pid "$DIR"/slurmd.pid "$DIR"/slurmctld.pid \
+               "$DIR"/munged.pid; do
+    name=$(basename "$pidfile" .pid)
+    name=${name%%-*}
     [ -s "$pidfile" ] || continue
     pid=$(cat "$pidfile")
     if [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = "$name" ]; then

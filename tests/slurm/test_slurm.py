@@ -212,6 +212,9 @@ def test_training_runs_through_sbatch(cluster, workdir, failing_run):
     assert done.returncode == 0, output
     for target in targets:
         assert (workdir / target).stat().st_size > 0
+        # two processes (gloo, DDP) over two SLURM tasks on the two nodes, through srun
+        start = _records((workdir / target).with_name("log.jsonl"))[0]
+        assert (start["event"], start["processes"], start["parallel"]) == ("start", 2, "ddp")
     jobids = submitted(output)
     # the tokenizer, two tokenization jobs side by side, then two training runs (the gather
     # runs where Snakemake does)
@@ -239,50 +242,82 @@ def test_failed_job_is_reported_and_exit_is_nonzero(cluster, failing_run):
     assert finished_states(cluster, jobids)[jobids[0]] == "FAILED"
 
 
-def test_signalled_training_resumes_from_its_checkpoint(cluster, workdir):
-    """SLURM's warning signal (USR1) checkpoints the run; Snakemake's retry continues from there."""
+SIGNAL_AFTER = 150  # steps: the signal comes mid-run (a-r trains about 1,250), none saved before
+
+
+def _records(log: Path) -> list[dict]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def test_time_limit_signal_saves_the_current_step_and_the_retry_resumes_there(cluster, workdir):
+    """SLURM's time-limit warning, as `--signal=USR1@300` sends it (to every process of the job's
+    steps, not the batch shell), reaches the ranks of a two-node FSDP run (one srun task per
+    node, torchrun's c10d rendezvous on the first host): they write one checkpoint at the end of
+    the current step, the job exits 75, and Snakemake's retry resumes at exactly that step.
+    Periodic checkpoints are off (checkpoint_every 0), so only the signal can have saved."""
     target = "results/runs/a-r/points.csv"
-    command = ["timeout", "-s", "INT", "300", SNAKEMAKE, "-s", str(REPO / "Snakefile")]
+    command = ["timeout", "-s", "INT", "400", SNAKEMAKE, "-s", str(REPO / "Snakefile")]
     command += ["-d", str(workdir), target, "--retries", "1", "--profile", str(TEST_PROFILE)]
-    command += ["--configfile", str(SLURM_CONFIG)]
+    command += ["--configfile", str(SLURM_CONFIG), str(SLURM_CONFIG.with_name("slurm-fsdp.yaml"))]
     proc = subprocess.Popen(
         command, cwd=workdir, env=cluster, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    steps_log = workdir / "results" / "runs" / "a-r" / "log.jsonl"
+    checkpoints = steps_log.with_name("checkpoints")
     try:
-        checkpoints = workdir / "results" / "runs" / "a-r" / "checkpoints"
-        deadline = time.monotonic() + 200
-        while not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        deadline = time.monotonic() + 300
+        while not any(
+            r.get("step", 0) >= SIGNAL_AFTER and "loss" in r for r in _records(steps_log)
+        ):
             assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.5)
+            assert time.monotonic() < deadline, "training never reached the signal step"
+            time.sleep(0.2)
+        assert not (checkpoints.is_dir() and any(checkpoints.iterdir())), "saved before the signal"
         jobs = subprocess.run(
-            ["squeue", "-h", "-t", "RUNNING", "-o", "%i %j"],
+            ["squeue", "-h", "-t", "RUNNING", "-o", "%i"],
             env=cluster,
             capture_output=True,
             text=True,
             check=True,
         ).stdout.split()
+        assert len(jobs) == 1, jobs
         jobid = jobs[0]
+        # the job's steps, as the time limit signals them: not --batch, not --full
         subprocess.run(["scancel", "--signal=USR1", jobid], env=cluster, check=True)
-        output = proc.communicate(timeout=280)[0].decode()
+        output = proc.communicate(timeout=380)[0].decode()
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(30)
     assert proc.returncode == 0, output
-    assert len(submitted(output)) == 2, output  # the signalled try and the retry
-    log = (workdir / "results" / "logs" / "train" / "a-r.log").read_text()
-    resumed = re.search(r"resumed from step (\d+)", log)
-    assert resumed, log
-    step = int(resumed.group(1))
-    assert step > 0
-    lines = [json.loads(line) for line in (workdir / target).with_name("log.jsonl").open()]
-    steps = [line["step"] for line in lines if "loss" in line]
-    events = [i for i, line in enumerate(lines) if line.get("event") == "resumed"]
-    assert events, "no resume recorded in log.jsonl"
-    # the step count goes on from the checkpoint: 1..N, then N+1.., never back to 1
-    assert steps == list(range(1, len(steps) + 1)), steps[:5]
-    assert lines[events[-1] + 1]["step"] == step + 1
+    jobids = submitted(output)[-2:]  # (run alone, the data stage's jobs come first)
+    assert len(jobids) == 2 and jobids[0] == jobid, output  # the signalled try and the retry
+    # the signalled job's log names the step it saved
+    # (the SLURM job log: the retry starts the rule log afresh)
+    slurm_logs = list((workdir / ".snakemake" / "slurm_logs").rglob(f"{jobid}.log"))
+    assert slurm_logs, output
+    texts = "".join(path.read_text() for path in slurm_logs)
+    rule_log = (workdir / "results" / "logs" / "train" / "a-r.log").read_text()
+    saved = re.findall(
+        r"a-r: SIGUSR1 received, checkpoint written at step (\d+); exiting 75", texts
+    )
+    assert len(saved) == 1, texts[-4000:]
+    step = int(saved[0])
+    assert step > SIGNAL_AFTER
+    records = _records(steps_log)
+    events = [r for r in records if "event" in r]
+    # two nodes, one rank each, under FSDP; the retry resumes at exactly the saved step
+    assert [(e["event"], e["step"], e["processes"], e["parallel"]) for e in events] == [
+        ("start", 0, 2, "fsdp"),
+        ("resumed", step, 2, "fsdp"),
+    ], events
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == list(range(1, len(steps) + 1)), steps[:5]  # never back to 1, no gap
+    assert f"resumed from step {step}" in rule_log
+    assert "--rdzv-backend=c10d" in rule_log and "--nnodes=2" in rule_log, rule_log[-3000:]
+    assert finished_states(cluster, jobids) == {jobids[0]: "FAILED", jobids[1]: "COMPLETED"}
 
 
 def test_architecture_study_plans_its_gqa_and_mlp_variants_on_gpus(tmp_path):
