@@ -139,6 +139,8 @@ def _compare(args: argparse.Namespace) -> None:
             group_by=args.group_by,
             bootstrap=args.bootstrap,
             seed=args.seed,
+            vocab_size=args.vocab_size,
+            multiple_of=args.multiple_of,
         ),
     )
     write_csv(args.out, table)
@@ -440,6 +442,18 @@ def _parser() -> argparse.ArgumentParser:
         "--group-by",
         metavar="COLUMN",
         help="size-group column for Spearman and extrapolation (default: size_group if present)",
+    )
+    sub.add_argument(
+        "--vocab-size",
+        type=_positive_int,
+        help="vocabulary size where the data has no vocab_size column (the conditional law's)",
+    )
+    sub.add_argument(
+        "--multiple-of",
+        type=_positive_int,
+        default=PAPER_MULTIPLE_OF,
+        help="SwiGLU width rounding where the data has no ffn_hidden column "
+        "(default: %(default)s, the paper's)",
     )
     _bootstrap_args(sub)
     sub.add_argument("--out", type=Path, required=True)

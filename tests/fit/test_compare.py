@@ -117,8 +117,12 @@ def test_the_bootstrap_is_infscale_fits_own(compared):
         (lambda f: f, ["--laws", "chinchilla,kaplan"], "unknown law kaplan (--laws)"),
         (lambda f: f, ["--laws", "chinchilla", "--fit-set", "fit_big"], "no column fit_big"),
         (lambda f: f, ["--laws", "chinchilla", "--group-by", "family"], "no column family"),
-        (lambda f: f.head(6), ["--laws", "inference"], "6 fit row(s) for the 7 free parameters"),
-        (lambda f: f, [], "vocab_size"),  # the default laws include the conditional law
+        (
+            lambda f: f.head(4),
+            ["--laws", "inference"],
+            "no law ran; inference tie all: 4 fit row(s) for the 5 free parameters",
+        ),
+        (lambda f: f.drop(columns="d_model"), ["--laws", "conditional"], "d_model"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, change, args, message):
@@ -145,3 +149,40 @@ def test_a_law_with_more_parameters_than_the_smallest_group_has_points_skips_its
     assert pd.isna(conditional["logo_rel_err"])
     chinchilla = out[out["law"] == "chinchilla"].iloc[0]
     assert chinchilla["logo_folds"] == 1 and chinchilla["logo_rel_err"] > 0
+
+
+def test_the_papers_columns_alone_run_every_law_and_a_law_that_cannot_says_why(capsys, tmp_path):
+    """N, D, loss, d_model, n_layers, n_heads, size_group only: the conditional law lacks
+    vocab_size and, without --vocab-size, gets its rows with the reason; the others run. With
+    --vocab-size and --multiple-of it runs, exactly as on the columns params would default."""
+    from infscale.fit.compare import compare_laws
+    from infscale.shapes import ffn_hidden
+
+    paper = points().assign(n_heads=lambda f: f["d_model"] // 8)
+    paper = paper[["N", "D", "loss", "d_model", "n_layers", "n_heads", "size_group"]]
+    data, out = tmp_path / "points.csv", tmp_path / "t.csv"
+    paper.to_csv(data, index=False)
+    code, _, err = run(capsys, "compare", "--data", data, "--out", out)
+    assert code == 0, err
+    table = pd.read_csv(out)
+    assert list(zip(table["law"], table["tie"], strict=True)) == [
+        (law, tie)
+        for law in ("chinchilla", "inference", "conditional")
+        for tie in ("all", "alpha-beta", "none")
+    ]
+    failed = table[table["law"] == "conditional"]
+    assert failed["error"].str.contains("vocab_size").all()
+    assert failed["error"].str.contains("--vocab-size").all()
+    assert failed["fit_mse"].isna().all()
+    assert table[table["law"] == "chinchilla"]["fit_mse"].notna().all()
+    assert err.count("infscale: warning: conditional") == 3
+
+    defaulted = compare_laws(
+        paper, ["conditional"], "huber", ties=["all"], vocab_size=64, multiple_of=16
+    )
+    given = paper.assign(
+        vocab_size=64, ffn_hidden=[ffn_hidden(int(d), 16) for d in paper["d_model"]]
+    )
+    explicit = compare_laws(given, ["conditional"], "huber", ties=["all"])
+    assert defaulted["error"].isna().all()
+    assert json.loads(defaulted["params"][0]) == json.loads(explicit["params"][0])

@@ -1,7 +1,8 @@
 """Snakemake script: the law comparison table, by the code of ``infscale compare``: every law
 (the additive variants included) in every tie mode by Chinchilla's huber method, and the three
 laws the paper's lm procedure fits with tie all (its published setting), in one table;
-select.law auto reads the rows of the configured method (infscale.fit.choice)."""
+select.law auto reads the rows of the configured method (infscale.fit.choice). A law that
+cannot run has its row with the reason in ``error``, printed to the log."""
 
 import pandas as pd
 
@@ -20,3 +21,5 @@ table = pd.concat(
 )
 write_csv(snakemake.output[0], table)
 print(table.to_string())
+for row in table[table["error"].notna()].itertuples():  # out of select.law auto's running
+    print(f"{row.law} tie {row.tie} ({row.method}) did not run: {row.error}")

@@ -5,7 +5,9 @@ predict candidates bigger than every grid model, so the score that matters is th
 extrapolation error (fit on the smaller size groups, predict the next). The chosen row is the
 one with the lowest such error among the laws ``infscale fit`` can fit (compare.FIT_LAWS: not
 inference-additive) by the configured method; rows within ``LOGO_TIE`` of the best are not told
-apart by a few folds, and among them the lowest AIC wins (fewer parameters at equal fit).
+apart by a few folds, and among them the lowest AIC wins (fewer parameters at equal fit). A row
+without that score (its fit failed, or every fold did: ``error``, ``warnings``) is out of the
+running, and the reason names it and why.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ LOGO_TIE = 0.05
 
 def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
     """The ``choice`` record: law, form, tie, method, the scores and a one-line reason."""
-    rows = comparison[
-        comparison["law"].isin(list(FIT_LAWS))
-        & (comparison["method"] == method)
-        & comparison["logo_rel_err"].notna()
-    ]
+    entrants = comparison[comparison["law"].isin(list(FIT_LAWS)) & (comparison["method"] == method)]
+    scored = entrants["logo_rel_err"].notna()
+    rows = entrants[scored]
+    out = "; ".join(_why_out(row) for _, row in entrants[~scored].iterrows())
     if rows.empty:
-        raise InputError(f"the law comparison scored no {method} form by extrapolation")
+        raise InputError(
+            f"the law comparison scored no {method} form by extrapolation"
+            + (f": {out}" if out else "")
+        )
     best_err = float(rows["logo_rel_err"].min())
     tied = rows[rows["logo_rel_err"] <= best_err * (1 + LOGO_TIE)]
     pick = tied.sort_values(["aic", "logo_rel_err"], kind="stable").iloc[0]
@@ -46,6 +50,7 @@ def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
             if others
             else ""
         )
+        + (f"; out of the running: {out}" if out else "")
     )
     return {
         "mode": "auto",
@@ -59,6 +64,15 @@ def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
         "ratio_to_chinchilla": ratio,
         "reason": reason,
     }
+
+
+def _why_out(row: pd.Series) -> str:
+    """Why a comparison row has no extrapolation score: its error, else its warnings."""
+    why = next(
+        (str(row[c]) for c in ("error", "warnings") if c in row.index and pd.notna(row[c])),
+        "no extrapolation score",
+    )
+    return f"{row['law']} tie {row['tie']} ({why})"
 
 
 def configured_choice(

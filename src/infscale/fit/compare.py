@@ -48,6 +48,7 @@ import numpy as np
 from infscale.errors import InputError
 from infscale.fit import conditional, huber, laws
 from infscale.fit.laws import FitError, expand, fit_lm, free_params
+from infscale.shapes import PAPER_MULTIPLE_OF
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI reads LAWS and starts fast
     import pandas as pd
@@ -128,13 +129,19 @@ def compare_laws(
     bootstrap: int = 0,
     seed: int = 0,
     ties: Sequence[str] = laws.TIES,
+    vocab_size: int | None = None,
+    multiple_of: int = PAPER_MULTIPLE_OF,
 ) -> pd.DataFrame:
     """The comparison table (COLUMNS, + BOOTSTRAP_COLUMNS with ``bootstrap``), one row per
     (law, tie) (``ties``: the contract's every tie mode, fewer for the workflow's lm rows),
     fitted by ``method`` on the rows whose ``fit_set`` column is 1 (default: all).
     ``group_by`` names the size-group column (default ``size_group`` where present; without
-    one there is no progressive extrapolation and Spearman is over all test rows). An
-    InputError names an unknown law, a missing column, or a fit set too small for a law."""
+    one there is no progressive extrapolation and Spearman is over all test rows).
+    ``vocab_size`` and ``multiple_of`` stand in for missing vocab_size and ffn_hidden columns,
+    as ``infscale params`` defaults them. A law that cannot run (a missing column, a fit set
+    smaller than its parameter count, a failed fit) gets rows with the reason in ``error``, so
+    that it never aborts the others; an InputError names bad input common to all of them
+    (an unknown law, tie or method, a missing N, D or loss) or says why no law ran."""
     import pandas as pd
 
     unknown = [name for name in law_names if name not in LAWS]
@@ -145,7 +152,7 @@ def compare_laws(
         )
     if method not in laws.METHODS:
         raise InputError(f"method must be one of {', '.join(laws.METHODS)}, got {method!r}")
-    data = _read_points(points, law_names, group_by)
+    data, unreadable = _read_points(points, law_names, group_by, vocab_size, multiple_of)
     fit = np.ones(len(points), dtype=bool)
     if fit_set is not None:
         if fit_set not in points.columns:
@@ -157,13 +164,6 @@ def compare_laws(
     for tie in ties:
         laws.free_params("chinchilla", tie)  # an InputError names an unknown tie
     specs = [(name, tie) for name in dict.fromkeys(law_names) for tie in ties]
-    for name, tie in specs:
-        k = n_params(name, tie, train.V)
-        if len(train.y) < k:
-            raise InputError(
-                f"{len(train.y)} fit row(s) for the {k} free parameters of law {name} with "
-                f"tie {tie}: need at least {k}"
-            )
     order = None
     if data.group is not None:
         order = pd.Series(data.N).groupby(data.group).median().sort_values().index.tolist()
@@ -172,33 +172,85 @@ def compare_laws(
     for name, tie in specs:
         key = (name, _free(name, tie, train.V))
         if key not in done:
-            done[key] = _row(name, tie, method, data, fit, order, bootstrap, seed)
+            k = n_params(name, tie, train.V)
+            reason = unreadable.get(LAWS[name][0]) or (
+                f"{len(train.y)} fit row(s) for the {k} free parameters: need at least {k}"
+                if len(train.y) < k
+                else None
+            )
+            done[key] = (
+                _failed(name, method, k, train, reason)
+                if reason
+                else _row(name, tie, method, data, fit, order, bootstrap, seed)
+            )
         rows.append(done[key] | {"tie": tie})
-    return pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
+    table = pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
+    if table["error"].notna().all():
+        first = table.iloc[0]
+        raise InputError(
+            f"no law ran; {first['law']} tie {first['tie']}: {first['error']}"
+            + (f" (and {len(table) - 1} more row(s) failed)" if len(table) > 1 else "")
+        )
+    return table
 
 
-def _read_points(points: pd.DataFrame, law_names: Sequence[str], group_by: str | None) -> _Points:
+def _failed(name: str, method: str, k: int, train: _Points, reason: str) -> dict[str, Any]:
+    """The row of a law that could not run, with the reason."""
+    return {"law": name, "method": method, "n_params": k, "n_fit": len(train.y), "error": reason}
+
+
+def _read_points(
+    points: pd.DataFrame,
+    law_names: Sequence[str],
+    group_by: str | None,
+    vocab_size: int | None,
+    multiple_of: int,
+) -> tuple[_Points, dict[str, str]]:
+    """The points, and {law (its parameters' name): why it cannot read them}."""
     params_of = {LAWS[name][0] for name in law_names}
     N, D, y = laws.table_columns(points, ["N", "D", "loss"], "the comparison")
     R = V = None
+    unreadable: dict[str, str] = {}
     if "inference" in params_of:
-        d, layers = laws.table_columns(points, ["d_model", "n_layers"], "the inference law")
-        R = d / layers
+        try:
+            d, layers = laws.table_columns(points, ["d_model", "n_layers"], "the inference law")
+            R = d / layers
+        except InputError as err:
+            unreadable["inference"] = str(err)
     if "conditional" in params_of:
-        V = conditional.factor_variables(points)
+        try:
+            V = conditional.factor_variables(_shape_defaults(points, vocab_size, multiple_of))
+        except InputError as err:
+            missing_vocab = "vocab_size" not in points.columns and vocab_size is None
+            unreadable["conditional"] = str(err) + (
+                " (or give --vocab-size)" if missing_vocab else ""
+            )
     if group_by is not None and group_by not in points.columns:
         raise InputError(f"no column {group_by} (--group-by)")
     column = group_by or ("size_group" if "size_group" in points.columns else None)
     group = None if column is None else points[column].astype(str).to_numpy()
     runs = points["run"].astype(str).to_numpy() if "run" in points.columns else None
-    return _Points(N, D, R, V, y, group, runs)
+    return _Points(N, D, R, V, y, group, runs), unreadable
+
+
+def _shape_defaults(points: pd.DataFrame, vocab_size: int | None, multiple_of: int) -> pd.DataFrame:
+    """``points`` with ``infscale params``' defaults for the conditional law's missing columns:
+    vocab_size (when given) and the open_lm SwiGLU width rounded up to ``multiple_of``."""
+    extra: dict[str, int] = {}
+    if "vocab_size" not in points.columns and vocab_size is not None:
+        extra["vocab_size"] = vocab_size
+    if "ffn_hidden" not in points.columns and "multiple_of" not in points.columns:
+        extra["multiple_of"] = multiple_of
+    return points.assign(**extra)
 
 
 def _free(name: str, tie: str, variables: Mapping[str, np.ndarray] | None) -> tuple[str, ...]:
-    """The parameters a law fits under ``tie`` (a conditional law: less its dropped factors')."""
+    """The parameters a law fits under ``tie`` (a conditional law: less its dropped factors';
+    all of them when its variables could not be read)."""
     law, _ = LAWS[name]
     if law == "conditional":
-        return conditional.free_params(tie, conditional.dropped_factors(variables))
+        dropped = () if variables is None else conditional.dropped_factors(variables)
+        return conditional.free_params(tie, dropped)
     return free_params(law, tie)
 
 
