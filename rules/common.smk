@@ -242,22 +242,31 @@ def train_gpu_request(wildcards):
 
 
 def train_tasks(wildcards):
-    """One launcher task per node where the job spans several; else the plugin's default."""
-    nodes = train_plan(wildcards).nodes
-    return nodes if nodes > 1 else None
+    """One launcher task per node; a one-node job asks for 2, since the plugin refuses its mpi
+    path with one task (the launcher's srun starts one; the CPUs are split between the two).
+    """
+    return max(2, train_plan(wildcards).nodes)
+
+
+def train_cpus_per_task(wildcards):
+    """The node's planned CPUs over its tasks (train_tasks)."""
+    plan = train_plan(wildcards)
+    per_node = train_tasks(wildcards) // plan.nodes
+    return -(-plan.cpus_per_task // per_node)
 
 
 def train_mpi(wildcards):
-    """`srun` on a multi-node job: the plugin then runs the job's script once, on the first
-    node, without its `srun -n1` wrapper, and the script starts torchrun on every node.
-    """
-    return "srun" if train_plan(wildcards).nodes > 1 else None
+    """Always `srun`: the plugin then runs the job's script in the batch shell, without its
+    `srun -n1 snakemake` wrapper, and the script starts training as its own job step (one
+    torchrun per node). So the time-limit signal (--signal=USR1@300, sent to the job steps)
+    reaches the ranks, which save and exit 75, and not the inner Snakemake, which SIGUSR1 would
+    end before they save."""
+    return "srun"
 
 
 def train_tasks_per_gpu(wildcards):
-    """0 on a multi-node GPU job: else the plugin turns `tasks` into --ntasks-per-gpu."""
-    plan = train_plan(wildcards)
-    return 0 if plan.nodes > 1 and CLUSTER["device"] == "gpu" else None
+    """0 on a GPU job: else the plugin turns `tasks` into --ntasks-per-gpu."""
+    return 0 if CLUSTER["device"] == "gpu" else None
 
 
 # Quick aggregation steps run where Snakemake runs (a cluster's login node), never via sbatch.

@@ -11,17 +11,18 @@
 #   gpus           processes per node: torchrun's --nproc-per-node
 #   gpu            GPUs in all, with the profile's gpu_model (sbatch --gpus=a100:K); absent
 #                  where cluster.device is cpu (a rehearsal: processes on CPUs, no GPU request)
-#   tasks          = nodes, only where nodes > 1: one launcher task per node (sbatch --ntasks)
-#   mpi            "srun", only where nodes > 1: the plugin then runs the script once on the
-#                  first node without its `srun -n1` wrapper, and the script starts one torchrun
-#                  per node (srun --ntasks=nodes --ntasks-per-node=1) with the c10d rendezvous
-#                  on the allocation's first host
-#   tasks_per_gpu  0 where nodes > 1 on GPUs: else the plugin turns tasks into --ntasks-per-gpu
-#   runtime, cpus_per_task (per task, i.e. per node), mem_mb (per node)
-# Signal (launcher, train/launch.py): --signal=USR1@300 reaches the ranks and saves only on the
-# mpi path; a job without mpi runs its Snakemake inside the plugin's `srun -n1`, which SIGUSR1
-# would end (Snakemake installs no SIGUSR1 handler) before the ranks save. The plugin refuses mpi
-# with tasks=1, so single-node jobs need tasks >= 2 (or tasks_per_node >= 2) to take this path.
+#   tasks          one launcher task per node (sbatch --ntasks); 2 on a one-node job, since the
+#                  plugin refuses mpi with one task (the launcher starts one; the CPUs are split)
+#   mpi            "srun" on every training job: the plugin then runs the script in the batch
+#                  shell without its `srun -n1` wrapper, and the script starts one torchrun per
+#                  node as a job step (srun --ntasks=nodes --ntasks-per-node=1) with the c10d
+#                  rendezvous on the allocation's first host
+#   tasks_per_gpu  0 on GPUs: else the plugin turns tasks into --ntasks-per-gpu
+#   runtime, cpus_per_task (the node's CPUs over its tasks), mem_mb (per node)
+# Signal (launcher, train/launch.py): --signal=USR1@300 reaches the processes of the job steps,
+# so the ranks (which save at the end of the step and exit 75), and not the inner Snakemake in
+# the batch shell; without mpi it would run inside the plugin's `srun -n1` step, and SIGUSR1
+# would end it (Snakemake installs no SIGUSR1 handler) before the ranks save.
 # A run longer than cluster.time_limit_hours takes several jobs: each ends at the time-limit
 # signal with a checkpoint and exit 75, and `retries` (the longest run's jobs - 1, plus 2 for
 # failures) resubmits it until it is done. params.train carries the planned micro-batch,
@@ -51,7 +52,7 @@ rule train:
         tasks=train_tasks,
         mpi=train_mpi,
         tasks_per_gpu=train_tasks_per_gpu,
-        cpus_per_task=lambda wildcards: train_plan(wildcards).cpus_per_task,
+        cpus_per_task=train_cpus_per_task,
         mem_mb=lambda wildcards: train_plan(wildcards).mem_mb,
     params:
         run=lambda wildcards: RUNS[grid_run_name(wildcards)].to_dict(),

@@ -402,4 +402,9 @@ def test_every_planned_job_is_sized_within_the_cluster(tmp_path, name):
             assert sized.mem_gb <= usable_gb(cluster["gpu_memory_gb"], cluster["memory_headroom"])
             assert int(resources["mem_mb"]) == sized.mem_mb
             assert int(resources["gpu"]) == sized.gpus and int(resources["nodes"]) == sized.nodes
+            # training is its own job step (the time-limit signal reaches the ranks only): the
+            # plugin's mpi path, which needs 2 tasks or more, and no --ntasks-per-gpu
+            assert resources["mpi"] == "srun", block
+            assert int(resources["tasks"]) == max(2, sized.nodes), block
+            assert resources["tasks_per_gpu"] == "0", block
     assert "rule latency_candidate_throughput:" in plan
