@@ -57,6 +57,7 @@ TINY_TRAIN = {
     "seed": 0,
     "checkpoint_every": 2,
     "compile": False,
+    "activation_checkpointing": False,
     "parallel": "ddp",
     "epochs": 1,
 }

@@ -50,17 +50,25 @@ def test_boundaries_are_first_steps_reaching_each_budget():
     assert boundary_steps(run, 300) == [4, 7]
 
 
-def test_compiled_step_matches_eager_step():
+@pytest.mark.parametrize(
+    ("compile_", "checkpointing"), [(True, False), (False, True), (True, True)]
+)
+def test_compiled_and_checkpointed_steps_match_the_plain_step(compile_, checkpointing):
+    """torch.compile of the blocks and activation checkpointing (recomputing each block in the
+    backward, what the sizing plans where no micro-batch fits without it) train as the plain
+    eager step does."""
     shape = Shape(d_model=16, n_layers=2, n_heads=2, vocab_size=64, multiple_of=16)
     cfg = {"lr": 3e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.033}
     cfg |= {"z_loss": 1e-4, "grad_clip": 1.0, "dtype": "float32", "parallel": "ddp"}
     x = torch.randint(0, 64, (4, 17), generator=torch.Generator().manual_seed(0))
     curves, weights = [], []
-    for compile_ in (False, True):
+    for options in ((False, False), (compile_, checkpointing)):
         model = build_model(shape, max_position=16, seed=0, norm="layernorm")
-        step = TrainStep(model, {**cfg, "compile": compile_}, torch.device("cpu"), world=1)
+        layout = dict(zip(("compile", "activation_checkpointing"), options, strict=True))
+        step = TrainStep(model, cfg | layout, torch.device("cpu"), world=1)
         curves.append([step([x[:2], x[2:]], 3e-3).tolist() for _ in range(3)])
         weights.append(model.state_dict())
+    assert model.is_gradient_checkpointing == checkpointing
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
     assert curves[0][0][0] > curves[0][1][0] > curves[0][2][0]  # it fits the repeated batch
     for key, value in weights[0].items():
