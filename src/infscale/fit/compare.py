@@ -19,6 +19,8 @@ gamma has the same free parameters under ``all`` and ``alpha-beta``, fitted once
 in both rows. ``lm`` is the paper's procedure (the follow-up's, LM from a Chinchilla fit, for
 the conditional laws; it cannot fit ``inference-additive``, whose rows then carry an error);
 ``huber`` is Chinchilla's, from the same start grid for every law, so that only the law differs.
+Either fits a less-tied form also from its special case's optimum and keeps the better
+(laws.fit_nested), so that no row reports a worse objective than the form it nests.
 
 Columns (COLUMNS; the contract's first, then extras the report and select.law auto read):
 n_params (free), n_fit (fit-set rows), fit_mse; test_mse, test_max_abs_err (|y - ŷ|) and
@@ -46,8 +48,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import conditional, huber, laws
-from infscale.fit.laws import FitError, expand, fit_lm, free_params
+from infscale.fit import conditional, laws
+from infscale.fit.laws import FitError, free_params
 from infscale.shapes import PAPER_MULTIPLE_OF
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI reads LAWS and starts fast
@@ -276,18 +278,7 @@ def fit_params(name: str, tie: str, method: str, N, D, R, loss, variables=None) 
     if law == "conditional":
         return conditional.fit(form, tie, method, N, D, variables, loss)[0]
     R_ = R if law == "inference" else None
-    if method == "lm":
-        if form == "additive":
-            raise FitError("the lm method fits only the chinchilla, inference and conditional laws")
-        return fit_lm(law, tie, N, D, R_, loss)
-    if form == law:
-        return laws.fit_huber(law, tie, N, D, R_, loss)
-    u, _ = laws.huber_optimum(law, tie, N, D, R_, loss, form=form)
-    theta = [
-        np.exp(v) if p in huber.LOG_PARAMS else v
-        for p, v in zip(free_params(law, tie), u, strict=True)
-    ]
-    return expand(law, tie, theta)
+    return laws.fit_paper_law(law, tie, method, N, D, R_, loss, form=form)
 
 
 def _fit(name: str, tie: str, method: str, p: _Points) -> dict[str, float]:

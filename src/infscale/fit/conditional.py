@@ -243,7 +243,46 @@ def fit(
     check_form(form)
     dropped = dropped_factors(variables)
     kept = {n: v for n, v in variables.items() if n not in dropped}
-    return FITTERS[method](form, tie, dropped, N, D, kept, loss), dropped
+    return fit_nested(form, tie, method, dropped, N, D, kept, loss), dropped
+
+
+def fit_nested(
+    form: str,
+    tie: str,
+    method: str,
+    dropped: Sequence[str],
+    N: np.ndarray,
+    D: np.ndarray,
+    kept: Mapping[str, np.ndarray],
+    loss: np.ndarray,
+) -> dict[str, float]:
+    """``method``'s fit (FITTERS), also started from the fit of the tie mode it nests, the
+    better kept (infscale.fit.laws.fit_nested): lm's objective is the sum of squares, huber's
+    its Huber sum."""
+    data = (N, D, kept, np.log(loss))
+
+    def fit(tie: str, start: Mapping[str, float] | None) -> dict[str, float]:
+        if start is None:
+            return FITTERS[method](form, tie, dropped, N, D, kept, loss)
+        if method == "lm":
+            return fit_lm(form, tie, dropped, N, D, kept, loss, start, laws.WARM_MAXFEV)
+        where = positions(tie, dropped)
+        u, value = huber.best_optimum(
+            objective(form, where, data), _to_u(tie, dropped, start)[None, :]
+        )
+        if not np.isfinite(value):
+            raise laws.FitError("the huber fit from the tied optimum found no finite optimum")
+        return _from_u(tie, dropped, u)
+
+    def value(tie: str, params: Mapping[str, float]) -> float:
+        if method == "lm":
+            return float(np.sum((loss - conditional_loss(form, params, N, D, kept)) ** 2))
+        u = _to_u(tie, dropped, params)[None, :]
+        return float(huber_objective(u, form, positions(tie, dropped), data)[0][0])
+
+    arrays = (N, D, loss, *(kept[n] for n in sorted(kept)))
+    key = ("conditional", form, method, tuple(dropped), *(a.tobytes() for a in arrays))
+    return laws.fit_nested(tie, key, lambda t: free_params(t, dropped), fit, value)
 
 
 def fit_lm(
@@ -387,7 +426,10 @@ def _from_u(tie: str, dropped: Sequence[str], u: np.ndarray) -> dict[str, float]
 
 def _to_u(tie: str, dropped: Sequence[str], params: Mapping[str, float]) -> np.ndarray:
     return np.array(
-        [np.log(params[p]) if p in LOG_PARAMS else params[p] for p in free_params(tie, dropped)]
+        [
+            laws.log_coefficient(params[p]) if p in LOG_PARAMS else params[p]
+            for p in free_params(tie, dropped)
+        ]
     )
 
 

@@ -52,6 +52,9 @@ LAWS = tuple(PARAMS)
 PAPER_LAWS = ("chinchilla", "inference")
 TIES = tuple(TIED)
 MAXFEV = 100_000  # the authors' curve_fit budget
+# curve_fit's budget from a warm start (a tied form's optimum): a few hundred evaluations
+# suffice; one that needs more drifts along a direction the points do not pin down.
+WARM_MAXFEV = 5000
 
 # Chinchilla's method lives in infscale.fit.huber (the start grid, the vectorised L-BFGS).
 # A bootstrap resample refit by the huber method starts at the full fit's optimum and runs to
@@ -248,9 +251,9 @@ def fit_law(
             f"with tie {tie}: need at least {len(free)}"
         )
     if conditional:
-        params = cond.FITTERS[method](form, tie, dropped, N_, D_, kept, y)
+        params = cond.fit_nested(form, tie, method, dropped, N_, D_, kept, y)
     else:
-        params = FITTERS[method](law, tie, N_, D_, R_, y)
+        params = fit_paper_law(law, tie, method, N_, D_, R_, y)
     pred = law_loss(law, params, N_, D_, R_, variables=kept, form=form or "multiplicative")
     result: dict[str, Any] = {
         "law": law,
@@ -287,9 +290,17 @@ def fit_law(
 
 
 def fit_lm(
-    law: str, tie: str, N: np.ndarray, D: np.ndarray, R: np.ndarray | None, loss: np.ndarray
+    law: str,
+    tie: str,
+    N: np.ndarray,
+    D: np.ndarray,
+    R: np.ndarray | None,
+    loss: np.ndarray,
+    start: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """The paper's procedure: curve_fit (LM), p0 all ones, no bounds or weights, raw loss.
+    """The paper's procedure: curve_fit (LM), p0 all ones, no bounds or weights, raw loss
+    (``start``: p0 from these parameters instead, within WARM_MAXFEV evaluations, for
+    ``fit_nested``).
 
     Raises FitError when LM stops without a fit: out of evaluations, non-finite parameters, or
     never having left the start (at large N and D the terms N^-1 and D^-1 are so small that LM
@@ -297,26 +308,135 @@ def fit_lm(
     """
     from scipy.optimize import OptimizeWarning, curve_fit
 
-    n_free = len(free_params(law, tie))
+    free = free_params(law, tie)
+    p0 = np.ones(len(free)) if start is None else np.array([start[p] for p in free], float)
     x = np.vstack([N, D] if R is None else [N, D, R])
 
+    where = list(positions(law, tie).items())  # once: LM calls the model up to MAXFEV times
+
     def model(x: np.ndarray, *theta: float) -> np.ndarray:
-        return law_loss(law, expand(law, tie, theta), *x)
+        return law_loss(law, {p: theta[j] for p, j in where}, *x)
 
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
         try:
-            theta, _ = curve_fit(model, x, loss, p0=np.ones(n_free), method="lm", maxfev=MAXFEV)
+            theta, _ = curve_fit(
+                model, x, loss, p0=p0, method="lm", maxfev=MAXFEV if start is None else WARM_MAXFEV
+            )
         except (RuntimeError, ValueError) as err:
             raise FitError(f"the lm fit did not converge: {' '.join(str(err).split())}") from None
     if not np.all(np.isfinite(theta)):
         raise FitError("the lm fit did not converge: non-finite parameters")
-    if np.all(theta == 1):
+    if np.all(theta == p0):
         raise FitError(
-            "the lm fit never left its start (all parameters 1): the loss hardly "
-            "depends on them there; try --method huber"
+            "the lm fit never left its start"
+            + (" (all parameters 1)" if start is None else "")
+            + ": the loss hardly depends on them there; try --method huber"
         )
     return expand(law, tie, theta)
+
+
+# Tie mode -> the tie mode it nests (its special case: all ⊂ alpha-beta ⊂ none).
+NESTS: dict[str, str] = {"none": "alpha-beta", "alpha-beta": "all"}
+NESTED_KEPT = 256  # fits remembered by fit_nested: a comparison asks for each tied form again
+_NESTED: dict[tuple, dict[str, float] | FitError] = {}
+
+
+def fit_nested(
+    tie: str,
+    key: tuple,
+    free: Callable[[str], tuple[str, ...]],
+    fit: Callable[[str, Mapping[str, float] | None], dict[str, float]],
+    objective: Callable[[str, Mapping[str, float]], float],
+) -> dict[str, float]:
+    """The fit under ``tie`` with the lowest ``objective`` of: ``fit(tie, None)`` (the method's
+    own starts), the fit of the tie mode it nests (NESTS, by this function: the special case is
+    a point of this form) and ``fit(tie, that fit)``. A less-tied form's optimum can never be
+    worse than its special case's (FACTS.md, "Fitting practice in 2026"); one that reported
+    worse would have failed to converge. ``free(tie)``: the free parameters (a tie mode that
+    frees none more is its special case's fit); ``key`` names the law, method and points for
+    the memo. FitError when no candidate has a finite objective."""
+    more = NESTS.get(tie)
+    if more is not None and free(more) == free(tie):
+        return fit_nested(more, key, free, fit, objective)
+    memo = (*key, tie)
+    if memo not in _NESTED:
+        candidates: list[tuple[float, dict[str, float]]] = []
+        errors: list[FitError] = []
+
+        def attempt(start: Mapping[str, float] | None) -> None:
+            try:
+                params = fit(tie, start)
+            except FitError as err:
+                errors.append(err)
+                return
+            candidates.append((objective(tie, params), params))
+
+        attempt(None)
+        if more is not None:
+            try:
+                tied = fit_nested(more, key, free, fit, objective)
+            except FitError:
+                tied = None
+            if tied is not None:
+                candidates.append((objective(tie, tied), tied))
+                attempt(tied)
+        finite = [c for c in candidates if np.isfinite(c[0])]
+        if len(_NESTED) >= NESTED_KEPT:
+            del _NESTED[next(iter(_NESTED))]
+        _NESTED[memo] = (
+            min(finite, key=lambda c: c[0])[1]
+            if finite
+            else (errors[0] if errors else FitError("no fit reached a finite objective"))
+        )
+    found = _NESTED[memo]
+    if isinstance(found, FitError):
+        raise found
+    return dict(found)
+
+
+def fit_paper_law(
+    law: str,
+    tie: str,
+    method: str,
+    N: np.ndarray,
+    D: np.ndarray,
+    R: np.ndarray | None,
+    loss: np.ndarray,
+    form: str | None = None,
+) -> dict[str, float]:
+    """``method``'s fit of the chinchilla or inference law (``form``: the huber objective's,
+    infscale.fit.huber.FORMS; default the law's own), nested (``fit_nested``): lm's objective
+    is the sum of squares, huber's its Huber sum."""
+    form = form or law
+    if method == "lm" and form != law:
+        raise FitError("the lm method fits only the chinchilla, inference and conditional laws")
+    logs = _logs(N, D, R, loss)
+
+    def fit(tie: str, start: Mapping[str, float] | None) -> dict[str, float]:
+        if method == "lm":
+            return fit_lm(law, tie, N, D, R, loss, start)
+        if start is None:
+            return _from_log_space(law, tie, huber_optimum(law, tie, N, D, R, loss, form)[0])
+        from infscale.fit import huber
+
+        objective = huber.bound_objective(form, positions(law, tie), logs)
+        u, value = huber.best_optimum(objective, _to_log_space(law, tie, start)[None, :])
+        if not np.isfinite(value):
+            raise FitError("the huber fit from the tied optimum found no finite optimum")
+        return _from_log_space(law, tie, u)
+
+    def objective(tie: str, params: Mapping[str, float]) -> float:
+        if method == "lm":
+            return float(np.sum((loss - law_loss(law, params, N, D, R)) ** 2))
+        from infscale.fit import huber
+
+        u = _to_log_space(law, tie, params)
+        with np.errstate(all="ignore"):
+            return float(huber.objective(u, form, positions(law, tie), logs)[0])
+
+    key = (law, method, form, *(None if a is None else a.tobytes() for a in (N, D, R, loss)))
+    return fit_nested(tie, key, lambda t: free_params(law, t), fit, objective)
 
 
 def fit_huber(
@@ -377,6 +497,26 @@ def _logs(
     return np.log(N), np.log(D), None if R is None else np.log(R), np.log(loss)
 
 
+def _to_log_space(law: str, tie: str, params: Mapping[str, float]) -> np.ndarray:
+    """The free vector of ``params`` (log A, B, E, epsilon; nan where one is negative)."""
+    return np.array(
+        [
+            log_coefficient(params[p]) if p in LOG_PARAMS else params[p]
+            for p in free_params(law, tie)
+        ]
+    )
+
+
+def log_coefficient(value: float) -> float:
+    """log of a coefficient the huber method fits as a log: one that underflowed to 0 (its
+    term vanished, log far below -700) maps to the smallest normal float's log, where its term
+    is still 0 to double precision; a negative one (an lm fit's) to nan."""
+    return float(np.log(value)) if value > 0 else (LOG_TINY if value == 0 else float("nan"))
+
+
+LOG_TINY = float(np.log(np.finfo(float).tiny))
+
+
 def _from_log_space(law: str, tie: str, u: np.ndarray) -> dict[str, float]:
     theta = [
         np.exp(v) if p in LOG_PARAMS else v for p, v in zip(free_params(law, tie), u, strict=True)
@@ -424,9 +564,7 @@ def refits(
     if method == "huber":
         from infscale.fit import huber
 
-        u0 = np.array(
-            [np.log(params[p]) if p in LOG_PARAMS else params[p] for p in free_params(law, tie)]
-        )
+        u0 = _to_log_space(law, tie, params)
         u, value, converged = huber.batched_lbfgs(
             np.repeat(u0[None, :], len(counts), axis=0),
             form or law,
