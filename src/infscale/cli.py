@@ -74,7 +74,7 @@ def _params(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from infscale.fit.laws import fit_law, point_inputs, table_columns
+    from infscale.fit.laws import fit_law, numerical_warnings, point_inputs, table_columns
     from infscale.io import read_csv, write_json
     from infscale.provenance import command_provenance
 
@@ -89,21 +89,24 @@ def _fit(args: argparse.Namespace) -> None:
             raise InputError(f"{args.data}: no row has {args.fit_set} = 1 (--fit-set)")
     N, D, R, variables = _reading(args.data, point_inputs, args.law, points)
     (loss,) = _reading(args.data, table_columns, points, ["loss"], "the fit")
-    result = fit_law(
-        args.law,
-        N,
-        D,
-        loss,
-        R,
-        variables=variables,
-        form=args.form,
-        method=args.method,
-        tie=args.tie,
-        groups=points["size_group"].astype(str) if "size_group" in points.columns else None,
-        runs=points["run"].astype(str).to_numpy() if "run" in points.columns else None,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-    )
+    caught: list[str] = []
+    with numerical_warnings(caught):
+        result = fit_law(
+            args.law,
+            N,
+            D,
+            loss,
+            R,
+            variables=variables,
+            form=args.form,
+            method=args.method,
+            tie=args.tie,
+            groups=points["size_group"].astype(str) if "size_group" in points.columns else None,
+            runs=points["run"].astype(str).to_numpy() if "run" in points.columns else None,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+        )
+    result["warnings"] += caught
     result |= {
         "data": str(args.data),
         "fit_set": args.fit_set,

@@ -4,6 +4,7 @@ the run-level bootstrap (the same draws and refits as ``infscale fit``), and bad
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,11 @@ def test_a_law_with_more_parameters_than_the_smallest_group_has_points_skips_its
     conditional = out[out["law"] == "conditional"].iloc[0]
     assert conditional["logo_folds"] == 0 and conditional["logo_skipped"] == 1
     assert pd.isna(conditional["logo_rel_err"])
+    assert json.loads(conditional["warnings"])[-2:] == [
+        "fold 1 (predict m) skipped: 4 row(s) for 6 free parameters",
+        "logo_rel_err, logo_max_rel_err empty: all 1 fold(s) skipped",
+    ]
+    assert_every_empty_metric_has_a_reason(out)
     chinchilla = out[out["law"] == "chinchilla"].iloc[0]
     assert chinchilla["logo_folds"] == 1 and chinchilla["logo_rel_err"] > 0
 
@@ -176,6 +182,7 @@ def test_the_papers_columns_alone_run_every_law_and_a_law_that_cannot_says_why(c
     assert failed["fit_mse"].isna().all()
     assert table[table["law"] == "chinchilla"]["fit_mse"].notna().all()
     assert err.count("infscale: warning: conditional") == 3
+    assert_every_empty_metric_has_a_reason(table)
 
     defaulted = compare_laws(
         paper, ["conditional"], "huber", ties=["all"], vocab_size=64, multiple_of=16
@@ -186,3 +193,63 @@ def test_the_papers_columns_alone_run_every_law_and_a_law_that_cannot_says_why(c
     explicit = compare_laws(given, ["conditional"], "huber", ties=["all"])
     assert defaulted["error"].isna().all()
     assert json.loads(defaulted["params"][0]) == json.loads(explicit["params"][0])
+
+
+METRICS = [
+    "fit_mse",
+    "test_mse",
+    "test_max_abs_err",
+    "test_spearman",
+    "logo_rel_err",
+    "aic",
+    "params",
+    "fit_r2",
+    "fit_spearman",
+    "logo_max_rel_err",
+    "logo_folds",
+    "logo_skipped",
+]
+
+
+def assert_every_empty_metric_has_a_reason(table: pd.DataFrame) -> None:
+    """An empty metric is explained by its row's error, or named in its warnings."""
+    for row in table.to_dict("records"):
+        if pd.notna(row["error"]):
+            continue
+        notes = json.loads(row["warnings"]) if pd.notna(row["warnings"]) else []
+        for column in METRICS:
+            if pd.isna(row[column]):
+                logo = column.startswith("logo_") and any("logo_* empty" in w for w in notes)
+                assert logo or any(column in w for w in notes), (row["law"], row["tie"], column)
+
+
+def test_numerical_warnings_go_to_the_row_not_the_terminal(capfd, tmp_path):
+    """The inference law by huber on the Marin runs overflows an exp on the way (gamma free);
+    the warning is the row's, and the terminal shows only the table."""
+    from infscale.cli import main
+
+    marin = Path(__file__).parent / "published" / "marin_isoflop_dclm.csv"
+    out = tmp_path / "t.csv"
+    args = ["compare", "--data", marin, "--laws", "inference", "--method", "huber"]
+    assert main([str(a) for a in [*args, "--out", out]]) == 0
+    _, err = capfd.readouterr()
+    assert "Warning" not in err
+    table = pd.read_csv(out)
+    notes = json.loads(table.set_index("tie").loc["alpha-beta", "warnings"])
+    assert "RuntimeWarning: overflow encountered in exp" in notes
+    assert "logo_* empty: no size-group column (--group-by) to extrapolate across" in notes
+    assert_every_empty_metric_has_a_reason(table)
+
+
+def test_e_at_its_lower_bound_is_named_in_the_row():
+    """Points of Chinchilla's law with E = 0 (no irreducible loss): the huber fit drives
+    log E off to -inf, and the row says so."""
+    from infscale.fit.compare import compare_laws
+
+    frame = points(noise=0.0)
+    truth = {"A": 50.0, "B": 70.0, "E": 0.0, "alpha": 0.3, "beta": 0.3}
+    loss = law_loss("chinchilla", truth, frame["N"].to_numpy(), frame["D"].to_numpy())
+    row = compare_laws(frame.assign(loss=loss), ["chinchilla"], "huber", ties=["all"]).iloc[0]
+    assert json.loads(row["params"])["E"] < 1e-6
+    notes = json.loads(row["warnings"])
+    assert any(w.startswith("E = ") and "is at its lower bound 0" in w for w in notes), notes

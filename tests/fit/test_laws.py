@@ -225,6 +225,17 @@ def test_warnings_name_negative_coefficients_and_dropped_terms():
     assert negative_e == ["E = -11821 is negative: the fitted law is not physical"]
 
 
+def test_warnings_name_e_and_exponents_at_their_lower_bound():
+    """The default run's Chinchilla fit had E = 4.5e-12: huber's log E ran off to -inf."""
+    N, D = np.array([1e8]), np.array([2e9])
+    params = {"A": 5.0, "B": 400.0, "E": 4.5e-12, "alpha": 0.3, "beta": 0.0}
+    assert fit_warnings(params, N, D) == [
+        "E = 4.5e-12 is at its lower bound 0: the points do not pin the irreducible loss",
+        "beta = 0 is at its lower bound 0: its term is a constant, not a power law",
+    ]
+    assert fit_warnings({**params, "E": 1.5, "beta": 0.3}, N, D) == []
+
+
 def test_bootstrap_intervals_are_seeded_and_bracket_the_fit():
     points, _, y = synthetic("chinchilla", "all", "tiny", noise=0.002)
     one = fit("chinchilla", "all", points, y, bootstrap=20, seed=3)

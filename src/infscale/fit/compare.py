@@ -29,11 +29,16 @@ selection needs) over the rows outside the fit set, empty when there are none; l
 the progressive extrapolation error (the follow-up's test): groups ordered by median N, for
 each group after the first fit on every smaller group and predict it, the mean |y - ŷ|/y over
 every predicted point (logo_max_rel_err the max; a fold with fewer rows than parameters, or
-whose fit fails, is skipped and counted in logo_skipped). It uses every row, fit set or not: it
+whose fit fails or predicts a non-finite loss, is skipped, counted in logo_skipped and
+named in warnings). It uses every row, fit set or not: it
 is its own split. aic = n·ln(RSS/n) + 2k over the fit set (Gaussian residuals); params is a
-JSON object of every parameter (tied and dropped ones included), as FIT.json has them. Extras:
-fit_r2, fit_spearman (on the fit set), logo_max_rel_err, logo_folds, logo_skipped, error (why a
-fit failed), and with a bootstrap bootstrap_k, bootstrap_failed and params_ci95: a JSON object
+JSON object of every parameter (tied and dropped ones included), as FIT.json has them;
+warnings a JSON list: signs of a degenerate fit (laws.fit_warnings: a negative coefficient, E or
+an exponent at its bound 0, a dropped term), why each empty metric is empty (a skipped fold and
+its reason, no test rows, no ranking), and the numerical warnings raised, caught instead of
+printed; error why the law did not run (a missing column, too few fit rows, a failed fit).
+Extras: fit_r2, fit_spearman (on the fit set), logo_max_rel_err, logo_folds, logo_skipped, and
+with a bootstrap bootstrap_k, bootstrap_failed and params_ci95: a JSON object
 {parameter: [2.5 %, 97.5 %]} from K refits on resamples of whole runs (the column ``run``;
 without it, of rows), drawn with one seed for every row, as ``infscale fit --bootstrap`` draws
 them and by its refit code (huber: warm-started at the full fit's optimum).
@@ -85,6 +90,8 @@ CONTRACT_COLUMNS = [
     "logo_rel_err",
     "aic",
     "params",
+    "warnings",
+    "error",
 ]
 COLUMNS = [
     *CONTRACT_COLUMNS,
@@ -93,9 +100,10 @@ COLUMNS = [
     "logo_max_rel_err",
     "logo_folds",
     "logo_skipped",
-    "error",
 ]
 BOOTSTRAP_COLUMNS = ["bootstrap_k", "bootstrap_failed", "params_ci95"]
+# Why a Spearman correlation is empty (laws.metrics: under 2 points, or constant, per group).
+NO_RANKING = "no size group has 2 or more points with distinct losses and predictions"
 
 
 class _Points:
@@ -302,6 +310,25 @@ def _row(
     bootstrap: int,
     seed: int,
 ) -> dict[str, Any]:
+    """One (law, tie) row; ``warnings`` (a JSON list) says why each empty metric is empty and
+    holds the numerical warnings raised on the way, caught rather than printed."""
+    notes: list[str] = []
+    with laws.numerical_warnings(notes):
+        row = _scores(name, tie, method, data, fit, order, bootstrap, seed, notes)
+    return row | {"warnings": json.dumps(notes, ensure_ascii=False) if notes else None}
+
+
+def _scores(
+    name: str,
+    tie: str,
+    method: str,
+    data: _Points,
+    fit: np.ndarray,
+    order: list[str] | None,
+    bootstrap: int,
+    seed: int,
+    notes: list[str],
+) -> dict[str, Any]:
     train, test = data.take(fit), data.take(~fit)
     k = n_params(name, tie, train.V)
     row: dict[str, Any] = {"law": name, "method": method, "n_params": k, "n_fit": len(train.y)}
@@ -309,6 +336,7 @@ def _row(
         params = _fit(name, tie, method, train)
     except FitError as err:
         return row | {"error": " ".join(str(err).split())}
+    notes += laws.fit_warnings(params, train.N, train.D)
     resid = train.y - _predict(name, params, train)
     rss = float(np.sum(resid**2))
     scores = laws.metrics(train.y, train.y - resid, train.group)
@@ -319,6 +347,10 @@ def _row(
         "fit_r2": scores["r2"],
         "fit_spearman": scores["spearman"],
     }
+    if scores["r2"] is None:
+        notes.append("fit_r2 empty: every fit-set loss is the same")
+    if scores["spearman"] is None:
+        notes.append(f"fit_spearman empty: {NO_RANKING}")
     if len(test.y):
         guess = _predict(name, params, test)
         row |= {
@@ -326,33 +358,46 @@ def _row(
             "test_max_abs_err": float(np.max(np.abs(test.y - guess))),
             "test_spearman": laws.metrics(test.y, guess, test.group)["spearman"],
         }
-    if order is not None:
-        row |= _progressive(name, tie, method, data, order)
+        if row["test_spearman"] is None:
+            notes.append(f"test_spearman empty: {NO_RANKING}")
+    else:
+        notes.append("test_mse, test_max_abs_err, test_spearman empty: no row outside the fit set")
+    if order is None:
+        notes.append("logo_* empty: no size-group column (--group-by) to extrapolate across")
+    else:
+        row |= _progressive(name, tie, method, data, order, notes)
     if bootstrap:
         row |= _bootstrap(name, tie, method, train, params, bootstrap, seed)
+        if row["params_ci95"] is None:
+            notes.append(f"params_ci95 empty: all {bootstrap} bootstrap refits failed")
     return row
 
 
 def _progressive(
-    name: str, tie: str, method: str, data: _Points, order: list[str]
+    name: str, tie: str, method: str, data: _Points, order: list[str], notes: list[str]
 ) -> dict[str, Any]:
-    """logo_*: fit on the groups before each in ``order``, predict that group."""
+    """logo_*: fit on the groups before each in ``order``, predict that group; a skipped
+    fold's reason goes to ``notes``."""
     rel, folds, skipped = [], 0, 0
     for j in range(1, len(order)):
         train = data.take(np.isin(data.group, order[:j]))
         test = data.take(data.group == order[j])
-        if len(train.y) < n_params(name, tie, train.V):
-            skipped += 1
-            continue
+        k = n_params(name, tie, train.V)
         try:
-            fold = _fit(name, tie, method, train)
-        except FitError:
+            if len(train.y) < k:
+                raise FitError(f"{len(train.y)} row(s) for {k} free parameters")
+            guess = _predict(name, _fit(name, tie, method, train), test)
+            if not np.all(np.isfinite(guess)):
+                raise FitError("its fit predicts a non-finite loss")
+        except FitError as err:
             skipped += 1
+            notes.append(f"fold {j} (predict {order[j]}) skipped: {' '.join(str(err).split())}")
             continue
         folds += 1
-        rel.extend(np.abs(test.y - _predict(name, fold, test)) / test.y)
+        rel.extend(np.abs(test.y - guess) / test.y)
     counts = {"logo_folds": folds, "logo_skipped": skipped}
-    if not rel:  # every fold skipped: no extrapolation to score
+    if not rel:
+        notes.append(f"logo_rel_err, logo_max_rel_err empty: all {skipped} fold(s) skipped")
         return counts
     return {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))} | counts
 

@@ -22,7 +22,8 @@ that the CLI starts fast.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -515,6 +516,20 @@ def log_coefficient(value: float) -> float:
 
 
 LOG_TINY = float(np.log(np.finfo(float).tiny))
+AT_BOUND = 1e-6  # E (nats) or an exponent below this is at its lower bound 0 (fit_warnings)
+
+
+@contextmanager
+def numerical_warnings(into: list[str]) -> Iterator[None]:
+    """Catch the warnings (numpy's overflow, scipy's) raised inside into ``into``, one line
+    each and each once, rather than printing them: a fit's reader finds them in its row."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        line = f"{w.category.__name__}: {' '.join(str(w.message).split())}"
+        if line not in into:
+            into.append(line)
 
 
 def _from_log_space(law: str, tie: str, u: np.ndarray) -> dict[str, float]:
@@ -667,13 +682,25 @@ def _band(
 
 
 def fit_warnings(params: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> list[str]:
-    """Signs of an unphysical fit: a negative coefficient (the paper saw A < 0 with 20N-only
-    points; E < 0 claims a loss below zero at infinite scale), or a term the fit has dropped
-    (LM from ones does this when gamma is free)."""
+    """Signs of an unphysical or degenerate fit: a negative coefficient (the paper saw A < 0
+    with 20N-only points; E < 0 claims a loss below zero at infinite scale), a coefficient or
+    exponent at its lower bound 0 (within AT_BOUND: huber's log-space E runs off to -inf when
+    the points do not pin the irreducible loss; an exponent 0 makes its term a constant), or a
+    term the fit has dropped (LM from ones does this when gamma is free)."""
     found = [
         f"{p} = {params[p]:.6g} is negative: the fitted law is not physical"
         for p in ("A", "B", "E")
         if params[p] < 0
+    ]
+    found += [
+        f"{p} = {params[p]:.6g} is at its lower bound 0: "
+        + (
+            "the points do not pin the irreducible loss"
+            if p == "E"
+            else "its term is a constant, not a power law"
+        )
+        for p in ("E", "alpha", "beta")
+        if 0 <= params[p] < AT_BOUND
     ]
     with np.errstate(all="ignore"):
         for term, coef, x, exp in (("A·N^-alpha", "A", N, "alpha"), ("B·D^-beta", "B", D, "beta")):
