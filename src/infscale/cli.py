@@ -401,7 +401,8 @@ def _parser() -> argparse.ArgumentParser:
         "--method",
         choices=METHODS,
         default="lm",
-        help="lm: the paper's curve_fit from ones; huber: Chinchilla's (default: %(default)s)",
+        help="lm: the paper's curve_fit from ones; huber: Chinchilla's; vp: variable "
+        "projection (chinchilla and inference laws) (default: %(default)s)",
     )
     sub.add_argument(
         "--tie",
@@ -434,7 +435,8 @@ def _parser() -> argparse.ArgumentParser:
         "--method",
         choices=METHODS,
         default="lm",
-        help="lm: the paper's curve_fit; huber: Chinchilla's (default: %(default)s)",
+        help="lm: the paper's curve_fit; huber: Chinchilla's; vp: variable projection "
+        "(default: %(default)s)",
     )
     sub.add_argument(
         "--fit-set",

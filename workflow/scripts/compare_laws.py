@@ -1,6 +1,7 @@
 """Snakemake script: the law comparison table, by the code of ``infscale compare``: every law
 (the additive variants included) in every tie mode by Chinchilla's huber method, and the three
-laws the paper's lm procedure fits with tie all (its published setting), in one table;
+laws the paper's lm procedure fits with tie all (its published setting), and with fit.method vp
+every law by variable projection (the conditional laws' rows then carry an error), in one table;
 select.law auto reads the rows of the configured method (infscale.fit.choice). A law that
 cannot run has its row with the reason in ``error``, printed to the log."""
 
@@ -12,13 +13,13 @@ from infscale.script import start_script
 
 start_script(snakemake.log[0])
 points = read_csv(snakemake.input.points)
-table = pd.concat(
-    [
-        compare_laws(points, list(LAWS), "huber"),
-        compare_laws(points, DEFAULT_LAWS, "lm", ties=["all"]),
-    ],
-    ignore_index=True,
-)
+tables = [
+    compare_laws(points, list(LAWS), "huber"),
+    compare_laws(points, DEFAULT_LAWS, "lm", ties=["all"]),
+]
+if snakemake.config["fit"]["method"] == "vp":  # select.law auto reads the configured method's
+    tables.append(compare_laws(points, list(LAWS), "vp"))
+table = pd.concat(tables, ignore_index=True)
 write_csv(snakemake.output[0], table)
 print(table.to_string())
 for row in table[table["error"].notna()].itertuples():  # out of select.law auto's running

@@ -259,6 +259,10 @@ def fit_nested(
     """``method``'s fit (FITTERS), also started from the fit of the tie mode it nests, the
     better kept (infscale.fit.laws.fit_nested): lm's objective is the sum of squares, huber's
     its Huber sum."""
+    if method not in FITTERS:
+        raise laws.FitError(
+            f"the {method} method fits the chinchilla and inference laws, not the conditional law"
+        )
     data = (N, D, kept, np.log(loss))
 
     def fit(tie: str, start: Mapping[str, float] | None) -> dict[str, float]:

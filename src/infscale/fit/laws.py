@@ -9,10 +9,12 @@ A fit is a plain JSON-able dict (DESIGN.md, FIT.json). ``method`` picks the opti
 the paper's exact procedure for its two laws (curve_fit, Levenberg-Marquardt from all ones), kept
 exactly because the published numbers came from it, fragile as it is; ``huber`` is Chinchilla's
 (Huber loss on log L, L-BFGS from the 4,500-point grid of starts, all at once: see
-infscale.fit.huber), robust. ``bootstrap`` adds 95% intervals (``intervals``) and the resampled
-parameters, from which ``predict_interval`` gives a band for every prediction; it resamples
-whole training runs (``runs``), since the points of one run share its noise. ``tie`` names the
-exponents that take alpha's value; tied exponents still appear in ``params``.
+infscale.fit.huber), robust; ``vp`` is variable projection (infscale.fit.vp: least squares,
+the coefficients solved exactly for each setting of the exponents). ``bootstrap`` adds 95%
+intervals (``intervals``) and the resampled parameters, from which ``predict_interval`` gives
+a band for every prediction; it resamples whole training runs (``runs``), since the points of
+one run share its noise. ``tie`` names the exponents that take alpha's value; tied exponents
+still appear in ``params``.
 
 ``predict_points`` reads what each law needs from a table of points; ``predict`` takes arrays
 (the two paper laws). scipy and pandas are imported inside the functions that need them, so
@@ -31,6 +33,7 @@ from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
 from infscale.fit.huber import LOG_PARAMS  # numpy only: the CLI still starts fast
+from infscale.fit.vp import fit_vp
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -406,9 +409,9 @@ def fit_paper_law(
     loss: np.ndarray,
     form: str | None = None,
 ) -> dict[str, float]:
-    """``method``'s fit of the chinchilla or inference law (``form``: the huber objective's,
-    infscale.fit.huber.FORMS; default the law's own), nested (``fit_nested``): lm's objective
-    is the sum of squares, huber's its Huber sum."""
+    """``method``'s fit of the chinchilla or inference law (``form``: infscale.fit.huber.FORMS;
+    default the law's own), nested (``fit_nested``): lm's and vp's objective is the sum of
+    squares, huber's its Huber sum."""
     form = form or law
     if method == "lm" and form != law:
         raise FitError("the lm method fits only the chinchilla, inference and conditional laws")
@@ -417,6 +420,8 @@ def fit_paper_law(
     def fit(tie: str, start: Mapping[str, float] | None) -> dict[str, float]:
         if method == "lm":
             return fit_lm(law, tie, N, D, R, loss, start)
+        if method == "vp":
+            return fit_vp(law, tie, N, D, R, loss, start, form)
         if start is None:
             return _from_log_space(law, tie, huber_optimum(law, tie, N, D, R, loss, form)[0])
         from infscale.fit import huber
@@ -428,7 +433,11 @@ def fit_paper_law(
         return _from_log_space(law, tie, u)
 
     def objective(tie: str, params: Mapping[str, float]) -> float:
-        if method == "lm":
+        if method != "huber":
+            if form == "additive":
+                shape = params["epsilon"] * R ** params["gamma"]
+                chinchilla = {p: params[p] for p in PARAMS["chinchilla"]}
+                return float(np.sum((loss - law_loss("chinchilla", chinchilla, N, D) - shape) ** 2))
             return float(np.sum((loss - law_loss(law, params, N, D, R)) ** 2))
         from infscale.fit import huber
 
@@ -539,7 +548,11 @@ def _from_log_space(law: str, tie: str, u: np.ndarray) -> dict[str, float]:
     return expand(law, tie, theta)
 
 
-FITTERS: dict[str, Callable[..., dict[str, float]]] = {"lm": fit_lm, "huber": fit_huber}
+FITTERS: dict[str, Callable[..., dict[str, float]]] = {
+    "lm": fit_lm,
+    "huber": fit_huber,
+    "vp": fit_vp,
+}
 METHODS = tuple(FITTERS)
 
 
@@ -569,7 +582,8 @@ def refits(
     """Refit one of the paper's laws on each resample (a row of point counts); (the fits that
     converged, how many did not).
 
-    ``lm`` refits each resample by the paper's procedure from all ones (a FitError fails).
+    ``lm`` refits each resample by the paper's procedure from all ones (a FitError fails);
+    ``vp`` by variable projection refined from the full fit's exponents.
     ``huber`` refits all resamples at once (the counts weight the Huber terms), each
     warm-started at the full fit ``params`` rather than from the 4,500-point grid, to tighter
     tolerances; a row that does not converge, or ends non-finite, fails. ``form`` is the huber
@@ -595,8 +609,12 @@ def refits(
     fits, failed = [], 0
     for row in counts:
         i = np.repeat(np.arange(len(loss)), row)
+        R_i = None if R is None else R[i]
         try:
-            fits.append(FITTERS[method](law, tie, N[i], D[i], None if R is None else R[i], loss[i]))
+            if method == "vp":  # warm-started at the full fit, as huber's refits are
+                fits.append(fit_vp(law, tie, N[i], D[i], R_i, loss[i], params, form))
+            else:
+                fits.append(FITTERS[method](law, tie, N[i], D[i], R_i, loss[i]))
         except FitError:
             failed += 1
     return fits, failed

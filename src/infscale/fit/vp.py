@@ -1,0 +1,187 @@
+"""Variable projection (``--method vp``) for the paper's laws: Open-Athena 2026 (FACTS.md,
+"Fitting practice in 2026").
+
+Once its exponents are fixed, Chinchilla's law E + A·N^-alpha + B·D^-beta is linear in
+(E, A, B); so is the inference law (E + A·N^-alpha + B·D^-beta)·(1 + epsilon·R^gamma) once
+epsilon is fixed too (searched with either sign, as the paper's unbounded LM allows), and its
+additive variant in (E, A, B, epsilon). For each setting of the nonlinear parameters the linear
+ones are solved exactly by non-negative least squares on the raw loss (the objective lm
+minimises, with the coefficients kept physical), so the search runs over the nonlinear ones
+only: every point of a grid at once (batched normal equations; scipy's nnls where a coefficient
+comes out negative), then the best ``N_REFINE`` refined by scipy's ``least_squares`` on the
+projected residual within ``EXPONENT_BOUNDS``. On noise-free points of the law it recovers the
+parameters to machine precision, from no start values at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import numpy as np
+
+from infscale.fit.huber import LOG_EPSILON_STARTS
+
+EXPONENT_BOUNDS = (0.0, 3.0)  # the search range of alpha, beta, gamma
+# The inference factor's epsilon on the grid: 0 and huber's starts' sizes, of either sign.
+EPSILON_GRID = (0.0, *(s * float(np.exp(f)) for f in LOG_EPSILON_STARTS for s in (1, -1)))
+EXPONENT_GRID = tuple(np.round(np.linspace(0.05, 1.5, 16), 4))
+N_REFINE = 3  # best grid points refined
+GRID_RIDGE = 1e-12
+EXPONENTS = ("alpha", "beta", "gamma")
+
+
+def nonlinear(law: str, tie: str, form: str) -> tuple[str, ...]:
+    """The parameters searched (the free exponents, and epsilon for the inference law's
+    multiplicative factor); the rest are solved linearly."""
+    from infscale.fit.laws import TIED
+
+    exps = ("alpha", "beta") + (("gamma",) if law == "inference" else ())
+    free = tuple(p for p in exps if p not in TIED[tie])
+    return free + (("epsilon",) if form == "inference" else ())
+
+
+def linear(form: str) -> tuple[str, ...]:
+    return ("E", "A", "B") + (("epsilon",) if form == "additive" else ())
+
+
+def fit_vp(
+    law: str,
+    tie: str,
+    N: np.ndarray,
+    D: np.ndarray,
+    R: np.ndarray | None,
+    loss: np.ndarray,
+    start: Mapping[str, float] | None = None,
+    form: str | None = None,
+) -> dict[str, float]:
+    """Every parameter of ``law`` by variable projection (``start``: refine from these
+    parameters' nonlinear values instead of the grid); FitError when no point of the search
+    gives a finite fit. ``form``: infscale.fit.huber.FORMS (default: the law's own)."""
+    from scipy.optimize import least_squares
+
+    from infscale.fit.laws import FitError
+
+    form = form or law
+    names = nonlinear(law, tie, form)
+    lower = np.array([-np.inf if p == "epsilon" else EXPONENT_BOUNDS[0] for p in names])
+    upper = np.array([np.inf if p == "epsilon" else EXPONENT_BOUNDS[1] for p in names])
+    x = (np.log(N), np.log(D), None if R is None else np.log(R))
+    if start is None:
+        axes = [EPSILON_GRID if p == "epsilon" else EXPONENT_GRID for p in names]
+        grid = np.array(list(itertools.product(*axes)), dtype=float)
+        rss = _grid_rss(names, form, grid, x, loss)
+        picks = grid[np.argsort(rss)[:N_REFINE]][np.isfinite(np.sort(rss)[:N_REFINE])]
+    else:
+        picks = np.clip(np.array([[start[p] for p in names]], dtype=float), lower, upper)
+        picks = picks[np.all(np.isfinite(picks), axis=1)]
+
+    def residual(theta: np.ndarray) -> np.ndarray:
+        return loss - _design(names, form, theta[None, :], x)[0] @ _solve(
+            names, form, theta, x, loss
+        )
+
+    best: tuple[float, np.ndarray] | None = None
+    for theta0 in picks:
+        with np.errstate(all="ignore"):
+            fit = least_squares(
+                residual,
+                theta0,
+                bounds=(lower, upper),
+                method="trf",
+                xtol=1e-15,
+                ftol=1e-15,
+                gtol=1e-15,
+                x_scale="jac",
+            )
+        if np.isfinite(fit.cost) and (best is None or fit.cost < best[0]):
+            best = (float(fit.cost), fit.x)
+    if best is None:
+        raise FitError("the vp fit found no finite fit on its grid")
+    theta = best[1]
+    coefs = _solve(names, form, theta, x, loss)
+    return _params(law, tie, names, form, theta, coefs)
+
+
+def _design(
+    names: tuple[str, ...],
+    form: str,
+    theta: np.ndarray,
+    x: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+) -> np.ndarray:
+    """The linear coefficients' columns (G, n, m) at G settings ``theta`` (G, k)."""
+    log_n, log_d, log_r = x
+    value = dict(zip(names, theta.T, strict=True))
+    alpha = value["alpha"]
+    beta = value.get("beta", alpha)
+    gamma = value.get("gamma", alpha)
+    with np.errstate(all="ignore"):
+        cols = [
+            np.ones((len(theta), len(log_n))),
+            np.exp(-alpha[:, None] * log_n),
+            np.exp(-beta[:, None] * log_d),
+        ]
+        if form == "additive":
+            cols.append(np.exp(gamma[:, None] * log_r))
+        elif form == "inference":
+            scale = 1.0 + value["epsilon"][:, None] * np.exp(gamma[:, None] * log_r)
+            cols = [c * scale for c in cols]
+    return np.stack(cols, axis=2)
+
+
+def _solve(
+    names: tuple[str, ...],
+    form: str,
+    theta: np.ndarray,
+    x: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    loss: np.ndarray,
+) -> np.ndarray:
+    """The non-negative least-squares coefficients at one setting ``theta`` (scipy's nnls;
+    nan when the design is not finite)."""
+    from scipy.optimize import nnls
+
+    X = _design(names, form, theta[None, :], x)[0]
+    if not np.all(np.isfinite(X)):
+        return np.full(X.shape[1], np.nan)
+    return nnls(X, loss)[0]
+
+
+def _grid_rss(
+    names: tuple[str, ...],
+    form: str,
+    grid: np.ndarray,
+    x: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    loss: np.ndarray,
+) -> np.ndarray:
+    """The projected sum of squares at every grid setting: the unconstrained solution of the
+    normal equations, all at once, and nnls where that has a negative coefficient."""
+    X = _design(names, form, grid, x)
+    gram = np.einsum("gnm,gnk->gmk", X, X)
+    # a relative ridge of GRID_RIDGE keeps collinear settings (alpha = beta with D a fixed
+    # multiple of N) solvable; only the grid's ranking reads these coefficients
+    ridge = GRID_RIDGE * np.trace(gram, axis1=1, axis2=2)[:, None, None] * np.eye(X.shape[2])
+    with np.errstate(all="ignore"):
+        finite = np.all(np.isfinite(gram), axis=(1, 2))
+        coefs = np.full(X.shape[::2], np.nan)
+        coefs[finite] = np.linalg.solve(
+            gram[finite] + ridge[finite], np.einsum("gnm,n->gm", X[finite], loss)[..., None]
+        )[..., 0]
+    bad = ~np.all(np.isfinite(coefs) & (coefs >= 0), axis=1)
+    for g in np.flatnonzero(bad):
+        coefs[g] = _solve(names, form, grid[g], x, loss)
+    with np.errstate(all="ignore"):
+        rss = np.sum((loss - np.einsum("gnm,gm->gn", X, coefs)) ** 2, axis=1)
+    return np.where(np.isfinite(rss), rss, np.inf)
+
+
+def _params(
+    law: str, tie: str, names: tuple[str, ...], form: str, theta: np.ndarray, coefs: np.ndarray
+) -> dict[str, float]:
+    """Every parameter of ``law`` (tied exponents at alpha's value), in PARAMS order."""
+    from infscale.fit.laws import PARAMS
+
+    value = dict(zip(names, map(float, theta), strict=True))
+    value |= dict(zip(linear(form), map(float, coefs), strict=True))
+    for p in EXPONENTS:
+        value.setdefault(p, value["alpha"])
+    return {p: value[p] for p in PARAMS[law]}
