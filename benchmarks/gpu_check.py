@@ -15,6 +15,15 @@ this order (the cheap dtype check first, then what issue 15's acceptance needs):
   torch.compile on and off; timed by benchmarks/train_mfu.py's ``Bench`` (windows of steps
   alternating with windows of the matmul peak, measured in the same run). MFU = model FLOPs
   (infscale.train.flops, PaLM's count) / that peak.
+- ``recipe`` (issue 23): what the plan assumes for 1B_v1 (2048x24, select.train_overrides'
+  batch 256, seq 2048, bf16, compile as configured): micro-batch 16 (train.micro_batch_size, as
+  the issue asks) with the checkpointing sizing gives it on one ``cluster.gpu_memory_gb`` GPU,
+  gradient accumulation over as many micro-batches as the cap allows (at least 2; the JSON says
+  how many of the 16), a few timed optimizer steps; tokens/s, MFU against the datasheet
+  (``cluster.peak_tflops``) and against the measured peak (the train section's windows and its
+  own), peak GPU memory (max allocated and reserved, reset before the timed steps) against
+  ``memory.train_memory``. It also gives sizing's plan for 1B_v1 on one GPU and on the cluster,
+  and why its micro-batch is not 16. On a CPU the peak memory is reported as not measurable.
 - ``fsdp``: the FSDP layout (``parallel.shard``, FSDP2 on every block and the root) in one
   process with NCCL (gloo on a CPU), a few steps against the plain step from the same weights:
   each step's loss within ``FSDP_RTOL`` of the plain one, and the gathered state (what a
@@ -31,9 +40,11 @@ this order (the cheap dtype check first, then what issue 15's acceptance needs):
 
 Each section has a time cap (``Mode.caps``) and prints its elapsed time; the JSON is rewritten after
 every section, so a run cut short keeps what it measured. The full run fits one 8-minute call on
-an H200. ``--quick`` runs the same code on the same config with the shapes scaled down (width
-/16, 2 heads, vocabulary 512), short sequences and few trials, float32 and no compile on a CPU:
-the test suite runs it (tests/benchmarks/test_gpu_check.py) so the script never rots.
+an H200: the caps add up to more than ``Mode.total_s`` (450 s), and a section is capped at what
+is left of it, so the last sections give way first. ``--quick`` runs the same code on the same
+config with the shapes scaled down (width /16, 2 heads, vocabulary 512), short sequences and few
+trials, float32 and no compile on a CPU: the test suite runs it
+(tests/benchmarks/test_gpu_check.py) so the script never rots.
 
     benchmarks/gpu_check.sh [--out X.json]          # on the GPU machine (see that file)
     python benchmarks/gpu_check.py --quick --out /tmp/gpu_check.json
@@ -48,6 +59,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import platform
 import re
 import shutil
@@ -58,7 +70,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +80,7 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_mfu import Bench, Setting  # a sibling script, not a package
+from train_mfu import Bench, Setting, causal_flops_per_token  # a sibling script, not a package
 
 from infscale.config import load_config
 from infscale.data.tokens import TokenWindows, write_windows
@@ -81,8 +93,11 @@ from infscale.latency.sweeps import throughput_shape
 from infscale.provenance import device_name, git_commit, versions
 from infscale.shapes import Shape
 from infscale.train import parallel
+from infscale.train.flops import flops_per_token
 from infscale.train.loop import TrainStep, train_run
+from infscale.train.memory import train_memory
 from infscale.train.model import build_model
+from infscale.train.sizing import process_memory_gb, size_training
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL, LARGE = "80M-v1", "candidates/1B_v8"  # run names in config/paper.yaml
@@ -113,7 +128,11 @@ class Mode:
     trials: dict[str, int]  # per latency section
     steps: int  # of the FSDP comparison
     resume_every: int  # resume: checkpoint every this many steps, run twice as many
+    recipe_micro: int | None  # recipe: the micro-batch (None: the config's, 16)
+    recipe_accumulation: int | None  # recipe: micro-batches a step (None: what its cap allows)
+    recipe_steps: int  # recipe: timed optimizer steps, after two warm-up steps
     caps: dict[str, float]  # seconds per section
+    total_s: float | None  # the whole run's budget from main's start (None: none)
 
 
 FULL = Mode(
@@ -127,15 +146,20 @@ FULL = Mode(
     trials={"ratio": 5, "latency": 3, "throughput": 2},  # ratio: the paper's (and config's) 5
     steps=4,
     resume_every=10,
+    recipe_micro=None,
+    recipe_accumulation=None,
+    recipe_steps=3,
     caps={
         "dtype": 30,
         "ratio": 50,
         "train": 140,
+        "recipe": 75,  # build 1B_v1, compile, 2 warm-up steps, 3 timed ones, 2 peak windows
         "fsdp": 30,
         "resume": 40,
         "latency": 110,
         "throughput": 50,
-    },  # 450 s, with the start-up well inside the 8 minutes
+    },  # 525 s: more than total_s, which a late section's cap is cut to (run_section)
+    total_s=450,  # gpu_check.sh stops the process at 480 s; imports and the table take the rest
 )
 QUICK = Mode(
     quick=True,
@@ -148,9 +172,15 @@ QUICK = Mode(
     trials={"ratio": 2, "latency": 2, "throughput": 1},
     steps=4,
     resume_every=4,
+    recipe_micro=4,  # 16 rows would take the shared CPU a minute; the other sections take 4 too
+    recipe_accumulation=2,
+    recipe_steps=2,
     caps=dict.fromkeys(FULL.caps, 120),
+    total_s=None,
 )
-SECTIONS = tuple(FULL.caps)  # in this order: the cheap dtype check, then issue 15's acceptance
+# In this order: the cheap dtype check, then issue 15's acceptance with issue 23's recipe after
+# the train section (whose matmul peak it reuses), before the long latency sections.
+SECTIONS = tuple(FULL.caps)
 
 
 class SectionTimeout(Exception):
@@ -163,6 +193,10 @@ class Context:
     config: dict[str, Any]
     device: torch.device
     shapes: dict[str, Shape]  # run name -> shape (scaled down in quick mode)
+    # the best matmul peak per (threads, dtype) that any section measured (train_mfu.Bench's)
+    peaks: dict[tuple[int, str], float] = field(default_factory=dict)
+    run_deadline: float = math.inf  # time.perf_counter() by which the whole run must be done
+    deadline: float = math.inf  # ... and the running section
 
     @property
     def train_dtype(self) -> str:
@@ -296,12 +330,225 @@ def check_train(ctx: Context, out: dict[str, Any]) -> None:
             row["run"] = name
             out["rows"] = bench.final()  # every row against the best peak so far
             out["peak_tflops"] = {f"{t}-{d}": v / 1e12 for (t, d), v in bench.peaks.items()}
+            _keep_peaks(ctx, bench.peaks)
             _free(ctx.device)
     bad = [r for r in out["rows"] if not 0 < r["mfu"] <= 1]
     out["problems"] = [
         f"{r['run']} compile {r['compile']}: MFU {r['mfu']} not in (0, 1]" for r in bad
     ]
     out["passed"] = not bad
+
+
+def _keep_peaks(ctx: Context, peaks: dict[tuple[int, str], float]) -> None:
+    for key, rate in peaks.items():
+        ctx.peaks[key] = max(ctx.peaks.get(key, 0.0), rate)
+
+
+# --- the 1B recipe as planned (issue 23) ----------------------------------------------------
+
+RECIPE = f"candidates/{RATIO[0]}"  # 1B_v1, 2048x24: the baseline the paper trained
+
+
+def recipe_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What the plan assumes for 1B_v1 (no torch): its one-GPU plan and the cluster's, the
+    issue's micro-batch (``train.micro_batch_size``) with the checkpointing sizing gives it, and
+    why that differs from the one-GPU plan's micro-batch. Memory in GiB, for the full shape."""
+    run = run_table(config)[RECIPE]
+    shape, seq = run.shape, config["data"]["seq_len"]
+    cfg = {**config["train"], **config["select"]["train_overrides"]}
+    cluster = config["cluster"]
+    one = {**cluster, "gpus_per_node": 1, "max_nodes": 1, "train_gpus": 1}
+    usable = process_memory_gb(one)
+    micro = cfg["micro_batch_size"]
+    plain = train_memory(shape, seq, micro, 1, False, False).total
+    saved = train_memory(shape, seq, micro, 1, False, True).total
+    # sizing's rule at a fixed micro-batch: no checkpointing where it fits, else checkpointing
+    ckpt = bool(cfg["activation_checkpointing"]) or plain > usable
+    plans = {}
+    for name, view in (("one_gpu", one), ("cluster", cluster)):
+        p = size_training(shape, run.total_tokens, cfg, seq, view)
+        plans[name] = {
+            "gpus": p.gpus,
+            "nodes": p.nodes,
+            "micro_batch": p.micro_batch,
+            "activation_checkpointing": p.activation_checkpointing,
+            "parallel": p.parallel,
+            "predicted_gib": round(p.mem_gb, 3),
+            "compute_hours": round(p.compute_hours, 1),
+            "slices": p.slices,
+            "limits": list(p.limits),
+        }
+    chosen = plans["one_gpu"]
+    if (chosen["micro_batch"], chosen["activation_checkpointing"]) == (micro, ckpt):
+        why = "the one-GPU plan runs this setting"
+    else:
+        why = (
+            f"sizing takes the largest micro-batch up to train.micro_batch_size {micro} that "
+            f"divides the batch and fits without activation checkpointing before it tries any "
+            f"with it: on one {cluster['gpu_memory_gb']:g} GB GPU ({usable:.1f} GiB usable) "
+            f"that is {chosen['micro_batch']} ({chosen['predicted_gib']:.1f} GiB"
+            f"{', with checkpointing' if chosen['activation_checkpointing'] else ''}); "
+            f"micro-batch {micro} needs {plain:.1f} GiB without checkpointing and {saved:.1f} "
+            f"GiB with it, so it is timed {'with' if ckpt else 'without'} checkpointing, as "
+            "issue 23 asks for micro-batch 16"
+        )
+    return {
+        "run": RECIPE,
+        "full_shape": shape.label,
+        "full_seq_len": seq,
+        "batch_size": cfg["batch_size"],
+        "micro_batch": micro,
+        "activation_checkpointing": ckpt,
+        "compile": bool(cfg["compile"]),
+        "usable_gib": round(usable, 3),
+        "full_predicted_gib": {"without_checkpointing": plain, "with_checkpointing": saved},
+        "plan": plans,
+        "why_not_the_one_gpu_plan": why,
+    }
+
+
+def check_recipe(ctx: Context, out: dict[str, Any]) -> None:
+    """1B_v1's recipe (select.train_overrides: batch 256) at micro-batch 16 with gradient
+    accumulation, as the plan sizes it: tokens/s and MFU against the datasheet peak
+    (cluster.peak_tflops) and the measured one, peak GPU memory against memory.train_memory."""
+    settings = recipe_settings(ctx.config)
+    out |= {"settings": settings}  # kept if the timing below times out
+    shape, seq = ctx.shapes[RECIPE], ctx.mode.seq_len
+    micro = ctx.mode.recipe_micro or settings["micro_batch"]
+    ckpt = settings["activation_checkpointing"]
+    compile_ = settings["compile"] and not ctx.mode.quick  # quick mode compiles nothing
+    full_accumulation = settings["batch_size"] // micro
+    predicted = train_memory(shape, seq, micro, 1, False, ckpt)
+    memory: dict[str, Any] = {
+        "predicted_gib": predicted.total,
+        "predicted_parts_gib": {
+            k: getattr(predicted, k) for k in ("states", "activations", "logits", "transient")
+        },
+        "model": "memory.train_memory(shape, seq_len, micro_batch, world 1, DDP, checkpointing)",
+        "assumes": "bf16 autocast, as on the GPU (a float32 run holds no bf16 weight copies)",
+    }
+    out["memory"] = memory
+    lr = ctx.config["train"]["lr"]
+    torch._dynamo.reset()  # compiled as a fresh training process would
+    model = ctx.model(shape, seq).to(ctx.device)
+    cfg = ctx.train_cfg(
+        batch_size=settings["batch_size"],
+        micro_batch_size=micro,
+        activation_checkpointing=ckpt,
+        compile=compile_,
+        parallel="ddp",
+    )
+    step = TrainStep(model, cfg, ctx.device, world=1)
+    gen = torch.Generator().manual_seed(2)
+    first = torch.randint(0, shape.vocab_size, (micro, seq + 1), generator=gen).to(ctx.device)
+    started = time.perf_counter()
+    for _ in range(2):  # warm-up on one micro-batch: compiles; the second is the time of one
+        t0 = time.perf_counter()
+        step([first], lr).tolist()
+    one_s = time.perf_counter() - t0
+    warmup_s = time.perf_counter() - started
+    setting = Setting(torch.get_num_threads(), micro, micro, seq, ctx.train_dtype, compile_)
+    bench = Bench(ctx.config, 1, 0.0, ctx.device)
+    bench.peaks = dict(ctx.peaks)  # the train section's windows count too
+    bench.peak(setting)
+    steps = ctx.mode.recipe_steps
+    if ctx.mode.recipe_accumulation:
+        accumulation = ctx.mode.recipe_accumulation
+        why = f"quick mode: {accumulation} of {full_accumulation}, to keep the suite's run short"
+    else:  # what the cap leaves, less a peak window and a margin; at least 2, at most all
+        left = ctx.deadline - time.perf_counter() - 5.0
+        accumulation = max(2, min(full_accumulation, int(left / (steps * one_s))))
+        why = (
+            f"what the section's cap left ({left:.0f} s for {steps} steps at {one_s:.2f} s a "
+            "micro-batch, the second warm-up step's time)"
+        )
+    out["accumulation"] = {
+        "micro_batches_per_step": accumulation,
+        "configured": full_accumulation,
+        "rows_per_step": accumulation * micro,
+        "scaled_down": accumulation < full_accumulation,
+        "why": why if accumulation < full_accumulation else "the configured batch, whole",
+    }
+    data = torch.randint(0, shape.vocab_size, (accumulation * micro, seq + 1), generator=gen).to(
+        ctx.device
+    )
+    batches = list(data.split(micro))
+    _free(ctx.device)
+    if ctx.device.type == "cuda":
+        torch.cuda.synchronize(ctx.device)
+        torch.cuda.reset_peak_memory_stats(ctx.device)
+    step_s, losses = [], []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        losses.append(step(batches, lr).tolist()[0])  # the trainer's one host read a step
+        step_s.append(time.perf_counter() - t0)
+    if ctx.device.type == "cuda":
+        allocated = torch.cuda.max_memory_allocated(ctx.device) / 2**30
+        reserved = torch.cuda.max_memory_reserved(ctx.device) / 2**30
+        memory |= {
+            "measured": True,
+            "max_allocated_gib": allocated,
+            "max_reserved_gib": reserved,
+            "ratio_allocated": allocated / predicted.total,
+            "ratio_reserved": reserved / predicted.total,
+            "device_gib": torch.cuda.get_device_properties(ctx.device).total_memory / 2**30,
+        }
+    else:
+        memory |= {
+            "measured": False,
+            "max_allocated_gib": None,
+            "max_reserved_gib": None,
+            "ratio_allocated": None,
+            "ratio_reserved": None,
+            "reason": (
+                "not measurable on a CPU: torch keeps allocator statistics for CUDA only, and "
+                "the RSS is no stand-in, since the memory earlier sections freed stays in the "
+                "heap (TrainStep raises glibc's trim threshold) and this step reuses it"
+            ),
+        }
+    bench.peak(setting)
+    _keep_peaks(ctx, bench.peaks)
+    measured_peak = bench.peaks[setting.threads, setting.dtype]
+    datasheet = ctx.config["cluster"]["peak_tflops"] * 1e12
+    tokens = steps * accumulation * micro * seq
+    tokens_per_s = tokens / sum(step_s)
+    fpt = flops_per_token(shape, seq)
+    speed = {
+        "steps_s": step_s,
+        "losses": losses,
+        "warmup_s": warmup_s,
+        "tokens": tokens,
+        "tokens_per_s": tokens_per_s,
+        "flops_per_token": fpt,
+        "causal_flops_per_token": causal_flops_per_token(shape, seq),
+        "model_tflops_per_s": tokens_per_s * fpt / 1e12,
+        "datasheet_peak_tflops": datasheet / 1e12,
+        "mfu_datasheet": tokens_per_s * fpt / datasheet,
+        "measured_peak_tflops": measured_peak / 1e12,
+        "measured_peak": f"{setting.dtype} matmul, best window of this run (train and recipe)",
+        "mfu_measured": tokens_per_s * fpt / measured_peak,
+        "planning_mfu": ctx.config["cluster"]["mfu"],
+    }
+    out |= {
+        "shape": shape.label,
+        "seq_len": seq,
+        "micro_batch": micro,
+        "activation_checkpointing": ckpt,
+        "compile": compile_,
+        "dtype": ctx.train_dtype,
+        "speed": speed,
+    }
+    problems = []
+    for key in ("tokens_per_s", "mfu_datasheet", "mfu_measured"):
+        if not (math.isfinite(speed[key]) and speed[key] > 0):
+            problems.append(f"{key} {speed[key]} is not a positive number")
+    if speed["mfu_measured"] > 1:
+        problems.append(f"MFU against the measured peak {speed['mfu_measured']:.3f} over 1")
+    if not all(math.isfinite(x) for x in losses):
+        problems.append(f"losses {losses} not finite")
+    if memory["measured"] and not memory["ratio_allocated"] > 0:
+        problems.append(f"peak memory ratio {memory['ratio_allocated']} not positive")
+    out |= {"problems": problems, "passed": not problems}
 
 
 # --- FSDP --------------------------------------------------------------------------------
@@ -562,6 +809,7 @@ CHECKS: dict[str, Callable[[Context, dict[str, Any]], None]] = {
     "dtype": check_dtype,
     "ratio": check_ratio,
     "train": check_train,
+    "recipe": check_recipe,
     "fsdp": check_fsdp,
     "resume": check_resume,
     "latency": check_latency,
@@ -586,11 +834,17 @@ def time_cap(seconds: float) -> Iterator[None]:
 
 
 def run_section(name: str, ctx: Context) -> dict[str, Any]:
-    cap = ctx.mode.caps[name]
+    """One section under its cap, or under what the whole run's budget leaves if that is less
+    (the caps add up to more than ``Mode.total_s``: the last sections give way)."""
+    left = ctx.run_deadline - time.perf_counter()
+    cap = round(min(ctx.mode.caps[name], left), 1)
     print(f"\n## {name} (cap {cap:g} s)", flush=True)
     out: dict[str, Any] = {}
     start = time.perf_counter()
+    ctx.deadline = start + cap
     try:
+        if cap < 1:
+            raise SectionTimeout(f"not run: the run's {ctx.mode.total_s:g} s budget is spent")
         with time_cap(cap):
             CHECKS[name](ctx, out)
         status = "ok" if out["passed"] else "failed: " + "; ".join(out["problems"])
@@ -669,6 +923,7 @@ def table(report: dict[str, Any]) -> str:
                 f"{r['dtype']} compile {int(r['compile'])}: {r['tokens_per_s']:>12,.0f} tokens/s "
                 f"MFU {r['mfu']:6.1%} (causal {r['mfu_causal']:6.1%})"
             )
+    lines += recipe_lines(sections.get("recipe", {}))
     for name, keys in (
         ("fsdp", ("backend", "dtype", "max_rel_loss_diff", "max_rel_weight_diff", "rtol")),
         ("resume", ("dtype", "resumed_from_step", "exact", "max_rel_diff", "rtol")),
@@ -716,6 +971,50 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_lines(recipe: dict[str, Any]) -> list[str]:
+    """The recipe section in the table: what ran, its speed, MFU and memory, and the plan."""
+    if "settings" not in recipe:
+        return []
+    s, lines = recipe["settings"], [""]
+    plans = s["plan"]
+    if "speed" in recipe:
+        v, m, a = recipe["speed"], recipe["memory"], recipe["accumulation"]
+        lines += [
+            f"recipe {s['run']} {recipe['shape']} seq {recipe['seq_len']} {recipe['dtype']} "
+            f"compile {int(recipe['compile'])} micro-batch {recipe['micro_batch']} "
+            f"checkpointing {int(recipe['activation_checkpointing'])}, "
+            f"{a['micro_batches_per_step']} of {a['configured']} micro-batches a step"
+            f"{' (scaled down)' if a['scaled_down'] else ''}",
+            f"  {v['tokens_per_s']:,.0f} tokens/s; MFU {_pct(v['mfu_datasheet'])} of the datasheet "
+            f"{v['datasheet_peak_tflops']:g} TFLOP/s, {_pct(v['mfu_measured'])} of the measured "
+            f"{v['measured_peak_tflops']:.4g} TFLOP/s (the plan assumes {v['planning_mfu']:.0%})",
+        ]
+        if m["measured"]:
+            lines.append(
+                f"  peak memory {m['max_allocated_gib']:.2f} GiB allocated, "
+                f"{m['max_reserved_gib']:.2f} reserved; the model predicts "
+                f"{m['predicted_gib']:.2f} (ratios {m['ratio_allocated']:.3f}, "
+                f"{m['ratio_reserved']:.3f})"
+            )
+        else:
+            lines.append(
+                f"  peak memory: {m['reason'].split(':')[0]}; the model predicts "
+                f"{m['predicted_gib']:.4f} GiB"
+            )
+    for name, p in plans.items():
+        lines.append(
+            f"  plan ({name.replace('_', ' ')}): {p['gpus']} GPU(s) on {p['nodes']} node(s), "
+            f"micro-batch {p['micro_batch']}, checkpointing {int(p['activation_checkpointing'])}, "
+            f"{p['parallel']}, {p['predicted_gib']:.1f} GiB, {p['compute_hours']:g} h in "
+            f"{p['slices']} job(s)"
+        )
+    lines.append(
+        f"  issue 23's micro-batch {s['micro_batch']}, not the plan's: "
+        f"{s['why_not_the_one_gpu_plan']}"
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down shapes; runs on a CPU")
@@ -751,6 +1050,8 @@ def main(argv: list[str] | None = None) -> int:
         or REPO / "benchmarks" / "results" / f"gpu_check-{slug}{'-quick' * mode.quick}.json"
     )
     started = time.perf_counter()
+    if mode.total_s is not None:
+        ctx.run_deadline = started + mode.total_s
     report: dict[str, Any] = {
         "mode": "quick" if mode.quick else "full",
         "environment": environment(device),
@@ -783,6 +1084,10 @@ def _free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}" if x >= 1e-3 else f"{x:.2e}"
 
 
 def _max_rel_diff(a: list[float], b: list[float]) -> float:

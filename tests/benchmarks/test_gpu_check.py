@@ -23,10 +23,13 @@ import torch
 from conftest import REPO
 from scipy.stats import spearmanr
 
+from infscale.config import load_config
 from infscale.train.flops import flops_per_token
+from infscale.train.memory import train_memory
+from infscale.train.sizing import size_training
 
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
-SECTIONS = ["dtype", "ratio", "train", "fsdp", "resume", "latency", "throughput"]
+SECTIONS = ["dtype", "ratio", "train", "recipe", "fsdp", "resume", "latency", "throughput"]
 
 
 def _module():
@@ -81,6 +84,65 @@ def test_training_rows_use_the_library_flop_count_and_give_an_mfu_in_0_1(quick):
     assert (wide["shape"], deep["shape"]) == ("d192-l12-h2", "d32-l8-h2")  # 3072x12, 512x8 / 16
     wide_shape = _module().scaled(_paper_shape(3072, 12, 16))
     assert wide["flops_per_token"] == flops_per_token(wide_shape, 64)
+
+
+@pytest.mark.slow
+def test_recipe_times_1b_v1_with_accumulation_against_the_memory_model_and_both_peaks(quick):
+    sections = quick[0]["sections"]
+    recipe = sections["recipe"]
+    config = load_config(REPO / "config" / "paper.yaml", REPO / "config" / "schema.yaml")
+    # what ran: 1B_v1 (2048x24) scaled, the quick micro-batch, checkpointing as micro-batch 16
+    # needs it on an 80 GB GPU (123.6 GiB without), two of the 64 micro-batches of batch 256
+    shape = _module().scaled(_paper_shape(2048, 24, 16))
+    assert recipe["shape"] == shape.label == "d128-l24-h2" and recipe["seq_len"] == 64
+    assert (recipe["micro_batch"], recipe["activation_checkpointing"]) == (4, True)
+    assert recipe["dtype"] == "float32" and recipe["compile"] is False
+    acc = recipe["accumulation"]
+    assert (acc["micro_batches_per_step"], acc["configured"]) == (2, 256 // 4)
+    assert acc["scaled_down"] is True and "quick mode" in acc["why"]
+    # the memory model's prediction is train_memory's total for that shape and micro-batch
+    memory = recipe["memory"]
+    predicted = train_memory(shape, 64, 4, 1, False, True)
+    assert memory["predicted_gib"] == pytest.approx(predicted.total, rel=1e-12)
+    assert sum(memory["predicted_parts_gib"].values()) == pytest.approx(predicted.total)
+    # a CPU keeps no allocator peak: said, not left blank
+    assert memory["measured"] is False and memory["ratio_allocated"] is None
+    assert "not measurable on a CPU" in memory["reason"]
+    # MFU against the datasheet (cluster.peak_tflops) and the measured peak, from one count
+    speed = recipe["speed"]
+    assert speed["flops_per_token"] == flops_per_token(shape, 64)
+    assert speed["tokens"] == 2 * 2 * 4 * 64 == len(speed["steps_s"]) * 2 * 4 * 64
+    assert speed["tokens_per_s"] == pytest.approx(speed["tokens"] / sum(speed["steps_s"]))
+    assert speed["datasheet_peak_tflops"] == config["cluster"]["peak_tflops"] == 312
+    model_flops = speed["tokens_per_s"] * speed["flops_per_token"]
+    assert speed["mfu_datasheet"] == pytest.approx(model_flops / 312e12, rel=1e-9)
+    assert speed["mfu_measured"] == pytest.approx(
+        model_flops / (speed["measured_peak_tflops"] * 1e12), rel=1e-9
+    )
+    for key in ("tokens_per_s", "mfu_datasheet", "mfu_measured", "warmup_s"):
+        assert math.isfinite(speed[key]) and speed[key] > 0, key
+    assert 0 < speed["mfu_measured"] <= 1
+    assert all(math.isfinite(x) for x in speed["losses"])
+    # the measured peak reuses the train section's windows: never below its best
+    assert speed["measured_peak_tflops"] >= sections["train"]["peak_tflops"]["1-float32"]
+    # the plan for the full shape, one GPU and the cluster, as sizing gives it
+    settings = recipe["settings"]
+    cfg = {**config["train"], **config["select"]["train_overrides"]}
+    run_tokens = 28991029248  # select.tokens
+    one = {**config["cluster"], "gpus_per_node": 1, "max_nodes": 1, "train_gpus": 1}
+    full = _paper_shape(2048, 24, 16)
+    for name, cluster in (("one_gpu", one), ("cluster", config["cluster"])):
+        plan = size_training(full, run_tokens, cfg, 2048, cluster)
+        got = settings["plan"][name]
+        assert (got["gpus"], got["micro_batch"]) == (plan.gpus, plan.micro_batch), name
+        assert got["activation_checkpointing"] == plan.activation_checkpointing
+        assert got["predicted_gib"] == pytest.approx(plan.mem_gb, abs=1e-3)
+    assert settings["micro_batch"] == 16 and settings["batch_size"] == 256
+    without = train_memory(full, 2048, 16, 1, False, False).total
+    assert settings["full_predicted_gib"]["without_checkpointing"] == pytest.approx(without)
+    assert without > settings["usable_gib"] == pytest.approx(80 * 0.9 - 2)  # hence checkpointing
+    assert settings["plan"]["one_gpu"]["micro_batch"] < 16
+    assert f"{without:.1f} GiB without checkpointing" in settings["why_not_the_one_gpu_plan"]
 
 
 @pytest.mark.slow
@@ -175,6 +237,9 @@ def test_table_is_written_beside_the_json(quick):
     ratio = report["sections"]["latency"]["ratio"]["ratio_of_medians"]
     assert f"ratio 1B_v1/1B_v8 = {ratio:.3f}" in text
     assert "candidates/1B_v8" in text and "batch  64" in text
+    speed = report["sections"]["recipe"]["speed"]
+    assert f"{speed['tokens_per_s']:,.0f} tokens/s; MFU" in text
+    assert "peak memory: not measurable on a CPU" in text
 
 
 def test_the_detector_names_every_float32_place():
@@ -206,3 +271,18 @@ def _paper_shape(d_model: int, n_layers: int, n_heads: int):
     from infscale.shapes import Shape
 
     return Shape(d_model, n_layers, n_heads, 50432, 256)
+
+
+def test_a_section_past_the_run_budget_is_cut_and_the_budget_fits_the_shell_limit():
+    gpu_check = _module()
+    full = gpu_check.FULL
+    assert full.caps["recipe"] > 0 and list(full.caps)[3] == "recipe"
+    # the caps may add up to more than the run's budget; the budget plus start-up fits the
+    # 8 minutes gpu_check.sh allows
+    assert "timeout --signal=INT 480 " in (REPO / "benchmarks" / "gpu_check.sh").read_text()
+    assert full.total_s + 20 <= 480 < sum(full.caps.values()) + 20
+    ctx = gpu_check.Context(full, {}, torch.device("cpu"), {})
+    ctx.run_deadline = gpu_check.time.perf_counter() - 1
+    out = gpu_check.run_section("recipe", ctx)
+    assert out["status"] == "timed out: not run: the run's 450 s budget is spent"
+    assert out["cap_s"] < 0
