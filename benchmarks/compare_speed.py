@@ -1,4 +1,5 @@
-"""``infscale compare`` on 200 points: 3 laws × 3 tie modes by lm, and by huber with a bootstrap.
+"""``infscale compare`` on 200 points: 3 laws × 3 tie modes by lm, huber and vp, and by huber
+with a bootstrap; the host's fp32 matmul peak printed beside the times.
 
 The points come from the follow-up's conditional law itself (multiplicative, a U-shaped width
 factor with its optimum at d/√N = 0.08 and an MLP-ratio factor at r = 1.03, Chinchilla's
@@ -7,8 +8,9 @@ coefficients as Besiroglu et al. re-estimated them) with 0.5 % multiplicative no
 widths, each at the depth that brings N nearest the group's size) and 4 token multipliers per shape,
 one run per shape (so the bootstrap resamples 50 runs). Each command is a fresh ``infscale``
 process, timed from its start to its exit (TABLE.csv written). Prints the
-median of ``--repeats`` lm runs, one huber + bootstrap run, the machine's load average before
-each, and the tables' key columns. Wall and CPU seconds are both printed: on a shared machine
+median of ``--repeats`` runs of each method (vp: the chinchilla and inference rows; the
+conditional law's carry the reason), one huber + bootstrap run, the machine's load average
+before each, and the tables' key columns. Wall and CPU seconds are both printed: on a shared machine
 the wall time also counts the other jobs' turns.
 
     [OPENBLAS_NUM_THREADS=1] python benchmarks/compare_speed.py [--repeats 3] [--bootstrap 200]
@@ -100,7 +102,9 @@ def timed(args: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="lm runs (the median is printed)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per method (the median is printed)"
+    )
     parser.add_argument("--bootstrap", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,24 +117,32 @@ def main() -> None:
             f"{frame['run'].nunique()} runs; OPENBLAS_NUM_THREADS={blas}; "
             f"{os.cpu_count()} CPUs"
         )
+        from infscale.train.flops import measure_matmul_peak
+
+        print(f"fp32 matmul peak: {measure_matmul_peak() / 1e9:.1f} GFLOP/s")
         base = ["compare", "--data", str(data), "--out", str(out)]
-        lm = []
-        for _ in range(args.repeats):
-            load = os.getloadavg()[0]
-            lm.append(timed([*base, "--method", "lm"]))
-            print(f"lm: {lm[-1][0]:.2f} s, CPU {lm[-1][1]:.2f} s (load average before: {load:.2f})")
-        wall, cpu = (statistics.median(t) for t in zip(*lm, strict=True))
-        print(f"lm, median of {len(lm)}: {wall:.2f} s, CPU {cpu:.2f} s (acceptance: <= 10 s)")
-        lm_table = pd.read_csv(out)
+        tables = []
+        for method in ("lm", "huber", "vp"):
+            runs = []
+            for _ in range(args.repeats):
+                load = os.getloadavg()[0]
+                runs.append(timed([*base, "--method", method]))
+                print(
+                    f"{method}: {runs[-1][0]:.2f} s, CPU {runs[-1][1]:.2f} s "
+                    f"(load average before: {load:.2f})"
+                )
+            wall, cpu = (statistics.median(t) for t in zip(*runs, strict=True))
+            print(f"{method}, median of {len(runs)}: {wall:.2f} s, CPU {cpu:.2f} s")
+            tables.append(pd.read_csv(out))
         load = os.getloadavg()[0]
         wall, cpu = timed([*base, "--method", "huber", "--bootstrap", str(args.bootstrap)])
         print(
             f"huber --bootstrap {args.bootstrap}: {wall:.2f} s, CPU {cpu:.2f} s (load average "
-            f"before: {load:.2f}; acceptance: <= 60 s)"
+            f"before: {load:.2f}; acceptance: <= 30 s)"
         )
-        huber_table = pd.read_csv(out)
+        tables.append(pd.read_csv(out))
     shown = ["law", "tie", "method", "n_params", "fit_mse", "logo_rel_err", "aic"]
-    print(pd.concat([lm_table, huber_table])[[*shown, "bootstrap_failed"]].to_string())
+    print(pd.concat(tables)[[*shown, "bootstrap_failed"]].to_string())
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from infscale.fit.huber import LOG_EPSILON_STARTS
 EXPONENT_BOUNDS = (0.0, 3.0)  # the search range of alpha, beta, gamma
 # The inference factor's epsilon on the grid: 0 and huber's starts' sizes, of either sign.
 EPSILON_GRID = (0.0, *(s * float(np.exp(f)) for f in LOG_EPSILON_STARTS for s in (1, -1)))
-EXPONENT_GRID = tuple(np.round(np.linspace(0.05, 1.5, 16), 4))
+EXPONENT_RANGE = (0.05, 1.5)  # the grid's exponents: evenly spaced over this range, ...
+MAX_PER_AXIS = 16  # ... at most this many per exponent, ...
+MAX_SETTINGS = 4096  # ... and at most this many settings in all (the refinement does the rest)
 N_REFINE = 3  # best grid points refined
 GRID_RIDGE = 1e-12
 EXPONENTS = ("alpha", "beta", "gamma")
@@ -68,7 +70,7 @@ def fit_vp(
     upper = np.array([np.inf if p == "epsilon" else EXPONENT_BOUNDS[1] for p in names])
     x = (np.log(N), np.log(D), None if R is None else np.log(R))
     if start is None:
-        axes = [EPSILON_GRID if p == "epsilon" else EXPONENT_GRID for p in names]
+        axes = _grid_axes(names)
         grid = np.array(list(itertools.product(*axes)), dtype=float)
         rss = _grid_rss(names, form, grid, x, loss)
         picks = grid[np.argsort(rss)[:N_REFINE]][np.isfinite(np.sort(rss)[:N_REFINE])]
@@ -101,6 +103,16 @@ def fit_vp(
     theta = best[1]
     coefs = _solve(names, form, theta, x, loss)
     return _params(law, tie, names, form, theta, coefs)
+
+
+def _grid_axes(names: tuple[str, ...]) -> list[tuple[float, ...]]:
+    """Each searched parameter's grid values: EPSILON_GRID, and as many evenly spaced exponents
+    per axis as MAX_SETTINGS allows (at most MAX_PER_AXIS)."""
+    n_exp = sum(p != "epsilon" for p in names)
+    budget = MAX_SETTINGS / (len(EPSILON_GRID) if "epsilon" in names else 1)
+    count = min(MAX_PER_AXIS, int(budget ** (1 / n_exp)))
+    exponents = tuple(np.linspace(*EXPONENT_RANGE, count))
+    return [EPSILON_GRID if p == "epsilon" else exponents for p in names]
 
 
 def _design(
