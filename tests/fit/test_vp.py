@@ -87,3 +87,15 @@ def test_vp_through_fit_and_compare(capsys, tmp_path):
     conditional = table[table["law"] == "conditional"]
     assert conditional["error"].str.contains("vp method fits the chinchilla and inference").all()
     assert table[table["law"] != "conditional"]["logo_rel_err"].notna().all()
+
+
+def test_vp_from_a_start_where_the_law_is_not_finite_fails_as_a_fit_error():
+    """A start whose design overflows (alpha at its bound on tiny N) is skipped, not a crash."""
+    from infscale.fit.laws import FitError
+    from infscale.fit.vp import fit_vp
+
+    N = np.geomspace(1e-200, 1e-190, 8)
+    y = 2.0 + 0.1 * np.arange(8)
+    start = {"A": 1.0, "B": 1.0, "E": 1.0, "alpha": 3.0, "beta": 3.0}
+    with pytest.raises(FitError, match="no finite fit from 1 start"):
+        fit_vp("chinchilla", "all", N, N, None, y, start)

@@ -86,20 +86,23 @@ def fit_vp(
     best: tuple[float, np.ndarray] | None = None
     for theta0 in picks:
         with np.errstate(all="ignore"):
-            fit = least_squares(
-                residual,
-                theta0,
-                bounds=(lower, upper),
-                method="trf",
-                xtol=1e-15,
-                ftol=1e-15,
-                gtol=1e-15,
-                x_scale="jac",
-            )
+            try:
+                fit = least_squares(
+                    residual,
+                    theta0,
+                    bounds=(lower, upper),
+                    method="trf",
+                    xtol=1e-15,
+                    ftol=1e-15,
+                    gtol=1e-15,
+                    x_scale="jac",
+                )
+            except ValueError:  # the residual is not finite at this start
+                continue
         if np.isfinite(fit.cost) and (best is None or fit.cost < best[0]):
             best = (float(fit.cost), fit.x)
     if best is None:
-        raise FitError("the vp fit found no finite fit on its grid")
+        raise FitError(f"the vp fit found no finite fit from {len(picks)} start(s)")
     theta = best[1]
     coefs = _solve(names, form, theta, x, loss)
     return _params(law, tie, names, form, theta, coefs)
