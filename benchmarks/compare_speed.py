@@ -8,8 +8,8 @@ coefficients as Besiroglu et al. re-estimated them) with 0.5 % multiplicative no
 widths, each at the depth that brings N nearest the group's size) and 4 token multipliers per shape,
 one run per shape (so the bootstrap resamples 50 runs). Each command is a fresh ``infscale``
 process, timed from its start to its exit (TABLE.csv written). Prints the
-median of ``--repeats`` runs of each method (vp: the chinchilla and inference rows; the
-conditional law's carry the reason), one huber + bootstrap run, the machine's load average
+median of ``--repeats`` runs of each method (vp: the conditional law's multiplicative rows
+carry the reason), one huber + bootstrap run, the machine's load average
 before each, and the tables' key columns. Wall and CPU seconds are both printed: on a shared machine
 the wall time also counts the other jobs' turns.
 

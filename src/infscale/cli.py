@@ -402,7 +402,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=METHODS,
         default="lm",
         help="lm: the paper's curve_fit from ones; huber: Chinchilla's; vp: variable "
-        "projection (chinchilla and inference laws) (default: %(default)s)",
+        "projection (not the conditional law's multiplicative form) (default: %(default)s)",
     )
     sub.add_argument(
         "--tie",

@@ -68,8 +68,8 @@ def test_vp_keeps_nested_forms_consistent(law):
 
 
 def test_vp_through_fit_and_compare(capsys, tmp_path):
-    """FIT.json as for the other methods; compare gives the conditional law, which vp does
-    not fit, its rows with the reason and exits 0."""
+    """FIT.json as for the other methods; compare gives the conditional law's multiplicative
+    form, which vp does not fit, its rows with the reason and exits 0."""
     out = tmp_path / "fit.json"
     code, _, err = run(
         capsys, "fit", "--data", MARIN, "--law", "inference", "--method", "vp", "--out", out
@@ -85,7 +85,9 @@ def test_vp_through_fit_and_compare(capsys, tmp_path):
     table = pd.read_csv(table_path)
     assert len(table) == 9 and (table["method"] == "vp").all()
     conditional = table[table["law"] == "conditional"]
-    assert conditional["error"].str.contains("vp method fits the chinchilla and inference").all()
+    assert (
+        conditional["error"].str.contains("cannot fit the conditional law's multiplicative").all()
+    )
     assert table[table["law"] != "conditional"]["logo_rel_err"].notna().all()
 
 
@@ -99,3 +101,33 @@ def test_vp_from_a_start_where_the_law_is_not_finite_fails_as_a_fit_error():
     start = {"A": 1.0, "B": 1.0, "E": 1.0, "alpha": 3.0, "beta": 3.0}
     with pytest.raises(FitError, match="no finite fit from 1 start"):
         fit_vp("chinchilla", "all", N, N, None, y, start)
+
+
+@pytest.mark.parametrize("tie", ["all", "none"])
+def test_vp_solves_the_conditional_additive_forms_shape_coefficients_linearly(tie):
+    """L = E + A·N^-alpha + B·D^-beta + a1·ln x + a2/x + b1·ln r + b2/r is linear once alpha
+    and beta are fixed: recovered to 1e-6 (b2 < 0: the shape coefficients take either sign).
+    Three MLP widths, so that ln r, 1/r and E are not collinear. The multiplicative form's
+    factors do not enter linearly: a FitError says so."""
+    from infscale.fit import conditional
+    from infscale.fit.laws import FitError
+
+    rows = [
+        {"d_model": d, "n_layers": layers, "ffn_hidden": ratio * d, "vocab_size": 1000, "N": N}
+        for n0 in (2e7, 5e7, 1.2e8, 3e8)
+        for d, layers in ((256, 32), (512, 16), (1024, 8), (2048, 16))
+        for ratio in (2, 3, 4)
+        for N in [n0 * (1 + 0.01 * layers)]
+    ]
+    frame = pd.DataFrame(rows)
+    frame = pd.concat([frame.assign(D=10 * frame["N"]), frame.assign(D=40 * frame["N"])])
+    V = conditional.factor_variables(frame)
+    N, D = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
+    beta = 0.33 if tie == "all" else 0.29
+    truth = {"A": 400.0, "B": 900.0, "E": 1.9, "alpha": 0.33, "beta": beta}
+    truth |= {"a1": 0.02, "a2": 0.002, "b1": 0.01, "b2": -0.012}
+    y = law_loss("conditional", truth, N, D, variables=V, form="additive")
+    fit = fit_law("conditional", N, D, y, variables=V, form="additive", method="vp", tie=tie)
+    assert fit["dropped"] == [] and fit["params"] == pytest.approx(truth, rel=1e-6)
+    with pytest.raises(FitError, match="multiplicative form: its shape factors do not enter"):
+        fit_law("conditional", N, D, y, variables=V, method="vp", tie=tie)

@@ -1,7 +1,8 @@
 """Snakemake script: the law comparison table, by the code of ``infscale compare``: every law
 (the additive variants included) in every tie mode by Chinchilla's huber method, and the three
 laws the paper's lm procedure fits with tie all (its published setting), and with fit.method vp
-every law by variable projection (the conditional laws' rows then carry an error), in one table;
+every law by variable projection (the multiplicative conditional law's rows carry an error), in
+one table;
 select.law auto reads the rows of the configured method (infscale.fit.choice). A law that
 cannot run has its row with the reason in ``error``, printed to the log."""
 

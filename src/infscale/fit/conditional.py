@@ -39,6 +39,7 @@ import numpy as np
 from infscale.errors import InputError
 from infscale.fit import huber, laws
 from infscale.fit.huber import DELTA
+from infscale.fit.vp import fit_vp
 from infscale.shapes import ffn_hidden
 
 if TYPE_CHECKING:
@@ -259,13 +260,11 @@ def fit_nested(
     """``method``'s fit (FITTERS), also started from the fit of the tie mode it nests, the
     better kept (infscale.fit.laws.fit_nested): lm's objective is the sum of squares, huber's
     its Huber sum."""
-    if method not in FITTERS:
-        raise laws.FitError(
-            f"the {method} method fits the chinchilla and inference laws, not the conditional law"
-        )
     data = (N, D, kept, np.log(loss))
 
     def fit(tie: str, start: Mapping[str, float] | None) -> dict[str, float]:
+        if method == "vp":
+            return fit_vp("conditional", tie, N, D, None, loss, start, form, vp_columns(kept))
         if start is None:
             return FITTERS[method](form, tie, dropped, N, D, kept, loss)
         if method == "lm":
@@ -279,7 +278,7 @@ def fit_nested(
         return _from_u(tie, dropped, u)
 
     def value(tie: str, params: Mapping[str, float]) -> float:
-        if method == "lm":
+        if method != "huber":
             return float(np.sum((loss - conditional_loss(form, params, N, D, kept)) ** 2))
         u = _to_u(tie, dropped, params)[None, :]
         return float(huber_objective(u, form, positions(tie, dropped), data)[0][0])
@@ -362,6 +361,16 @@ def fit_huber(
 
 
 FITTERS = {"lm": fit_lm, "huber": fit_huber}
+
+
+def vp_columns(kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The additive form's shape columns, by coefficient (ln v, 1/v per factor kept): what
+    variable projection solves linearly (infscale.fit.vp)."""
+    columns = {}
+    for name, v in kept.items():
+        _, c_log, c_inv = FACTORS[name]
+        columns |= {c_log: np.log(v), c_inv: 1.0 / v}
+    return columns
 
 
 def objective(form: str, where: Mapping[str, int], data: Data) -> huber.Objective:
@@ -455,6 +464,17 @@ def refits(
     not converge or ends non-finite fails. lm: curve_fit on the drawn points within
     BOOTSTRAP_MAXFEV evaluations; a FitError fails."""
     fits, failed = [], 0
+    if method == "vp":  # warm-started at the full fit, as huber's refits are
+        for row in counts:
+            i = np.repeat(np.arange(len(loss)), row)
+            drawn = vp_columns({n: v[i] for n, v in kept.items()})
+            try:
+                fits.append(
+                    fit_vp("conditional", tie, N[i], D[i], None, loss[i], params, form, drawn)
+                )
+            except laws.FitError:
+                failed += 1
+        return fits, failed
     if method == "huber":
         where, u0 = positions(tie, dropped), _to_u(tie, dropped, params)
         u, value, converged = huber.lbfgs(

@@ -31,20 +31,33 @@ MAX_SETTINGS = 4096  # ... and at most this many settings in all (the refinement
 N_REFINE = 3  # best grid points refined
 GRID_RIDGE = 1e-12
 EXPONENTS = ("alpha", "beta", "gamma")
+# log N, log D, log R (or None), {shape coefficient: its column} (the conditional law's)
+Inputs = tuple[np.ndarray, np.ndarray, np.ndarray | None, Mapping[str, np.ndarray]]
 
 
-def nonlinear(law: str, tie: str, form: str) -> tuple[str, ...]:
+# (law, form) -> the kind of linear structure: the inference law's factor multiplies the
+# columns (epsilon searched), its additive variant adds an R^gamma column, the conditional
+# law's additive form adds its factors' columns (ln v, 1/v; coefficients of either sign).
+KINDS = {
+    ("chinchilla", "chinchilla"): "chinchilla",
+    ("inference", "inference"): "inference",
+    ("inference", "additive"): "additive",
+    ("conditional", "additive"): "conditional",
+}
+
+
+def nonlinear(law: str, tie: str, kind: str) -> tuple[str, ...]:
     """The parameters searched (the free exponents, and epsilon for the inference law's
     multiplicative factor); the rest are solved linearly."""
     from infscale.fit.laws import TIED
 
     exps = ("alpha", "beta") + (("gamma",) if law == "inference" else ())
     free = tuple(p for p in exps if p not in TIED[tie])
-    return free + (("epsilon",) if form == "inference" else ())
+    return free + (("epsilon",) if kind == "inference" else ())
 
 
-def linear(form: str) -> tuple[str, ...]:
-    return ("E", "A", "B") + (("epsilon",) if form == "additive" else ())
+def linear(kind: str, shape: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+    return ("E", "A", "B") + (("epsilon",) if kind == "additive" else ()) + tuple(shape)
 
 
 def fit_vp(
@@ -56,19 +69,28 @@ def fit_vp(
     loss: np.ndarray,
     start: Mapping[str, float] | None = None,
     form: str | None = None,
+    shape: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Every parameter of ``law`` by variable projection (``start``: refine from these
     parameters' nonlinear values instead of the grid); FitError when no point of the search
-    gives a finite fit. ``form``: infscale.fit.huber.FORMS (default: the law's own)."""
+    gives a finite fit, or the law's form is not linear in its coefficients. ``form``:
+    infscale.fit.huber.FORMS, or the conditional law's additive form, whose factors' columns
+    are ``shape`` ({coefficient: its column}: a1: ln x, a2: 1/x, ...; the factors kept)."""
     from scipy.optimize import least_squares
 
     from infscale.fit.laws import FitError
 
-    form = form or law
-    names = nonlinear(law, tie, form)
+    kind = KINDS.get((law, form or law))
+    if kind is None:
+        raise FitError(
+            f"the vp method cannot fit the {law} law's {form} form: its shape factors do not "
+            "enter linearly (the conditional law's additive form does)"
+        )
+    form = kind
+    names = nonlinear(law, tie, kind)
     lower = np.array([-np.inf if p == "epsilon" else EXPONENT_BOUNDS[0] for p in names])
     upper = np.array([np.inf if p == "epsilon" else EXPONENT_BOUNDS[1] for p in names])
-    x = (np.log(N), np.log(D), None if R is None else np.log(R))
+    x = (np.log(N), np.log(D), None if R is None else np.log(R), dict(shape or {}))
     if start is None:
         axes = _grid_axes(names)
         grid = np.array(list(itertools.product(*axes)), dtype=float)
@@ -105,7 +127,7 @@ def fit_vp(
         raise FitError(f"the vp fit found no finite fit from {len(picks)} start(s)")
     theta = best[1]
     coefs = _solve(names, form, theta, x, loss)
-    return _params(law, tie, names, form, theta, coefs)
+    return _params(law, tie, names, linear(kind, x[3]), theta, coefs)
 
 
 def _grid_axes(names: tuple[str, ...]) -> list[tuple[float, ...]]:
@@ -122,10 +144,10 @@ def _design(
     names: tuple[str, ...],
     form: str,
     theta: np.ndarray,
-    x: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    x: Inputs,
 ) -> np.ndarray:
     """The linear coefficients' columns (G, n, m) at G settings ``theta`` (G, k)."""
-    log_n, log_d, log_r = x
+    log_n, log_d, log_r, shape = x
     value = dict(zip(names, theta.T, strict=True))
     alpha = value["alpha"]
     beta = value.get("beta", alpha)
@@ -141,6 +163,7 @@ def _design(
         elif form == "inference":
             scale = 1.0 + value["epsilon"][:, None] * np.exp(gamma[:, None] * log_r)
             cols = [c * scale for c in cols]
+    cols += [np.broadcast_to(column, cols[0].shape) for column in shape.values()]
     return np.stack(cols, axis=2)
 
 
@@ -148,24 +171,33 @@ def _solve(
     names: tuple[str, ...],
     form: str,
     theta: np.ndarray,
-    x: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    x: Inputs,
     loss: np.ndarray,
 ) -> np.ndarray:
-    """The non-negative least-squares coefficients at one setting ``theta`` (scipy's nnls;
-    nan when the design is not finite)."""
-    from scipy.optimize import nnls
+    """The least-squares coefficients at one setting ``theta``, E, A, B and epsilon not
+    negative (scipy's nnls; lsq_linear when shape coefficients of either sign join them; nan
+    when the design is not finite)."""
+    from scipy.optimize import lsq_linear, nnls
 
     X = _design(names, form, theta[None, :], x)[0]
     if not np.all(np.isfinite(X)):
         return np.full(X.shape[1], np.nan)
-    return nnls(X, loss)[0]
+    if not x[3]:
+        return nnls(X, loss)[0]
+    lower = np.where(_nonnegative(X.shape[1], x), 0.0, -np.inf)
+    return lsq_linear(X, loss, bounds=(lower, np.inf), method="bvls").x
+
+
+def _nonnegative(m: int, x: Inputs) -> np.ndarray:
+    """Which of the m coefficients must not be negative: all but the shape factors'."""
+    return np.arange(m) < m - len(x[3])
 
 
 def _grid_rss(
     names: tuple[str, ...],
     form: str,
     grid: np.ndarray,
-    x: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    x: Inputs,
     loss: np.ndarray,
 ) -> np.ndarray:
     """The projected sum of squares at every grid setting: the unconstrained solution of the
@@ -181,7 +213,8 @@ def _grid_rss(
         coefs[finite] = np.linalg.solve(
             gram[finite] + ridge[finite], np.einsum("gnm,n->gm", X[finite], loss)[..., None]
         )[..., 0]
-    bad = ~np.all(np.isfinite(coefs) & (coefs >= 0), axis=1)
+    nonneg = _nonnegative(X.shape[2], x)
+    bad = ~np.all(np.isfinite(coefs), axis=1) | np.any(coefs[:, nonneg] < 0, axis=1)
     for g in np.flatnonzero(bad):
         coefs[g] = _solve(names, form, grid[g], x, loss)
     with np.errstate(all="ignore"):
@@ -190,13 +223,20 @@ def _grid_rss(
 
 
 def _params(
-    law: str, tie: str, names: tuple[str, ...], form: str, theta: np.ndarray, coefs: np.ndarray
+    law: str,
+    tie: str,
+    names: tuple[str, ...],
+    linears: tuple[str, ...],
+    theta: np.ndarray,
+    coefs: np.ndarray,
 ) -> dict[str, float]:
-    """Every parameter of ``law`` (tied exponents at alpha's value), in PARAMS order."""
+    """Every parameter of ``law`` (tied exponents at alpha's value, a dropped factor's
+    coefficients 0), in PARAMS order."""
     from infscale.fit.laws import PARAMS
 
-    value = dict(zip(names, map(float, theta), strict=True))
-    value |= dict(zip(linear(form), map(float, coefs), strict=True))
+    value = dict.fromkeys(PARAMS[law], 0.0) | dict(zip(names, map(float, theta), strict=True))
+    value |= dict(zip(linears, map(float, coefs), strict=True))
     for p in EXPONENTS:
-        value.setdefault(p, value["alpha"])
+        if p not in names:  # tied (or the law has none: dropped below)
+            value[p] = value["alpha"]
     return {p: value[p] for p in PARAMS[law]}
