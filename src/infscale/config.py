@@ -116,6 +116,12 @@ def _check_semantics(config: dict[str, Any]) -> None:
         )
     if select["baseline"] not in select["candidates"]:
         raise InputError(f"config key select.baseline: {select['baseline']!r} is not a candidate")
+    if config["fit"]["method"] == "vp" and select["law"] == "conditional":
+        raise InputError(
+            "config key fit.method: vp solves only coefficients that enter linearly, and the "
+            "conditional law's multiplicative factors do not: use lm or huber for "
+            "select.law conditional (select.law auto leaves it out under vp)"
+        )
     _check_budgets(config)
     _check_fit_sets(config)
     _check_cluster(config)

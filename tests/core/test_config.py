@@ -87,6 +87,7 @@ def test_paper_config_has_the_31_shapes_with_exact_n():
         (lambda c: c["data"].update(max_tokens=1_000_000), "data.max_tokens: 1,000,000 is fewer"),
         (lambda c: c["select"].update(latency_source="measure_top"), "latency.interleave"),
         (lambda c: c["latency"].update(interleave="yes"), "latency.interleave"),
+        (lambda c: (c["fit"].update(method="vp"), c["select"].update(law="conditional")), "vp"),
     ],
 )
 def test_bad_values_name_the_key(config, change, message):
