@@ -56,6 +56,7 @@ def test_torchrun_is_started_with_sigusr1_ignored_and_a_signal_means_requeue(cap
     """torchrun has no SIGUSR1 handler and would die of SLURM's warning: the launcher starts it
     with SIGUSR1 ignored (kept through exec); a rank installs its own handler. A signal to the
     launcher is passed on as the path says, and the job's exit says requeue."""
+    before = signal.getsignal(signal.SIGUSR1)
     thread = _signal_soon(signal.SIGUSR1)
     code = launcher._supervise([sys.executable, "-c", CHILD], {signal.SIGUSR1: signal.SIGTERM})
     thread.join()
@@ -63,7 +64,7 @@ def test_torchrun_is_started_with_sigusr1_ignored_and_a_signal_means_requeue(cap
     assert "usr1-ignored" in out and "launcher: SIGUSR1 received" in out
     assert code == REQUEUE_EXIT
     # the launcher's own handlers are restored afterwards
-    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGUSR1) is before
 
 
 def test_srun_path_keeps_sigusr1_for_srun_and_forwards_it(capfd):

@@ -213,7 +213,10 @@ def test_corrupt_latest_checkpoint_resumes_from_previous(data, reference, tmp_pa
 
 def test_no_whole_checkpoint_left_stops_the_job_instead_of_starting_over(data, tmp_path, capsys):
     spec = _spec(data, tmp_path, steps=6, checkpoint_every=2)
+    handlers = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)]
     assert launch(spec, 1, tmp_path / "spec.json") == 0
+    # a job run in this process leaves the signal handlers as it found them
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)] == handlers
     log = (tmp_path / "log.jsonl").read_text()
     for path in sorted((tmp_path / "checkpoints").glob("step-*")):  # steps 4 and 6
         state = path / "state.pt"

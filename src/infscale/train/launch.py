@@ -72,8 +72,7 @@ def run_job(spec: dict[str, Any]) -> None:
     def late(signum: int, frame: Any) -> None:  # outside the training loop: finish the outputs
         print(f"{signal.Signals(signum).name} received outside training; finishing", flush=True)
 
-    for signum in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, late)
+    previous = {signum: signal.signal(signum, late) for signum in (signal.SIGTERM, signal.SIGUSR1)}
     try:
         run = Run.from_dict(spec["run"])
         model, points = train_run(
@@ -108,6 +107,8 @@ def run_job(spec: dict[str, Any]) -> None:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+        for signum, handler in previous.items():  # a job run in-process leaves none behind
+            signal.signal(signum, handler)
 
 
 def exit_code(spec: dict[str, Any]) -> int:
