@@ -173,3 +173,35 @@ def candidates_1b() -> pd.DataFrame:
             "latency_s": [3.6, 3.1, 2.6, 2.0, 1.96, 4.8],
         }
     )
+
+
+# Every internet connection refused, and recorded: the compute jobs must not try one.
+NO_NETWORK = """
+import os, socket
+_connect = socket.socket.connect
+def _refuse(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        with open(os.environ["INFSCALE_NETWORK_LOG"], "a") as log:
+            log.write(f"{os.getpid()} {address}\\n")
+        raise OSError("network disabled by the test")
+    return _connect(self, address)
+socket.socket.connect = _refuse
+"""
+
+
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a process that must not reach the network: the hub switched off and
+    pointed at a dead port, and every internet connection refused and recorded in
+    tmp_path/network.log (a ``sitecustomize`` on its PYTHONPATH)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_NETWORK)
+    return {
+        **ENV,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens: a hub request could only fail
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "PYTHONPATH": os.pathsep.join([str(site), ENV.get("PYTHONPATH", "")]),
+        "INFSCALE_NETWORK_LOG": str(tmp_path / "network.log"),
+    }

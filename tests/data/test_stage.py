@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 import zstandard
-from conftest import ENV, MICRO, REPO, snakemake_cmd
+from conftest import MICRO, REPO, offline_env, snakemake_cmd
 
 from infscale.data.shards import source_shards
 from infscale.errors import InputError
@@ -28,18 +28,6 @@ from infscale.hub import dataset_dir, hub_needs, local_paths, stage, tokenizer_d
 DCLM = "mlfoundations/dclm-baseline-1.0"
 TOKENIZER = "test-org/tiny-bpe"  # a hub id, as config/paper.yaml names EleutherAI/gpt-neox-20b
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-# Every internet connection refused, and recorded: the compute jobs must not try one.
-NO_NETWORK = """
-import os, socket
-_connect = socket.socket.connect
-def _refuse(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        with open(os.environ["INFSCALE_NETWORK_LOG"], "a") as log:
-            log.write(f"{os.getpid()} {address}\\n")
-        raise OSError("network disabled by the test")
-    return _connect(self, address)
-socket.socket.connect = _refuse
-"""
 
 
 def _doc(shard: int, i: int) -> str:
@@ -108,21 +96,6 @@ def write_config(path: Path, config: dict) -> Path:
 def snakemake(workdir: Path, *args: str, configfile: Path, env: dict[str, str]):
     cmd = snakemake_cmd(workdir, *args, configfile=configfile)
     return subprocess.run(cmd, capture_output=True, text=True, env=env)
-
-
-def offline_env(tmp_path: Path) -> dict[str, str]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(NO_NETWORK)
-    return {
-        **ENV,
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_ENDPOINT": "http://127.0.0.1:9",  # nothing listens: a hub request could only fail
-        "HF_HOME": str(tmp_path / "hf-home"),
-        "PYTHONPATH": os.pathsep.join([str(site), ENV.get("PYTHONPATH", "")]),
-        "INFSCALE_NETWORK_LOG": str(tmp_path / "network.log"),
-    }
 
 
 def test_what_paper_yaml_needs_from_the_hub(tmp_path: Path) -> None:

@@ -9,14 +9,13 @@ hub datasets' own schemas, then runs lm-eval on it offline with every internet s
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ENV
+from conftest import offline_env
 
 from infscale.errors import InputError
 from infscale.evaluate.tasks import PREFIX, hub_splits, prepare_tasks, stage_hub_tasks
@@ -45,18 +44,6 @@ WSC = [
         "source": "test",
     }
 ] * 4
-# Every internet connection refused, and recorded: the compute jobs must not try one.
-NO_NETWORK = """
-import os, socket
-_connect = socket.socket.connect
-def _refuse(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        with open(os.environ["INFSCALE_NETWORK_LOG"], "a") as log:
-            log.write(f"{os.getpid()} {address}\\n")
-        raise OSError("network disabled by the test")
-    return _connect(self, address)
-socket.socket.connect = _refuse
-"""
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +89,6 @@ def test_hub_tasks_are_evaluated_from_the_mirror_offline(mirror: Path, tmp_path:
     assert all(f.startswith(str(mirror)) for f in arc["dataset_kwargs"]["data_files"]["test"])
 
     model = _tiny_model(tmp_path / "model")
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(NO_NETWORK)
     script = (
         "import json, sys\n"
         "from infscale.evaluate.harness import evaluate_model\n"
@@ -112,15 +96,7 @@ def test_hub_tasks_are_evaluated_from_the_mirror_offline(mirror: Path, tmp_path:
         "print(json.dumps({k: r['tasks'][k]['n'] for k in r['tasks']} | "
         "{'source': r['source']}))\n"
     )
-    env = {
-        **ENV,
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_ENDPOINT": "http://127.0.0.1:9",
-        "HF_HOME": str(tmp_path / "hf-home"),
-        "PYTHONPATH": os.pathsep.join([str(site), ENV.get("PYTHONPATH", "")]),
-        "INFSCALE_NETWORK_LOG": str(tmp_path / "network.log"),
-    }
+    env = offline_env(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
     )
