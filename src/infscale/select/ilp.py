@@ -17,14 +17,7 @@ from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
 from infscale.fit.laws import positive
-from infscale.select.objectives import (
-    THROUGHPUT,
-    THROUGHPUT_SE,
-    TIER,
-    cost,
-    loss_target,
-    throughput_order,
-)
+from infscale.select.objectives import TIER, cost, loss_target, throughput_ranking
 from infscale.select.winner import Z_TIE
 
 CANDIDATE_COLUMNS = ("name", "d_model", "n_layers", "N", "D", "latency_s")
@@ -68,7 +61,7 @@ def select_top_k(
 ) -> pd.DataFrame:
     """All candidates plus ``loss_pred``, ``feasible`` and ``selected`` (0/1) and ``rank``
     (1 = the best by the objective, among the selected; empty for the others); for the
-    throughput objective also ``throughput_tier`` (objectives.throughput_order, band ``z``)."""
+    throughput objective also ``throughput_tier`` (objectives.throughput_ranking, band ``z``)."""
     import pulp
 
     missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
@@ -128,8 +121,5 @@ def select_top_k(
         loss_pred=loss, feasible=feasible.astype(int), selected=selected, rank=rank
     )
     if objective == "throughput":
-        se = table[THROUGHPUT_SE] if THROUGHPUT_SE in table.columns else np.nan
-        tps = table[THROUGHPUT].to_numpy(float)
-        _, tiers = throughput_order(tps, np.broadcast_to(se, tps.shape), loss, feasible, z)
-        table[TIER] = tiers
+        table[TIER] = throughput_ranking(table, loss, feasible, z)[1]
     return table

@@ -53,16 +53,24 @@ def cost(
     if objective == "loss":
         return loss
     if objective == "throughput":
-        if THROUGHPUT not in candidates.columns:
-            raise InputError(f"candidates: the throughput objective needs a {THROUGHPUT} column")
-        tps = candidates[THROUGHPUT].to_numpy(dtype=float)
-        if not (np.isfinite(tps).all() and (tps > 0).all()):
-            raise InputError(f"candidates: {THROUGHPUT} must be positive and finite")
-        se = candidates[THROUGHPUT_SE] if THROUGHPUT_SE in candidates.columns else np.nan
-        mask = np.ones(len(tps), bool) if feasible is None else np.asarray(feasible, bool)
-        order, _ = throughput_order(tps, np.broadcast_to(se, tps.shape), loss, mask, z)
-        return order.astype(float)
+        place, _ = throughput_ranking(candidates, loss, feasible, z)
+        return place.astype(float)
     raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
+def throughput_ranking(
+    candidates: pd.DataFrame, loss: np.ndarray, feasible: ArrayLike | None, z: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`throughput_order` of the candidates' ``throughput_tps`` and, where the table has
+    it, ``throughput_log_se`` (else NaN: only equal throughputs tie)."""
+    if THROUGHPUT not in candidates.columns:
+        raise InputError(f"candidates: the throughput objective needs a {THROUGHPUT} column")
+    tps = candidates[THROUGHPUT].to_numpy(dtype=float)
+    if not (np.isfinite(tps).all() and (tps > 0).all()):
+        raise InputError(f"candidates: {THROUGHPUT} must be positive and finite")
+    se = candidates[THROUGHPUT_SE] if THROUGHPUT_SE in candidates.columns else np.nan
+    mask = np.ones(len(tps), bool) if feasible is None else np.asarray(feasible, bool)
+    return throughput_order(tps, np.broadcast_to(se, tps.shape), loss, mask, z)
 
 
 def throughput_order(
