@@ -71,12 +71,12 @@ def _logged(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 def test_event_files_hold_the_logged_values(windows, tmp_path):
     _train(windows, tmp_path)
     assert list(tmp_path.glob("events.out.tfevents.*"))
-    logged, events = _logged(tmp_path), _events(tmp_path)
-    assert set(events) == set(SCALARS.values())
-    assert [step for step, _ in events["train/loss"]] == list(range(1, STEPS + 1))
-    assert [step for step, _ in events["val/loss"]] == [STEPS // 2, STEPS]  # the boundaries
-    assert events == logged
-    assert events["train/loss"][-1][1] < events["train/loss"][0][1]
+    logged, board = _logged(tmp_path), _events(tmp_path)
+    assert set(board) == set(SCALARS.values())
+    assert [step for step, _ in board["train/loss"]] == list(range(1, STEPS + 1))
+    assert [step for step, _ in board["val/loss"]] == [STEPS // 2, STEPS]  # the boundaries
+    assert board == logged
+    assert board["train/loss"][-1][1] < board["train/loss"][0][1]
 
 
 def test_a_resumed_run_rewrites_its_events_without_repeats(windows, tmp_path):
