@@ -1,10 +1,10 @@
 """What a config will ask of a cluster, before anything is submitted (``infscale plan``).
 
 Training jobs come from infscale.train.sizing, exactly as rules/train.smk sizes them; the other
-GPU jobs (latency, evaluation) take the SLURM profile's request (``set-resources``, at attempt
-1) and the memory model of their largest shape. A job breaks a limit when its wall time exceeds
-``cluster.time_limit_hours``, its memory model a GPU's usable memory, or its nodes
-``cluster.max_nodes``. No torch, no Snakemake: it starts in about a second.
+GPU jobs (every latency rule, evaluation) take the SLURM profile's request (``set-resources``, at
+attempt 1) and the memory model of what they hold at once. A job breaks a limit when its wall
+time exceeds ``cluster.time_limit_hours``, its memory model a GPU's usable memory, or its nodes
+``cluster.max_nodes``. No torch, no Snakemake: it starts in about two seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ from typing import Any
 import yaml
 
 from infscale.grid import candidate_runs, grid_runs, latency_shapes
+from infscale.latency.sweeps import (
+    SWEEPS,
+    sweep_items,
+    sweep_lengths,
+    sweep_shapes,
+    throughput_shape,
+)
+from infscale.shapes import Shape
 from infscale.train.memory import inference_memory_gb, usable_gb
 from infscale.train.sizing import size_training, slice_note
 
@@ -122,13 +130,7 @@ def plan_jobs(config: dict[str, Any], profile: Path | None) -> list[Job]:
                 )
             )
     resources = profile_resources(profile)
-    latency = config["latency"]
-    tokens = latency["input_tokens"] + latency["output_tokens"]
-    for label, shape in latency_shapes(config).items():
-        mem = inference_memory_gb(
-            [shape], [(shape, latency["batch_size"])], latency["input_tokens"], tokens
-        )
-        jobs.append(_other("latency", label, resources, mem))
+    jobs += [_other(rule, name, resources, mem) for rule, name, mem in _latency_jobs(config)]
     # an evaluation scores eval.batch_size requests of up to seq_len tokens in one forward
     evaluated = [*grid_runs(config), *candidate_runs(config)[: config["select"]["k"] + 1]]
     batch = config["eval"]["batch_size"]
@@ -149,6 +151,54 @@ def plan_jobs(config: dict[str, Any], profile: Path | None) -> list[Job]:
     return jobs
 
 
+def _latency_jobs(config: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(rule, job, peak GB) of every latency job: each shape alone; each sweep, the throughput
+    curve and the trained candidates with their items loaded together (timed interleaved); the
+    candidates' throughput one candidate at a time."""
+    latency = config["latency"]
+    prompt, tokens = latency["input_tokens"], latency["input_tokens"] + latency["output_tokens"]
+    jobs = [
+        ("latency", label, inference_memory_gb([s], [(s, latency["batch_size"])], prompt, tokens))
+        for label, s in latency_shapes(config).items()
+    ]
+    for sweep in SWEEPS:
+        lengths = {"input_tokens": prompt, "output_tokens": latency["output_tokens"]}
+        lengths |= sweep_lengths(config, sweep)
+        shapes = sweep_shapes(config, sweep)
+        timed = [
+            (Shape(**item["shape"]), item["batch_size"]) for item in sweep_items(config, sweep)
+        ]
+        total = lengths["input_tokens"] + lengths["output_tokens"]
+        mem = inference_memory_gb(shapes, timed, lengths["input_tokens"], total)
+        jobs.append(("latency_sweep", sweep, mem))
+    curve = throughput_shape(config)
+    batches = latency["throughput"]["batch_sizes"]
+    jobs.append(
+        (
+            "latency_throughput",
+            curve.label,
+            inference_memory_gb([curve], [(curve, b) for b in batches], prompt, tokens),
+        )
+    )
+    candidates = {run.shape.label: run.shape for run in candidate_runs(config)}.values()
+    spec = latency["candidate_throughput"]
+    each = spec["input_tokens"], spec["input_tokens"] + spec["output_tokens"]
+    jobs.append(
+        (
+            "latency_candidate_throughput",
+            "candidates",
+            max(inference_memory_gb([c], [(c, spec["batch_size"])], *each) for c in candidates),
+        )
+    )
+    # the trained candidates (k and the baseline) and their random-init twins, all loaded
+    trained = sorted(candidates, key=lambda c: c.n_params)[-(config["select"]["k"] + 1) :]
+    timed = [(c, latency["batch_size"]) for c in trained]
+    jobs.append(
+        ("latency_trained", "candidates", inference_memory_gb(trained * 2, timed, prompt, tokens))
+    )
+    return jobs
+
+
 def _other(rule: str, name: str, resources: dict[str, dict[str, Any]], mem: float | None) -> Job:
     """A non-training job at its profile request (one GPU, the profile's runtime)."""
     request = resources.get(rule, {})
@@ -156,6 +206,8 @@ def _other(rule: str, name: str, resources: dict[str, dict[str, Any]], mem: floa
 
 
 def stage_of(rule: str) -> str:
+    if rule.startswith("latency"):
+        return "latency"
     return "candidates" if rule == "train_candidate" else rule
 
 

@@ -164,7 +164,7 @@ def test_plan_of_the_paper(tmp_path):
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
-    assert "total GPU-hours 3,542" in done.stdout
+    assert "total GPU-hours 3,550" in done.stdout
     train = next(line for line in done.stdout.splitlines() if line.startswith("train "))
     assert train.split()[:2] == ["train", "31"] and "1,469" in train
     import pandas as pd
@@ -176,6 +176,16 @@ def test_plan_of_the_paper(tmp_path):
     assert (candidates["gpus"] >= 8).all() and (candidates["hours"] < 48).all()
     assert (table["hours"] <= 48).all()
     assert load_config(PAPER, SCHEMA)["cluster"]["mfu"] == 0.4
+    # every latency job is in the plan, each with the memory of what it holds at once
+    latency = table[table["rule"].str.startswith("latency")].set_index(["rule", "job"])
+    assert len(latency) == 50
+    sweeps = latency.loc["latency_sweep", "mem_gb_per_gpu"]
+    assert list(sweeps.index) == ["layers", "width", "ratio", "gqa"]
+    # the GQA sweep's MHA shape at batch 128: bf16 K and V of 24 layers x 2,048 wide over
+    # 1,024 + 1,024 tokens, 51.5 GB, plus its own and three twins' weights; under 72 GB usable
+    kv_gb = 2 * 24 * 128 * 2048 * 2048 * 2 / 1e9
+    assert kv_gb + 4 * 2 * 1.2e9 / 1e9 < sweeps["gqa"] < 72
+    assert latency.loc[("latency_candidate_throughput", "candidates"), "gpus"] == 1
 
 
 def test_plan_exits_2_with_one_line_per_job_over_a_limit(tmp_path):
