@@ -246,7 +246,12 @@ def train_run(
     train_step = TrainStep(model, cfg, device, world)
     history = _restore(resumed, model, train_step, total_steps, run.name, rank)
     held = sum(parallel.local(p).numel() for p in model.parameters())  # under FSDP: a shard
-    layout = {"processes": world, "parallel": cfg["parallel"] if world > 1 else None}
+    layout = {
+        "processes": world,
+        "parallel": cfg["parallel"] if world > 1 else None,
+        "dtype": str(train_step.dtype).removeprefix("torch."),
+        "compiled": cfg["compile"],
+    }
     event = {EVENT: "resumed" if resumed else "start", "step": history.step}
     history.lines.append(json.dumps({**event, **layout, "params_per_rank": held}))
     order = WindowOrder(len(train), cfg["seed"])
@@ -265,7 +270,8 @@ def train_run(
         history.step * tokens_per_step,
         progress and rank == 0,
     )
-    log = open(log_path, "w") if rank == 0 else None  # noqa: SIM115 - closed in finally
+    # line-buffered: each step's record is in the file as the step ends (`tail -f` follows it)
+    log = open(log_path, "w", buffering=1) if rank == 0 else None  # noqa: SIM115 - closed in finally
     board = TensorBoardLog(Path(log_path).parent, history.lines) if rank == 0 else None
     try:
         if log:
