@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-import zstandard
 from conftest import MICRO, REPO, offline_env, snakemake_cmd
+from hub_mirror import DCLM, write_dclm, write_tokenizer
 
 from infscale.data.shards import source_shards
 from infscale.errors import InputError
 from infscale.hub import dataset_dir, hub_needs, local_paths, stage, tokenizer_dir
 
-DCLM = "mlfoundations/dclm-baseline-1.0"
 TOKENIZER = "test-org/tiny-bpe"  # a hub id, as config/paper.yaml names EleutherAI/gpt-neox-20b
 PAPER = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
 
@@ -39,34 +38,13 @@ def _doc(shard: int, i: int) -> str:
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A hub mirror: paper.yaml's 640 DCLM file names (6 small documents each) and a BPE saved
     as a transformers tokenizer under its hub id."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     root = tmp_path_factory.mktemp("hub")
     names = source_shards({"source": "hf", "hf": PAPER["data"]["hf"]})
     assert len(names) == 640
-    compressor = zstandard.ZstdCompressor()
-    for s, name in enumerate(names):
-        path = dataset_dir(root, DCLM) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = "".join(json.dumps({"text": _doc(s, i), "id": f"{s}-{i}"}) + "\n" for i in range(6))
-        path.write_bytes(compressor.compress(rows.encode()))
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(
-        [_doc(s, i) for s in range(20) for i in range(3)],
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<|endoftext|>", "<|padding|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        ),
-    )
-    eot = "<|endoftext|>"
-    PreTrainedTokenizerFast(
-        tokenizer_object=bpe, eos_token=eot, bos_token=eot, unk_token=eot, pad_token="<|padding|>"
-    ).save_pretrained(tokenizer_dir(root, TOKENIZER))
+    # document j goes to file j % 640: file s holds _doc(s, 0), ..., _doc(s, 5)
+    write_dclm(root, names, [_doc(j % 640, j // 640) for j in range(6 * 640)])
+    corpus = [_doc(s, i) for s in range(20) for i in range(3)]
+    write_tokenizer(root, TOKENIZER, corpus, vocab_size=300)
     return root
 
 
