@@ -17,6 +17,9 @@ import pytest
 
 from infscale.config import load_config
 
+# The SLURM test cluster's session fixture (`cluster`) and helpers.
+pytest_plugins = ["slurm_jobs"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
