@@ -3,7 +3,7 @@ import os
 import sys
 from pathlib import Path
 
-from infscale.config import validate_config
+from infscale.checks import validate_config
 from infscale.errors import InputError
 from infscale.fit.laws import PAPER_LAWS
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
