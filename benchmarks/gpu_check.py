@@ -34,7 +34,7 @@ this order (the cheap dtype check first, then what issue 15's acceptance needs):
   CUDA kernels that accumulate with atomics (flash attention's backward among them) are not
   bitwise deterministic, and the two runs' last bits drift apart over the steps.
 - ``latency``: the twelve 1B candidates (``select.candidates``, the list of
-  shared/paper/candidates_1b.csv) under the same protocol, interleaved: latency, time to first
+  tests/paper/candidates_1b.csv) under the same protocol, interleaved: latency, time to first
   token, the ratio again. ``throughput``: tokens/s at batch 1...64 for ``latency.throughput``'s
   shape (2048x24).
 
@@ -82,7 +82,7 @@ from torch.distributed.tensor import DTensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_mfu import Bench, Setting, causal_flops_per_token  # a sibling script, not a package
 
-from infscale.config import load_config
+from infscale.checks import load_config
 from infscale.data.tokens import TokenWindows, write_windows
 from infscale.errors import InputError
 from infscale.grid import Run, run_table

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from infscale.config import load_config
+from infscale.checks import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from infscale.config import load_config
+from infscale.checks import load_config
 from infscale.data.manifest import manifest_windows
 from infscale.grid import _run
 from infscale.shapes import Shape

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infscale.config import load_config
+from infscale.checks import load_config
 from infscale.data.tokens import TokenWindows, write_windows
 from infscale.grid import Run, grid_runs
 from infscale.train.loop import train_run

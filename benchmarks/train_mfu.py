@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from infscale.config import load_config
+from infscale.checks import load_config
 from infscale.grid import grid_runs
 from infscale.io import write_json
 from infscale.shapes import Shape
@@ -117,7 +117,7 @@ class Bench:
             max_position=setting.seq_len,
             seed=0,
             rope_theta=self.config["model"]["rope_theta"],
-            norm=self.config["model"].get("norm", "layernorm"),
+            norm=self.config["model"]["norm"],
         ).to(self.device)
         step = TrainStep(model, cfg, self.device, world=1)
         gen = torch.Generator().manual_seed(0)

@@ -3,7 +3,7 @@ import os
 import sys
 from pathlib import Path
 
-from infscale.config import validate_config
+from infscale.checks import validate_config
 from infscale.errors import InputError
 from infscale.fit.laws import PAPER_LAWS
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
@@ -14,7 +14,7 @@ from infscale.train.sizing import (
     slice_note,
     train_retries,
 )
-from infscale.report.story import report_entries, report_files
+from infscale.outputs import report_entries, report_files
 from infscale.latency.sweeps import (
     FIG3_SWEEPS,
     SWEEPS,
@@ -171,7 +171,7 @@ def removed_candidate_checkpoints(wildcards):
 
 
 def report_outputs():
-    """The report rule's outputs by name (infscale.report.story.report_files); those Snakemake's HTML
+    """The report rule's outputs by name (infscale.outputs.report_files); those Snakemake's HTML
     report shows are flagged with their caption (workflow/report/) and category."""
     shown = report_entries()
     outputs = {}
@@ -275,6 +275,7 @@ localrules:
     remove_checkpoints,
     collect_points,
     fit,
+    predictions,
     compare_laws,
     downstream,
     latency_model,
@@ -283,4 +284,5 @@ localrules:
     candidates,
     latency_shortlist,
     select,
+    winner,
     report,

@@ -1,5 +1,6 @@
 # Scaling-law fits: every grid point in one table, each law on each fit set (with bootstrap
-# intervals), the law-form comparison, and loss -> downstream accuracy.
+# intervals), every fit's prediction of every point with the fit sets' scores, the law-form
+# comparison, and loss -> downstream accuracy.
 
 
 rule collect_points:
@@ -39,6 +40,27 @@ rule fit:
         "infscale fit --data {input} --law {wildcards.law} --method {params.method}"
         " --tie {params.tie} --fit-set fit_{wildcards.fitset}"
         " --bootstrap {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+# The paper's test set: every grid point and the trained candidates' (paper Figs 8-10).
+rule predictions:
+    input:
+        points="results/fit/points.csv",
+        fits=fit_files("results/fit/{law}-{fitset}.json"),
+        trained_points=lambda wc: candidate_files(
+            "results/runs/candidates/{name}/points.csv", wc
+        ),
+    output:
+        predictions="results/fit/predictions.csv",
+        scores="results/fit/fit_sets.csv",
+    log:
+        "results/logs/fit/predictions.log",
+    benchmark:
+        "results/benchmarks/fit/predictions.tsv"
+    conda:
+        "../envs/fit.yaml"
+    script:
+        "../workflow/scripts/predictions.py"
 
 
 rule compare_laws:

@@ -1,5 +1,5 @@
-# The report: figures, tables and the winner, from every result of the run. Its outputs are
-# infscale.report.story's FIGURES and TABLES (rules/common.smk: report_outputs); `snakemake --report`
+# The report: figures, tables and the story, drawn and formatted from every result of the run. Its outputs are
+# infscale.outputs.FIGURES and TABLES (rules/common.smk: report_outputs); `snakemake --report`
 # then gathers them, with their captions (workflow/report/), into one HTML file.
 
 
@@ -9,23 +9,23 @@ rule report:
         fits=fit_files("results/fit/{law}-{fitset}.json"),
         comparison="results/fit/comparison.csv",
         downstream="results/fit/downstream.json",
-        latency=latency_files(),
+        predictions="results/fit/predictions.csv",
+        fit_sets="results/fit/fit_sets.csv",
         sweeps="results/latency/sweeps.csv",
         sweep_fits="results/latency/sweep_fits.json",
         throughput="results/latency/throughput.csv",
         gqa="results/latency/sweeps/gqa.csv",
         latency_model="results/latency/model.json",
-        grid_eval=grid_files("results/eval/{run}.json"),
         selected="results/select/selected.csv",
         chosen="results/fit/chosen.json",
         trained_latency="results/latency/trained.csv",
         budgets="results/select/budgets.json",
         objectives="results/select/objectives.csv",
+        throughput_front="results/select/throughput_front.csv",
+        models="results/select/models.csv",
+        winner="results/select/winner.json",
         trained_points=lambda wc: candidate_files(
             "results/runs/candidates/{name}/points.csv", wc
-        ),
-        trained_eval=lambda wc: candidate_files(
-            "results/eval/candidates/{name}.json", wc
         ),
     output:
         **report_outputs(),
@@ -37,7 +37,7 @@ rule report:
         "../envs/report.yaml"
     params:
         baseline=config["select"]["baseline"],
-        timing_z=config["select"]["timing_z"],
+        tasks=config["eval"]["tasks"],
         select_fit_set=config["select"]["fit_set"],
         benchmarks="results/benchmarks",
         own_benchmark="results/benchmarks/report.tsv",

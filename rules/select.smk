@@ -1,4 +1,5 @@
-# Selection (paper Fig. 6): predict each candidate's loss, keep the top-k within the budgets.
+# Selection (paper Fig. 6): predict each candidate's loss, keep the top-k within the budgets;
+# once the chosen are trained and evaluated, pick the one to release (the winner).
 
 
 rule candidates:
@@ -49,6 +50,7 @@ checkpoint select:
         selected="results/select/selected.csv",
         budgets="results/select/budgets.json",
         objectives="results/select/objectives.csv",
+        front="results/select/throughput_front.csv",
     log:
         "results/logs/select/select.log",
     benchmark:
@@ -59,3 +61,33 @@ checkpoint select:
         select=config["select"],
     script:
         "../workflow/scripts/select.py"
+
+
+# The release pick: the evaluated models (grid and trained candidates, with the
+# accuracy-latency Pareto front) and the winner against the baseline (paper Fig. 6, step E).
+rule winner:
+    input:
+        points="results/fit/points.csv",
+        latency=latency_files(),
+        grid_eval=grid_files("results/eval/{run}.json"),
+        selected="results/select/selected.csv",
+        trained_points=lambda wc: candidate_files(
+            "results/runs/candidates/{name}/points.csv", wc
+        ),
+        trained_eval=lambda wc: candidate_files(
+            "results/eval/candidates/{name}.json", wc
+        ),
+    output:
+        winner="results/select/winner.json",
+        models="results/select/models.csv",
+    log:
+        "results/logs/select/winner.log",
+    benchmark:
+        "results/benchmarks/select/winner.tsv"
+    conda:
+        "../envs/fit.yaml"
+    params:
+        baseline=config["select"]["baseline"],
+        timing_z=config["select"]["timing_z"],
+    script:
+        "../workflow/scripts/winner.py"

@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from infscale.config import load_config
+from infscale.checks import load_config
 
 # The SLURM test cluster's session fixture (`cluster`) and helpers.
 pytest_plugins = ["slurm_jobs"]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+PAPER = REPO / "tests" / "paper"  # the paper's grid and candidate tables (SOURCE.md there)
 
 # A shell that starts the suite in the background (`make test &`, nohup) ignores SIGINT, and
 # every child inherits that: the tests' Ctrl-C of a workflow would then be lost. Children of a

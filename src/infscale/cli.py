@@ -20,7 +20,7 @@ from infscale.fit.compare import DEFAULT_LAWS as COMPARE_DEFAULT_LAWS
 from infscale.fit.compare import LAWS as COMPARE_LAWS
 from infscale.fit.conditional import FORMS
 from infscale.fit.laws import LAWS, METHODS, TIES
-from infscale.latency.protocol import DEVICE_PATTERN
+from infscale.latency.protocol import BACKENDS, DEVICE_PATTERN, DTYPES, Protocol
 from infscale.select.objectives import OBJECTIVES
 from infscale.shapes import PAPER_MULTIPLE_OF, Shape
 
@@ -42,7 +42,7 @@ def _plan(args: argparse.Namespace) -> None:
     limit (one line per job), as a submission would fail then."""
     import csv
 
-    from infscale.config import load_config
+    from infscale.checks import load_config
     from infscale.plan import COLUMNS, plan_jobs, summary
 
     schema = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
@@ -510,46 +510,55 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", type=Path, help="PLAN.csv: one row per job")
     sub = command("latency", _latency, "Time generation for a randomly initialised shape.")
     shape_args(sub, heads_required=True)
-    sub.add_argument("--input-tokens", type=_positive_int, default=128)
-    sub.add_argument("--output-tokens", type=_positive_int, default=256)
-    sub.add_argument("--batch-size", type=_positive_int, default=1)
-    sub.add_argument("--trials", type=_positive_int, default=5)
-    sub.add_argument("--warmup", type=_count, default=1)
+    protocol = Protocol()  # the flags are the config's latency section: its one set of defaults
+    sub.add_argument("--input-tokens", type=_positive_int, default=protocol.input_tokens)
+    sub.add_argument("--output-tokens", type=_positive_int, default=protocol.output_tokens)
+    sub.add_argument("--batch-size", type=_positive_int, default=protocol.batch_size)
+    sub.add_argument("--trials", type=_positive_int, default=protocol.trials)
+    sub.add_argument("--warmup", type=_count, default=protocol.warmup)
     sub.add_argument(
         "--dtype",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        default="auto",
+        choices=DTYPES,
+        default=protocol.dtype,
         help="auto: bfloat16 on a GPU, float32 on the CPU",
     )
-    sub.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    sub.add_argument(
+        "--device", type=_device, default=protocol.device, help="auto, cpu, cuda, cuda:1, ..."
+    )
     sub.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     sub.add_argument(
         "--backend",
-        choices=("hf", "vllm"),
-        default="hf",
+        choices=BACKENDS,
+        default=protocol.backend,
         help="hf: transformers generate (the paper); vllm: needs vLLM and a GPU",
     )
     sub.add_argument(
         "--max-position",
         type=_positive_int,
-        default=2048,
+        default=protocol.max_position,
         help="position limit; input + output tokens must fit (default: %(default)s)",
     )
     sub.add_argument(
         "--max-cv",
         type=_positive_float,
+        default=protocol.max_cv,
         help="re-time a measurement whose coefficient of variation exceeds this, then flag it",
     )
     sub.add_argument(
         "--max-repeats",
         type=_count,
-        default=0,
+        default=protocol.max_repeats,
         help="re-timings allowed by --max-cv, each adding --trials trials (default: %(default)s)",
     )
-    sub.add_argument("--greedy", action="store_true", help="greedy decoding, not sampling")
-    sub.add_argument("--temperature", type=_positive_float, default=0.8)
-    sub.add_argument("--top-p", type=_probability, default=0.95)
-    sub.add_argument("--seed", type=_count, default=0, help="an integer >= 0")
+    sub.add_argument(
+        "--greedy",
+        action="store_true",
+        default=not protocol.do_sample,
+        help="greedy decoding, not sampling",
+    )
+    sub.add_argument("--temperature", type=_positive_float, default=protocol.temperature)
+    sub.add_argument("--top-p", type=_probability, default=protocol.top_p)
+    sub.add_argument("--seed", type=_count, default=protocol.seed, help="an integer >= 0")
     sub.add_argument("--out", type=Path, required=True)
     return parser
 

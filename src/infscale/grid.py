@@ -14,6 +14,10 @@ from typing import Any
 from infscale.errors import InputError
 from infscale.shapes import Shape
 
+# The size group of the selection's candidates (their runs' ``size``, their points'
+# ``size_group``): what tells a trained candidate from a grid run downstream.
+CANDIDATES = "candidates"
+
 
 @dataclass(frozen=True)
 class Run:
@@ -85,8 +89,8 @@ def candidate_runs(config: dict[str, Any]) -> list[Run]:
     tokens = config["select"]["tokens"]
     return [
         Run(
-            f"candidates/{name}",
-            "candidates",
+            f"{CANDIDATES}/{name}",
+            CANDIDATES,
             name,
             model_shape(spec, config, f"config key select.candidates.{name}"),
             (),

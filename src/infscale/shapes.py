@@ -4,7 +4,7 @@ Per layer: D·H·HD (q) + 2·D·K·HD (k, v) + H·HD·D (o) + 3·D·F (SwiGLU) +
 2·V·D (untied embeddings) and D (final norm). K (``n_kv_heads``) defaults to H (multi-head
 attention), HD to D / H and F to the open_lm SwiGLU width. With those defaults this is the
 paper's N = 2·V·d + L·(4·d² + 3·f·d + 2·d) + d, ``sum(p.numel())`` of an untied, bias-free
-``LlamaForCausalLM`` with RMSNorm (FACTS.md).
+``LlamaForCausalLM`` with RMSNorm (docs/facts.md, "Parameter count").
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO
+from conftest import PAPER, REPO
 from scipy.stats import spearmanr
 
-from infscale.config import load_config
+from infscale.checks import load_config
 from infscale.train.flops import flops_per_token
 from infscale.train.memory import train_memory
 from infscale.train.sizing import size_training
@@ -174,14 +174,13 @@ def test_latency_covers_the_candidates_and_the_deep_shape_is_slower(quick):
     names = [r["name"] for r in latency["rows"]]
     expected = ["1B_v1", "1B_v2", "1B_v3", "1B_v6", "1B_v8", "1B_v9", "1B_v10", "1B_v11"]
     assert names == [*expected, "1B_v12", "1B_v13", "1B_v14", "1B_v15"]
-    csv = REPO.parent / "shared" / "paper" / "candidates_1b.csv"
-    if csv.exists():  # config/paper.yaml's candidates are the paper's list, scaled by 16
-        paper = pd.read_csv(csv)
-        assert names == list(paper["name"])
-        rows = {r["name"]: r for r in latency["rows"]}
-        for cand in paper.itertuples():
-            assert rows[cand.name]["n_layers"] == cand.n_layers
-            assert rows[cand.name]["d_model"] == cand.d_model // 16
+    # config/paper.yaml's candidates are the paper's list, scaled by 16
+    paper = pd.read_csv(PAPER / "candidates_1b.csv")
+    assert names == list(paper["name"])
+    rows = {r["name"]: r for r in latency["rows"]}
+    for cand in paper.itertuples():
+        assert rows[cand.name]["n_layers"] == cand.n_layers
+        assert rows[cand.name]["d_model"] == cand.d_model // 16
     assert latency["protocol"]["input_tokens"] == latency["protocol"]["output_tokens"] == 8
     for row in latency["rows"]:
         assert 0 < row["ttft_s"] < row["median_s"]  # one new token against eight
@@ -247,7 +246,9 @@ def test_the_detector_names_every_float32_place():
     from infscale.shapes import Shape
     from infscale.train.model import build_model
 
-    model = build_model(Shape(16, 2, 2, 64, 16), max_position=32, seed=0).eval()  # float32
+    model = build_model(
+        Shape(16, 2, 2, 64, 16), max_position=32, seed=0, rope_theta=1e4, norm="rmsnorm"
+    ).eval()  # float32
     found = gpu_check.generation_dtypes(model, torch.device("cpu"))
     assert found["kv_cache"] == ["float32"]
     problems = gpu_check.dtype_problems(found, "bfloat16", gpu_check.GENERATION_CHECKED)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from infscale.report.story import FIGURES, TABLES
+from infscale.outputs import FIGURES, TABLES
 
 # As the machine's notes advise: without the networking flags Chromium keeps trying to reach
 # hosts this closed network refuses.

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import REPO, run, snakemake
 
-from infscale.config import validate_config
+from infscale.checks import validate_config
 from infscale.errors import InputError
 from infscale.grid import candidate_runs
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from infscale.config import validate_config
+from infscale.checks import validate_config
 from infscale.errors import InputError
 from infscale.fit.fitsets import in_set
 from infscale.grid import candidate_runs, grid_runs, latency_shapes
@@ -203,3 +203,56 @@ def test_the_latency_protocols_defaults_agree_with_the_schemas():
     for field in shared:
         assert field.default is not MISSING
         assert section[field.name]["default"] == field.default, field.name
+
+
+def test_the_latency_commands_defaults_are_the_protocols():
+    """`infscale latency`'s flags are the config's latency section: each defaults to the
+    protocol's field of that name (--greedy: not do_sample)."""
+    from dataclasses import fields
+
+    from infscale.cli import _parser
+    from infscale.latency.protocol import Protocol
+
+    parser = _parser()
+    latency = next(
+        action.choices["latency"]
+        for action in parser._actions
+        if getattr(action, "choices", None) and "latency" in action.choices
+    )
+    defaults = {action.dest: action.default for action in latency._actions}
+    protocol = Protocol()
+    flagged = [f.name for f in fields(Protocol) if f.name in defaults]
+    assert set(flagged) == {f.name for f in fields(Protocol)} - {"do_sample"}
+    for name in flagged:
+        assert defaults[name] == getattr(protocol, name), name
+    assert defaults["greedy"] is (not protocol.do_sample)
+
+
+def test_the_norm_and_rotary_base_have_one_default_each():
+    """A trained model takes model.norm and model.rope_theta from the config (the schema's
+    default: layernorm); build_model has no default of its own; a random-weight latency
+    measurement names its model explicitly: the paper's Llama (RMSNorm)."""
+    import inspect
+
+    import torch
+    import yaml
+    from transformers import LlamaForCausalLM
+
+    from infscale.latency.measure import Item, load_model
+    from infscale.latency.protocol import TIMED_MODEL, Protocol
+    from infscale.shapes import Shape
+    from infscale.train.model import build_model, layernorm_config, llama_config
+
+    model = yaml.safe_load(SCHEMA.read_text())["properties"]["model"]["properties"]
+    assert model["norm"]["default"] == "layernorm" and "default" not in model["rope_theta"]
+    for function, names in (
+        (build_model, ("norm", "rope_theta")),
+        (llama_config, ("rope_theta",)),
+        (layernorm_config, ("rope_theta",)),
+    ):
+        parameters = inspect.signature(function).parameters
+        assert all(parameters[n].default is inspect.Parameter.empty for n in names), function
+    assert TIMED_MODEL["norm"] == "rmsnorm"
+    timed = load_model(Item(Shape(32, 2, 4, 300, 16), 1), Protocol(), torch.float32)
+    assert isinstance(timed, LlamaForCausalLM)
+    assert timed.config.rope_parameters["rope_theta"] == TIMED_MODEL["rope_theta"]

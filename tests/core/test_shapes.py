@@ -2,7 +2,7 @@ import csv
 import random
 
 import pytest
-from conftest import SHARED
+from conftest import PAPER
 
 from infscale.cli import main
 from infscale.errors import InputError
@@ -23,10 +23,9 @@ def test_ffn_rule_matches_open_lm():
 
 @pytest.mark.parametrize("table", ["grid_experiments.csv", "candidates_1b.csv"])
 def test_every_paper_shape(table):
-    path = SHARED / "paper" / table
-    if not path.exists():
-        pytest.skip("shared/paper is not beside the checkout")
-    for row in csv.DictReader(path.open()):
+    rows = list(csv.DictReader((PAPER / table).open()))
+    assert len(rows) == {"grid_experiments.csv": 31, "candidates_1b.csv": 12}[table]
+    for row in rows:
         n = param_count(
             int(row["d_model"]), int(row["n_layers"]), int(row.get("vocab_size", 50432))
         )
@@ -38,7 +37,7 @@ def test_every_paper_shape(table):
 @pytest.mark.parametrize(("d", "layers", "heads", "multiple"), [(64, 3, 4, 16), (96, 2, 4, 32)])
 def test_formula_equals_module_parameter_count(d, layers, heads, multiple):
     shape = Shape(d, layers, heads, 512, multiple)
-    model = build_model(shape, max_position=64, seed=0)
+    model = build_model(shape, max_position=64, seed=0, rope_theta=1e4, norm="rmsnorm")
     assert count_parameters(model) == shape.n_params
 
 
@@ -99,13 +98,13 @@ def test_params_command_equals_the_built_models_parameters_for_random_shapes(cap
         printed = int(capsys.readouterr().out)
         assert main([*argv, "--non-embedding"]) == 0
         non_embedding = int(capsys.readouterr().out)
-        model = build_model(shape, max_position=8, seed=0, norm="rmsnorm")
+        model = build_model(shape, max_position=8, seed=0, rope_theta=1e4, norm="rmsnorm")
         assert printed == count_parameters(model), spec
         assert printed - non_embedding == 2 * shape.vocab_size * shape.d_model
         assert model.config.num_key_value_heads == shape.n_kv_heads
         assert model.config.intermediate_size == shape.ffn_hidden
         if i % 5 == 0 and shape.n_heads * shape.head_dim == shape.d_model:  # StableLm: HD = d/H
-            stable = build_model(shape, max_position=8, seed=0, norm="layernorm")
+            stable = build_model(shape, max_position=8, seed=0, rope_theta=1e4, norm="layernorm")
             biases = (2 * shape.n_layers + 1) * shape.d_model
             assert count_parameters(stable) == printed + biases, spec
         seen_gqa += shape.n_kv_heads < shape.n_heads

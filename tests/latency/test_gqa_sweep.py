@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from infscale.config import validate_config
+from infscale.checks import validate_config
 from infscale.errors import InputError
 from infscale.latency.measure import Item, measure_interleaved
 from infscale.latency.protocol import Protocol

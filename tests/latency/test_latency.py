@@ -126,7 +126,7 @@ def test_vllm_model_folder_is_removed_after_the_engine_load_and_after_a_failure(
     from infscale.train.model import build_model
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    model = build_model(SHAPE, max_position=32, seed=0, norm="layernorm")
+    model = build_model(SHAPE, max_position=32, seed=0, rope_theta=1e4, norm="layernorm")
     with saved_model(model) as folder:
         loaded = AutoModelForCausalLM.from_pretrained(folder)  # what the engine reads
         assert Path(folder).parent == tmp_path

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from conftest import REPO
 
-from infscale.config import validate_config
+from infscale.checks import validate_config
 from infscale.errors import InputError
 from infscale.latency.model import FORM, fit_latency_model, predict_latency
 from infscale.latency.sweeps import (
-    SWEEPS,
+    FIG3_SWEEPS,
     linear_fit,
     sweep_fits,
     sweep_shapes,
@@ -110,8 +110,18 @@ def test_sweeps_default_when_config_has_none():
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     del config["latency"]["sweeps"]
     validate_config(config, REPO / "config" / "schema.yaml")  # fills the schema's sweeps
-    for sweep in SWEEPS:
-        assert sweep_shapes(config, sweep)
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    default = schema["properties"]["latency"]["properties"]["sweeps"]["default"]
+    assert set(default) == set(FIG3_SWEEPS)
+    assert {sweep: config["latency"]["sweeps"][sweep] for sweep in default} == default
+    shapes = {sweep: sweep_shapes(config, sweep) for sweep in FIG3_SWEEPS}
+    assert [(s.d_model, s.n_layers, s.n_heads) for s in shapes["layers"]] == [
+        (32, layers, 4) for layers in (1, 2, 4, 6, 8)
+    ]
+    assert [(s.d_model, s.n_layers) for s in shapes["width"]] == [(d, 2) for d in (32, 64, 96, 128)]
+    ratio = shapes["ratio"]
+    assert [s.n_layers for s in ratio] == [1, 2, 4, 8]
+    assert all(abs(s.n_params - 150_000) < 0.1 * 150_000 for s in ratio)
 
 
 def test_width_for_params_is_closest_multiple():
@@ -134,22 +144,3 @@ def test_sweep_fits_report_r2_and_ranking():
     assert fits["ratio"]["fastest"] == "d80-l1"
     assert fits["flagged"] == []
     assert linear_fit([1, 2, 3], [1, 1, 1])["r2"] == 1.0
-
-
-def test_shortlist_keeps_the_best_within_widened_budgets():
-    from infscale.latency.model import shortlist
-
-    table = pd.DataFrame(
-        {
-            "name": list("abcd"),
-            "N": [10, 10, 50, 10],
-            "D": [1, 1, 1, 1],
-            "latency_s": [1.0, 2.1, 1.0, 3.0],
-        }
-    )
-    loss = [3.0, 1.0, 0.5, 2.0]
-    out = shortlist(table, loss, 2, max_params=20, max_latency=2.0, margin=0.1)
-    # c is over the parameter budget, d over the widened latency budget; b (2.1 <= 2.2) stays
-    assert list(out.loc[out["measure"] == 1, "name"]) == ["a", "b"]
-    with pytest.raises(InputError, match="positive"):
-        shortlist(table, loss, 0)

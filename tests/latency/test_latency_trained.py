@@ -18,7 +18,9 @@ SAVED_POSITIONS = 16  # shorter than the protocol's 8 + 12 positions, as a train
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("c1") / "model"
-    model = build_model(SHAPE, max_position=SAVED_POSITIONS, seed=5, norm="layernorm")
+    model = build_model(
+        SHAPE, max_position=SAVED_POSITIONS, seed=5, rope_theta=1e4, norm="layernorm"
+    )
     with torch.no_grad():
         for p in model.parameters():  # weights no random init would give
             p.mul_(0.5).add_(0.01)

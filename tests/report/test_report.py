@@ -12,13 +12,21 @@ from conftest import REPO
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from infscale import outputs
 from infscale.errors import InputError
 from infscale.fit import frontier
 from infscale.fit.downstream import predict_accuracy
 from infscale.fit.frontier import isoflop_curves
 from infscale.fit.laws import predict, predict_points_interval
+from infscale.fit.predictions import (
+    by_fit,
+    fit_set_scores,
+    predict_every_point,
+    predictions_frame,
+)
 from infscale.latency.sweeps import gqa_speedups, sweep_fits
 from infscale.report import figures, story, tables
+from infscale.select.models import evaluated_models, trained_candidates
 from infscale.select.pareto import pareto_front
 from infscale.select.winner import choose_winner
 
@@ -170,7 +178,7 @@ def accuracy() -> pd.DataFrame:
 
 @pytest.fixture
 def models(points, trained_points, accuracy, latency, selected) -> pd.DataFrame:
-    return tables.evaluated_models(points, trained_points, accuracy, latency, selected)
+    return evaluated_models(points, trained_points, accuracy, latency, selected)
 
 
 @pytest.fixture
@@ -505,8 +513,8 @@ def bootstrap_predictions(row: pd.Series) -> list[float]:
     ]
 
 
-def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
-    predictions = tables.test_predictions(points, trained_points, fits)
+def test_predictions_of_every_point_carry_the_bootstrap_band(points, trained_points, fits):
+    predictions = predict_every_point(points, trained_points, fits)
     banded = predictions[("inference", "all")]
     assert len(banded) == 11
     row = banded.iloc[-1]
@@ -516,6 +524,13 @@ def test_test_predictions_add_the_bootstrap_band(points, trained_points, fits):
     )
     assert row["loss_pred"] == pytest.approx(samples[1])
     assert "loss_pred_lo" not in predictions[("chinchilla", "all")]
+    # predictions.csv holds them all, and gives each fit's rows back as they were
+    table = predictions_frame(predictions)
+    assert len(table) == 11 * len(fits) and list(table.columns[:2]) == ["law", "fit_set"]
+    back = by_fit(table)
+    assert list(back) == list(predictions)
+    for key, frame in predictions.items():
+        pd.testing.assert_frame_equal(back[key], frame)
 
 
 def test_runs_table_shows_accuracy_only_at_the_last_boundary(points, trained_points, models):
@@ -541,9 +556,10 @@ def test_coefficients_table_has_intervals_and_tied_exponents(fits):
     assert pd.isna(frame.loc[("chinchilla", "all", "A"), "ci95_lo"])
     assert len(table.frame) == 2 * 5 + 2 * 7
     assert "chinchilla / all: A came out negative" in table.note
+    assert "bootstrap resamples of whole runs" in table.note  # as fit_law draws them
 
 
-def test_fit_sets_table_scores_each_fit_on_every_point(points, trained_points, fits):
+def test_fit_set_scores_score_each_fit_on_every_point(points, trained_points, fits):
     tested = pd.concat([points, trained_points], ignore_index=True)
     exact = {key: tested.assign(loss_pred=tested["loss"]) for key in fits}
     # inference/base: the candidates' predicted loss is 1% too high
@@ -552,7 +568,7 @@ def test_fit_sets_table_scores_each_fit_on_every_point(points, trained_points, f
             tested["size_group"] == "candidates", tested["loss"] * 1.01, tested["loss"]
         )
     )
-    frame = tables.fit_sets_table(exact, fits).frame.set_index(["law", "fit_set"])
+    frame = fit_set_scores(exact, fits).set_index(["law", "fit_set"])
     assert frame.loc[("chinchilla", "all"), "test_mse"] == 0.0
     assert frame.loc[("chinchilla", "all"), "test_r2"] == 1.0
     row = frame.loc[("inference", "base")]
@@ -642,9 +658,7 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
 def test_downstream_table_and_winner_table(downstream, models, selected):
     frame = tables.downstream_table(downstream).frame
     assert frame["abs_err"].tolist() == pytest.approx([0.02, 0.02])
-    winner = tables.winner_table(
-        choose_winner(tables.trained_candidates(models), selected, "2048x24")
-    )
+    winner = tables.winner_table(choose_winner(trained_candidates(models), selected, "2048x24"))
     shown = tables.md_table(winner)
     assert "| 3072x12 | 0.530 | - | - | 1.960 | latency | 2560x16, 3072x12 | - | 1 | - |" in shown
     assert "| 2048x24 | yes | 0.520 | 3.610 | 1.84 | +0.010 | - | better |" in shown
@@ -772,7 +786,7 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "versions": {"numpy": "2.4.6"},
         "device": "cpu",
     }
-    winner = choose_winner(tables.trained_candidates(models), selected, "2048x24")
+    winner = choose_winner(trained_candidates(models), selected, "2048x24")
     chosen = fits[("inference", "all")] | {"choice": CHOICE}
     budgets = {"max_params": None, "max_tokens": None, "max_latency": 3.0}
     model = {
@@ -794,9 +808,9 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "winner": tables.winner_table(winner),
         "objectives": tables.objectives_table(by_objective(selected), APPLIED),
         "coefficients": tables.coefficients_table(fits),
-        "fit_sets": tables.fit_sets_table(predictions, fits),
+        "fit_sets": tables.fit_sets_table(fit_set_scores(predictions, fits)),
         "law_comparison": tables.comparison_table(comparison, fits),
-        "predictions": tables.predictions_table(predictions),
+        "predictions": tables.predictions_table(predictions_frame(predictions)),
         "latency_model": tables.latency_model_table(model),
         "latency_sweeps": tables.sweeps_table(sweep_fits(sweeps)),
         "gqa_throughput": tables.gqa_table(gqa_speedups(GQA_SWEEP), "256 in / 16 out"),
@@ -844,7 +858,7 @@ def test_summary_markdown_opens_with_the_story_then_every_table_and_the_provenan
 
 def blank_figures() -> dict[str, Figure]:
     out = {}
-    for name in story.FIGURES:
+    for name in outputs.FIGURES:
         fig = Figure(figsize=(2, 2))
         FigureCanvasAgg(fig)
         fig.text(0.5, 0.5, name)
@@ -853,9 +867,9 @@ def blank_figures() -> dict[str, Figure]:
 
 
 def test_write_report_writes_every_declared_file_and_the_same_bytes_twice(shown, tmp_path):
-    markdown = story.summary_markdown(shown, list(story.FIGURES), {})
+    markdown = story.summary_markdown(shown, list(outputs.FIGURES), {})
     first = story.write_report(tmp_path / "a", blank_figures(), shown, markdown)
-    declared = story.report_files(tmp_path / "a")
+    declared = outputs.report_files(tmp_path / "a")
     assert sorted(first) == sorted(declared.values())
     assert first[-1].name == "summary.md"  # written last
     on_disk = {p for p in (tmp_path / "a").rglob("*") if p.is_file()}
@@ -872,10 +886,10 @@ def test_write_report_refuses_names_the_workflow_does_not_declare(shown, tmp_pat
 
 
 def test_every_shown_output_has_a_caption_and_every_caption_is_used():
-    entries = story.report_entries()
-    listed = {f"{name}_png" for name in story.FIGURES} | {f"{n}_html" for n in story.TABLES}
+    entries = outputs.report_entries()
+    listed = {f"{name}_png" for name in outputs.FIGURES} | {f"{n}_html" for n in outputs.TABLES}
     assert set(entries) == listed | {"summary"}
-    assert set(entries) <= set(story.report_files())
+    assert set(entries) <= set(outputs.report_files())
     captions = REPO / "workflow" / "report"
     used = {captions / caption for caption, _, _ in entries.values()}
     assert all(path.read_text().strip() for path in used)
@@ -895,3 +909,13 @@ def test_gqa_figure_and_table_show_the_gain_over_mha(tmp_path):
     assert "K = 2 has 1.10x at batch 8, 1.30x at batch 32 the MHA shape's" in table.note
     assert "2 of 2 (twin, batch) pairs are faster" in table.note
     assert table.display()["speedup_vs_mha"].tolist() == ["1.100", "1.300", "1.000", "1.000"]
+
+
+def test_evaluated_models_mark_the_accuracy_latency_front(
+    models, points, trained_points, accuracy, latency, selected
+):
+    # 3072x12 is both the fastest (1.96 s) and, tied with 2560x16, the most accurate
+    assert list(models.loc[models["pareto"] == 1, "name"]) == ["3072x12"]
+    faster = latency.assign(median_s=[1.0, 4.0, 5.0, 8.0])  # s1-l1 now the fastest of all
+    again = evaluated_models(points, trained_points, accuracy, faster, selected)
+    assert list(again.loc[again["pareto"] == 1, "name"]) == ["s1-l1", "3072x12"]

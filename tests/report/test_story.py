@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
+from infscale import outputs
 from infscale.report import story, tables
 from infscale.select.winner import choose_winner
 
@@ -216,7 +217,7 @@ def front_page(files: list, config: dict) -> str:
     template = Environment(trim_blocks=True, lstrip_blocks=True).from_string(source)
     text = template.render(
         snakemake=SimpleNamespace(config=config),
-        categories={Category(story.SELECTION): {}} if files else {},
+        categories={Category(outputs.SELECTION): {}} if files else {},
         files=files,
     )
     return publish_parts(text, writer="html")["html_body"]
@@ -227,7 +228,7 @@ CONFIG = {"select": {"k": 2, "baseline": "c1"}}
 
 def test_the_front_page_opens_with_the_story(selected, winner, tmp_path, monkeypatch):
     lines = story.story_lines(INFERENCE_FIT, selected, winner, BUDGETS)
-    files = story.report_files("results/report")
+    files = outputs.report_files("results/report")
     monkeypatch.chdir(tmp_path)
     Path(files["story_rst"]).parent.mkdir(parents=True)
     Path(files["story_rst"]).write_text(story.story_rst(tables.story_table(lines)))

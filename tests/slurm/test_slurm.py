@@ -161,6 +161,7 @@ LOCAL_RULES = {
     "remove_checkpoints",
     "collect_points",
     "fit",
+    "predictions",
     "compare_laws",
     "downstream",
     "latency_model",
@@ -169,6 +170,7 @@ LOCAL_RULES = {
     "candidates",
     "latency_shortlist",
     "select",
+    "winner",
     "report",
     "choose_law",
     "data_manifest",
@@ -180,7 +182,7 @@ def test_every_planned_job_is_sized_within_the_cluster(tmp_path, name):
     """Walk the SLURM dry-run plan: no job that loads a model left at the default request (no
     GPU), no job whose threads exceed its CPUs or whose wall time exceeds the limit, and every
     training job asks for what its memory model and sizing say."""
-    from infscale.config import load_config
+    from infscale.checks import load_config
     from infscale.train.memory import usable_gb
     from infscale.train.sizing import size_training
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infscale.config import load_config, validate_config
+from infscale.checks import load_config, validate_config
 from infscale.errors import InputError
 from infscale.shapes import Shape
 from infscale.train.memory import GB, train_memory

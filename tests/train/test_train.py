@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import REPO
 
-from infscale.config import validate_config
+from infscale.checks import validate_config
 from infscale.errors import InputError
 from infscale.grid import Run
 from infscale.shapes import Shape
@@ -63,7 +63,7 @@ def test_compiled_and_checkpointed_steps_match_the_plain_step(compile_, checkpoi
     x = torch.randint(0, 64, (4, 17), generator=torch.Generator().manual_seed(0))
     curves, weights = [], []
     for options in ((False, False), (compile_, checkpointing)):
-        model = build_model(shape, max_position=16, seed=0, norm="layernorm")
+        model = build_model(shape, max_position=16, seed=0, rope_theta=1e4, norm="layernorm")
         layout = dict(zip(("compile", "activation_checkpointing"), options, strict=True))
         step = TrainStep(model, cfg | layout, torch.device("cpu"), world=1)
         curves.append([step([x[:2], x[2:]], 3e-3).tolist() for _ in range(3)])

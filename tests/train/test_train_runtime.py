@@ -304,18 +304,24 @@ def test_two_gloo_processes_match_one_process(data, one_process, tmp_path):
     assert launch(spec, 2, tmp_path / "spec.json") == 0
     _assert_close_runs(one_process, tmp_path)
     start = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])
-    whole = count_parameters(build_model(SHAPE, max_position=SEQ, seed=0, norm="layernorm"))
+    whole = count_parameters(
+        build_model(SHAPE, max_position=SEQ, seed=0, rope_theta=1e4, norm="layernorm")
+    )
     assert (start["parallel"], start["params_per_rank"]) == ("ddp", whole)  # a whole copy each
 
 
 def test_fsdp_two_gloo_processes_match_one_process(one_process, fsdp_run):
     _assert_close_runs(one_process, fsdp_run)
     start = json.loads((fsdp_run / "log.jsonl").read_text().splitlines()[0])
-    whole = count_parameters(build_model(SHAPE, max_position=SEQ, seed=0, norm="layernorm"))
+    whole = count_parameters(
+        build_model(SHAPE, max_position=SEQ, seed=0, rope_theta=1e4, norm="layernorm")
+    )
     assert start["parallel"] == "fsdp" and start["processes"] == 2
     assert start["params_per_rank"] < 0.6 * whole  # each rank holds about half
     # the weights are sharded while training and whole in the saved model and checkpoints
-    single = build_model(SHAPE, max_position=SEQ, seed=0, norm="layernorm").state_dict()
+    single = build_model(
+        SHAPE, max_position=SEQ, seed=0, rope_theta=1e4, norm="layernorm"
+    ).state_dict()
     latest = ckpt.load_latest(fsdp_run / "checkpoints")
     assert latest.step == PARALLEL_STEPS
     assert {k: v.shape for k, v in latest.model.items()} == {k: v.shape for k, v in single.items()}
@@ -371,7 +377,7 @@ def test_more_tokens_than_one_pass_is_an_error_unless_epochs_allow(data, tmp_pat
 
 @pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])
 def test_norm_switch_reloads_and_counts(tmp_path, norm):
-    model = build_model(SHAPE, max_position=SEQ, seed=0, norm=norm)
+    model = build_model(SHAPE, max_position=SEQ, seed=0, rope_theta=1e4, norm=norm)
     extra = (2 * SHAPE.n_layers + 1) * SHAPE.d_model if norm == "layernorm" else 0
     assert count_parameters(model) == SHAPE.n_params + extra
     if norm == "layernorm":
@@ -384,7 +390,7 @@ def test_norm_switch_reloads_and_counts(tmp_path, norm):
 
 def test_open_lm_init_scales_output_projections():
     big = Shape(d_model=256, n_layers=4, n_heads=4, vocab_size=VOCAB, multiple_of=16)
-    model = build_model(big, max_position=SEQ, seed=0, norm="layernorm")
+    model = build_model(big, max_position=SEQ, seed=0, rope_theta=1e4, norm="layernorm")
     for index, layer in enumerate(model.model.layers):
         q = layer.self_attn.q_proj.weight
         o = layer.self_attn.o_proj.weight

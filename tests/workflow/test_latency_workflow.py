@@ -5,6 +5,8 @@ from __future__ import annotations
 import yaml
 from conftest import planned_jobs, snakemake
 
+from infscale.grid import latency_shapes
+
 
 def dry_run(tmp_path, config: dict, *targets: str) -> dict[str, int]:
     configfile = tmp_path / "config.yaml"
@@ -20,7 +22,8 @@ def test_latency_targets_are_planned(tmp_path, config):
     assert jobs["latency_sweeps"] == jobs["latency_throughput"] == jobs["latency_model"] == 1
     assert jobs["latency"] == 1  # the default interleaves every shape in one job
     config["latency"]["interleave"] = False
-    assert dry_run(tmp_path, config, "latency_all")["latency"] == 22  # 12 grid + 10 candidates
+    shapes = latency_shapes(config)  # every grid shape and every candidate, once
+    assert dry_run(tmp_path, config, "latency_all")["latency"] == len(shapes)
 
 
 def test_interleaved_job_writes_every_shape(tmp_path, config):
@@ -29,7 +32,8 @@ def test_interleaved_job_writes_every_shape(tmp_path, config):
     proc = snakemake(tmp_path, "-n", "latency_all", configfile=configfile)
     block = proc.stdout.split("rule latency:\n", 1)[1].split("\n\n", 1)[0]
     outputs = block.split("output: ", 1)[1].split("\n", 1)[0].split(", ")
-    assert len(outputs) == 22 and all(o.startswith("results/latency/d") for o in outputs)
+    expected = [f"results/latency/{label}.json" for label in latency_shapes(config)]
+    assert sorted(outputs) == sorted(expected)
 
 
 def test_predict_source_times_no_candidate(tmp_path, config):

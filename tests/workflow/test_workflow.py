@@ -11,9 +11,10 @@ import pytest
 import yaml
 from conftest import MICRO, REPO, planned_jobs, snakemake
 
-from infscale.config import load_config
+from infscale.checks import load_config
+from infscale.outputs import FIGURES, TABLES, report_files
 from infscale.provenance import config_hash
-from infscale.report.story import FIGURES, TABLES, report_files
+from infscale.select.winner import VERDICTS
 from infscale.train.steplog import last_step, step_records
 
 
@@ -59,9 +60,19 @@ def test_outputs_of_every_stage(finished):
     for name in chosen:
         result = json.loads((results / "eval" / "candidates" / f"{name}.json").read_text())
         assert set(result["tasks"]) == {"arc_easy", "piqa"}
+    predictions = pd.read_csv(results / "fit" / "predictions.csv")
+    fits = {("chinchilla", "all"), ("inference", "all")}
+    assert set(zip(predictions["law"], predictions["fit_set"], strict=True)) == fits
+    assert len(predictions) == 2 * (8 + 3)  # every grid point and the three trained candidates'
+    scores = pd.read_csv(results / "fit" / "fit_sets.csv")
+    assert set(zip(scores["law"], scores["fit_set"], strict=True)) == fits
+    assert (scores["n_test"] == 11).all() and (scores["n_fit"] == 8).all()
     summary = (results / "report" / "summary.md").read_text()
     assert all(name in summary for name in chosen)
-    assert "winner" in summary.lower()
+    winner = json.loads((results / "select" / "winner.json").read_text())
+    assert winner["winner"] in {*chosen, "c1"} and winner["baseline"] == "c1"
+    assert winner["verdict"] in VERDICTS
+    assert f"Winner: {winner['winner']}, average accuracy {winner['accuracy']:.3f}" in summary
 
 
 def test_every_result_json_carries_the_config_hash_the_report_shows(finished):
@@ -167,7 +178,17 @@ def test_changing_a_fit_option_reruns_only_fit_and_what_follows(finished, tmp_pa
     # downstream and latency_trained follow select: their inputs are the candidates the select
     # checkpoint picks
     planned = set(planned_jobs(proc.stdout))
-    expected = {"fit", "choose_law", "select", "downstream", "latency_trained", "report", "all"}
+    expected = {
+        "fit",
+        "choose_law",
+        "predictions",
+        "select",
+        "downstream",
+        "latency_trained",
+        "winner",
+        "report",
+        "all",
+    }
     assert planned == expected
 
 

@@ -4,9 +4,9 @@ loss, and mark the best few within the budgets for measurement."""
 from infscale.fit.laws import predict_points
 from infscale.grid import grid_runs, run_table
 from infscale.io import read_json, write_csv
-from infscale.latency.model import shortlist, shortlist_size
 from infscale.script import start_script
 from infscale.select.candidates import budgets, candidate_latency, candidate_table
+from infscale.select.shortlist import shortlist, shortlist_size
 
 start_script(snakemake.log[0])
 config = snakemake.config

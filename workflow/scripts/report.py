@@ -1,18 +1,18 @@
-"""Snakemake script: load every result, compute what the figures show in its own stage, draw the
-figures, build the tables and the story, write the report."""
+"""Snakemake script: load every result, draw the figures, build the tables and the story, write
+the report. What it shows was decided by the stages that wrote the files (the predictions and
+fit-set scores by fit, the fronts and the winner by select)."""
 
 from pathlib import Path
 
 import pandas as pd
 
 from infscale.fit import frontier
+from infscale.fit.predictions import by_fit, fit_key
 from infscale.io import read_csv, read_json
 from infscale.latency.sweeps import gqa_speedups
 from infscale.provenance import provenance
 from infscale.report import figures, story, tables
 from infscale.script import start_script
-from infscale.select.pareto import pareto_front
-from infscale.select.winner import choose_winner
 
 start_script(snakemake.log[0])
 inp, params = snakemake.input, snakemake.params
@@ -20,21 +20,16 @@ inp, params = snakemake.input, snakemake.params
 points = read_csv(inp.points)
 trained_points = pd.concat([read_csv(path) for path in inp.trained_points], ignore_index=True)
 # results/fit/<law>-<fit set>.json
-fits = {
-    (fit["law"], Path(path).stem.split("-", 1)[1]): fit
-    for path in inp.fits
-    for fit in [read_json(path)]
-}
+fits = {fit_key(path, fit): fit for path in inp.fits for fit in [read_json(path)]}
 chosen = read_json(inp.chosen)
 applied = read_json(inp.budgets)  # the budgets the selection applied, and its stability counts
-latency = pd.DataFrame([read_json(path) for path in inp.latency])
-accuracy = tables.accuracy_table(
-    {Path(path).stem: read_json(path) for path in inp.grid_eval}
-    | {f"candidates/{Path(path).stem}": read_json(path) for path in inp.trained_eval}
-)
 selected = read_csv(inp.selected)
 by_objective = read_csv(inp.objectives)
-first_block = by_objective[by_objective["objective"] == by_objective["objective"].iloc[0]]
+throughput_front = read_csv(inp.throughput_front)
+models = read_csv(inp.models)  # grid runs and trained candidates: accuracy, latency, the front
+winner = read_json(inp.winner)
+predictions_table = read_csv(inp.predictions)
+predictions = by_fit(predictions_table)
 comparison = read_csv(inp.comparison)
 downstream = read_json(inp.downstream)
 sweeps, sweep_fits = read_csv(inp.sweeps), read_json(inp.sweep_fits)
@@ -49,8 +44,6 @@ benchmarks = {
     if path != Path(params.own_benchmark)
 }
 
-models = tables.evaluated_models(points, trained_points, accuracy, latency, selected)
-predictions = tables.test_predictions(points, trained_points, fits)
 fit_set = params.select_fit_set
 every_point = pd.concat([points, trained_points], ignore_index=True)  # the test set
 N, D, ratio = every_point["N"], every_point["D"], float(every_point["R"].median())
@@ -64,13 +57,9 @@ isoflops = {
     if s == fit_set
 }
 drawn = {
-    "accuracy_vs_latency": figures.fig_accuracy_vs_latency(
-        models, pareto_front(models["latency_s"], models["average"])
-    ),
+    "accuracy_vs_latency": figures.fig_accuracy_vs_latency(models, models["pareto"].to_numpy(bool)),
     "loss_vs_throughput": figures.fig_loss_vs_throughput(
-        by_objective,
-        pareto_front(first_block["loss_pred"], first_block["throughput_tps"]),
-        applied["loss_target"],
+        by_objective, throughput_front["pareto"].to_numpy(bool), applied["loss_target"]
     ),
     "loss_vs_ratio": figures.fig_loss_vs_ratio(
         points, frontier.ratio_curves(points, shaped), shaped_name
@@ -86,14 +75,9 @@ drawn = {
     "latency_sweeps": figures.fig_latency_sweeps(sweeps, sweep_fits),
     "throughput": figures.fig_throughput(throughput),
     "gqa_throughput": figures.fig_gqa_throughput(gqa_speedup, gqa_lengths),
-    "accuracy_vs_loss": figures.fig_accuracy_vs_loss(
-        models, tables.task_columns(accuracy), downstream
-    ),
+    "accuracy_vs_loss": figures.fig_accuracy_vs_loss(models, params.tasks, downstream),
 }
 
-winner = choose_winner(
-    tables.trained_candidates(models), selected, params.baseline, timing_z=params.timing_z
-)
 shown = {
     "story": tables.story_table(
         story.story_lines(chosen, selected, winner, applied["budgets"], applied, by_objective)
@@ -104,9 +88,9 @@ shown = {
     "winner": tables.winner_table(winner),
     "objectives": tables.objectives_table(by_objective, applied),
     "coefficients": tables.coefficients_table(fits),
-    "fit_sets": tables.fit_sets_table(predictions, fits),
+    "fit_sets": tables.fit_sets_table(read_csv(inp.fit_sets)),
     "law_comparison": tables.comparison_table(comparison, fits),
-    "predictions": tables.predictions_table(predictions),
+    "predictions": tables.predictions_table(predictions_table),
     "latency_model": tables.latency_model_table(latency_model),
     "latency_sweeps": tables.sweeps_table(sweep_fits),
     "gqa_throughput": tables.gqa_table(gqa_speedup, gqa_lengths),

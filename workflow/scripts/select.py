@@ -1,6 +1,7 @@
 """Snakemake script: the top-k candidates by the configured objective within the budgets, with
-each candidate's prediction band and how often the bootstrap resamples choose it; and the
-selection by every objective (loss, throughput) side by side, for the report."""
+each candidate's prediction band and how often the bootstrap resamples choose it; the
+selection by every objective (loss, throughput) side by side; and the loss-throughput Pareto
+front of the candidates."""
 
 import pandas as pd
 
@@ -12,6 +13,7 @@ from infscale.script import start_script
 from infscale.select.candidates import budgets
 from infscale.select.ilp import select_for
 from infscale.select.objectives import OBJECTIVES, loss_target
+from infscale.select.pareto import pareto_front
 from infscale.select.stability import selection_frequency
 
 start_script(snakemake.log[0])
@@ -56,8 +58,16 @@ for name in OBJECTIVES:
         infeasible[name] = one_line(err)
         continue
     rows.append(chosen.assign(objective=name))
+by_objective = pd.concat(rows, ignore_index=True)
+# The front over one objective's rows (each block holds the same candidates): no candidate
+# has both a lower predicted loss and a higher throughput than one on it.
+block = by_objective[by_objective["objective"] == by_objective["objective"].iloc[0]]
+front = block[["name", "loss_pred", "throughput_tps"]].assign(
+    pareto=pareto_front(block["loss_pred"], block["throughput_tps"]).astype(int)
+)
 write_csv(snakemake.output.selected, table)
-write_csv(snakemake.output.objectives, pd.concat(rows, ignore_index=True))
+write_csv(snakemake.output.objectives, by_objective)
+write_csv(snakemake.output.front, front)
 write_json(
     snakemake.output.budgets,
     {

@@ -1,4 +1,5 @@
-"""The follow-up's conditional scaling law (FACTS.md, "The follow-up"), written once, and its fits.
+"""The follow-up's conditional scaling law (docs/facts.md, "The conditional law"), written
+once, and its fits.
 
 Multiplicative form (default), the paper's:
     L = (1 + a1·ln x + a2/x) · (1 + b1·ln r + b2/r) · (E + A·N^-alpha + B·D^-beta)

@@ -1,7 +1,7 @@
 """Chinchilla's fitting method, vectorised: Huber loss on log L, every start at once.
 
-Hoffmann et al. (2022), as Besiroglu et al. (2024) re-examined it (FACTS.md): with a = log A,
-b = log B, e = log E (and f = log epsilon), minimise the sum over points of
+Hoffmann et al. (2022), as Besiroglu et al. (2024) re-examined it (docs/facts.md, "Fitting"):
+with a = log A, b = log B, e = log E (and f = log epsilon), minimise the sum over points of
 Huber_delta(log L - log L̂), delta = 1e-3, where
 
 - ``chinchilla``: log L̂ = logsumexp(a - alpha·log N, b - beta·log D, e)
@@ -334,7 +334,8 @@ def best_optimum(objective: Objective, starts: np.ndarray) -> tuple[np.ndarray, 
     return u[best], float(f[best])
 
 
-# Chinchilla's start grid (FACTS.md) over a = log A, b = log B, e = log E and the exponents.
+# Chinchilla's start grid (docs/facts.md, "Fitting") over a = log A, b = log B, e = log E and
+# the exponents.
 GRID: dict[str, tuple[float, ...]] = {
     "A": (0, 5, 10, 15, 20, 25),
     "B": (0, 5, 10, 15, 20, 25),

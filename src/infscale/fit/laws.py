@@ -1,7 +1,7 @@
 """The scaling laws, written once each, their fits, and the metrics the paper reports.
 
 Chinchilla: ``L = E + A·N^-alpha + B·D^-beta``. Inference-efficient: the same times
-``(1 + epsilon·R^gamma)`` with R = d_model / n_layers (FACTS.md, "The two laws"). Conditional:
+``(1 + epsilon·R^gamma)`` with R = d_model / n_layers (docs/facts.md, "The two laws"). Conditional:
 the follow-up's law, Chinchilla's times a width factor and an MLP-ratio factor, or plus them
 (``form``; infscale.fit.conditional, which also fits it).
 
@@ -356,7 +356,7 @@ def fit_nested(
     """The fit under ``tie`` with the lowest ``objective`` of: ``fit(tie, None)`` (the method's
     own starts), the fit of the tie mode it nests (NESTS, by this function: the special case is
     a point of this form) and ``fit(tie, that fit)``. A less-tied form's optimum can never be
-    worse than its special case's (FACTS.md, "Fitting practice in 2026"); one that reported
+    worse than its special case's (docs/facts.md, "Nested forms"); one that reported
     worse would have failed to converge. ``free(tie)``: the free parameters (a tie mode that
     frees none more is its special case's fit); ``key`` names the law, method and points for
     the memo. FitError when no candidate has a finite objective."""

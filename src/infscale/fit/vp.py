@@ -1,5 +1,5 @@
-"""Variable projection (``--method vp``) for the paper's laws: Open-Athena 2026 (FACTS.md,
-"Fitting practice in 2026").
+"""Variable projection (``--method vp``) for the paper's laws: Open-Athena 2026 (docs/facts.md,
+"Variable projection").
 
 Once its exponents are fixed, Chinchilla's law E + A·N^-alpha + B·D^-beta is linear in
 (E, A, B); so is the inference law (E + A·N^-alpha + B·D^-beta)·(1 + epsilon·R^gamma) once

@@ -1,4 +1,4 @@
-"""Generation latency as the paper measured it (FACTS.md, "Latency protocol").
+"""Generation latency as the paper measured it (docs/facts.md, "Latency protocol").
 
 A randomly initialised model of the shape is enough: latency depends on the shape, not the
 weights (``latency.trained`` checks that on the trained candidates). Batch of random prompts of
@@ -53,7 +53,7 @@ import torch
 from transformers import PreTrainedModel
 
 from infscale.errors import InputError
-from infscale.latency.protocol import Protocol
+from infscale.latency.protocol import TIMED_MODEL, Protocol
 from infscale.progress import Progress
 from infscale.provenance import device_name, versions
 from infscale.shapes import Shape
@@ -330,7 +330,7 @@ def load_model(item: Item, protocol: Protocol, torch_dtype: torch.dtype) -> PreT
     need no weights). A checkpoint whose config is not the item's shape is an input error."""
     positions = protocol.input_tokens + protocol.output_tokens
     if item.checkpoint is None:
-        model = build_model(item.shape, max_position=positions, seed=protocol.seed)
+        model = build_model(item.shape, max_position=positions, seed=protocol.seed, **TIMED_MODEL)
         return model.to(torch_dtype).eval()
     from transformers import AutoConfig, AutoModelForCausalLM
 

@@ -22,13 +22,17 @@ DEFAULT_MAX_POSITION = 2048  # the paper's context length
 # The devices a measurement runs on (auto: the GPU if torch sees one); config/schema.yaml's
 # latency.device pattern is this one, so that a config's typo stops at parse time.
 DEVICE_PATTERN = "^(auto|cpu|cuda(:[0-9]+)?)$"
+# The model a shape is timed as from random weights: the paper's latency protocol times
+# Llama-architecture models (RMSNorm), whatever norm the grid trains with (model.norm); the
+# rotary base does not change the time. A trained checkpoint is timed as it was trained.
+TIMED_MODEL = {"norm": "rmsnorm", "rope_theta": 10000.0}
 # Keys of the config's latency section that arrange jobs, not what a measurement is.
 LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput", "candidate_throughput", "threads"})
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a measurement is taken (FACTS.md, "Latency protocol"), and its noise rule.
+    """How a measurement is taken (docs/facts.md, "Latency protocol"), and its noise rule.
 
     ``max_cv``: a measurement whose CV (relative or absolute, see ``latency.measure``) exceeds it
     is timed again, at most ``max_repeats`` times, and flagged if it stays above; None: never.

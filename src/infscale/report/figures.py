@@ -5,7 +5,7 @@ state, no display needed) under one rc style, so every figure of a report looks 
 repeated runs write identical files. The caller loads the tables and hands over the science
 they show, computed in its own stage (the compute-optimal frontier and IsoFLOP curves:
 infscale.fit.frontier; the Pareto front: infscale.select.pareto); nothing here reads results.
-Which figures a report has, and under what names, is ``infscale.report.story.FIGURES``.
+Which figures a report has, and under what names, is ``infscale.outputs.FIGURES``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from infscale.errors import InputError
 from infscale.fit.downstream import predict_accuracy
 from infscale.fit.frontier import IsoFlop, training_compute
 from infscale.fit.laws import spearman_by_group
+from infscale.grid import CANDIDATES
 from infscale.io import atomic_write
-from infscale.report.tables import CANDIDATES
 
 FitKey = tuple[str, str]
 P = ParamSpec("P")
@@ -603,9 +603,8 @@ def fig_accuracy_vs_latency(models: pd.DataFrame, front: np.ndarray) -> Figure:
     """Paper Fig. 1 / Table 2 as a picture: what each model buys in accuracy per second.
 
     ``models``: one row per evaluated model with ``name, size_group, latency_s, average``
-    (tables.evaluated_models). Trained candidates are labelled stars; ``front``: the mask of
-    the models on the Pareto front (infscale.select.pareto.pareto_front, over grid and
-    candidates together).
+    (results/select/models.csv). Trained candidates are labelled stars; ``front``: the mask of
+    the models on the Pareto front (its ``pareto`` column, over grid and candidates together).
     """
     fig, (ax,) = _panels(1, "Downstream accuracy vs generation latency (paper Fig. 1)", (6.0, 4.5))
     trained = models[models["size_group"] == CANDIDATES]
@@ -638,8 +637,9 @@ def fig_loss_vs_throughput(
 
     ``by_objective``: results/select/objectives.csv (one block of candidate rows per objective,
     the same candidates in each, ``selected`` marking each objective's choice); ``front``: the
-    mask of one block's candidates on the front (infscale.select.pareto.pareto_front of loss
-    and throughput); ``target``: the throughput objective's loss ceiling, drawn as a line.
+    mask of one block's candidates on the front (results/select/throughput_front.csv's
+    ``pareto``, in the block's order); ``target``: the throughput objective's loss ceiling,
+    drawn as a line.
     """
     fig, (ax,) = _panels(
         1, "Predicted loss vs generation throughput of every candidate", (6.0, 4.5)

@@ -14,20 +14,12 @@ import pandas as pd
 
 from infscale.fit.downstream import predict_accuracy
 from infscale.fit.frontier import training_compute
-from infscale.fit.laws import (
-    PARAMS,
-    TIED,
-    free_params,
-    metrics,
-    predict_points,
-    predict_points_interval,
-)
+from infscale.fit.laws import PARAMS, TIED, free_params
+from infscale.fit.predictions import FitKey
 from infscale.select.candidates import variables_read
-from infscale.select.winner import EVAL_COLUMNS, SMOOTH, eval_summary, measured_log_se
+from infscale.select.models import last_boundaries, trained_candidates
+from infscale.select.winner import SMOOTH
 
-FitKey = tuple[str, str]
-
-CANDIDATES = "candidates"  # the size_group of the trained candidates' points
 MISSING = "-"
 
 
@@ -99,82 +91,6 @@ def html_table(table: Table) -> str:
 
 
 # ---------------------------------------------------------------- assembling the results
-
-
-def accuracy_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per evaluated run ({run: eval JSON}): ``run``, what the winner is decided on
-    (infscale.select.winner.EVAL_COLUMNS: the average accuracy, the smooth metric, their
-    standard errors) and each task's value."""
-    return pd.DataFrame(
-        [
-            {
-                "run": run,
-                **eval_summary(result),
-                **{name: task["value"] for name, task in result["tasks"].items()},
-            }
-            for run, result in results.items()
-        ]
-    )
-
-
-def task_columns(accuracy: pd.DataFrame) -> list[str]:
-    """The per-task columns of an accuracy_table."""
-    return [c for c in accuracy.columns if c not in ("run", *EVAL_COLUMNS)]
-
-
-def last_boundaries(points: pd.DataFrame) -> pd.DataFrame:
-    """Each run's last loss point (largest D): the model that was evaluated and timed."""
-    return points.sort_values("D", kind="stable").drop_duplicates("run", keep="last")
-
-
-def trained_candidates(models: pd.DataFrame) -> pd.DataFrame:
-    """The trained candidates' rows of an evaluated_models table."""
-    return models[models["size_group"] == CANDIDATES]
-
-
-def evaluated_models(
-    points: pd.DataFrame,
-    trained_points: pd.DataFrame,
-    accuracy: pd.DataFrame,
-    latency: pd.DataFrame,
-    selected: pd.DataFrame,
-) -> pd.DataFrame:
-    """One row per evaluated model, grid runs then trained candidates: the run's last point
-    with its accuracy (``average`` and per task), ``name``, ``latency_s`` and
-    ``latency_log_se`` (infscale.select.winner.latency_log_se of its shape's measurement). A
-    grid model's latency is its shape's measurement; a candidate's is what the selection
-    used."""
-    noise = latency.assign(latency_log_se=measured_log_se(latency))
-    grid = last_boundaries(points).merge(
-        noise[["shape", "median_s", "latency_log_se"]].rename(columns={"median_s": "latency_s"}),
-        on="shape",
-        how="left",
-    )
-    grid = grid.assign(name=grid["run"])
-    trained = last_boundaries(trained_points)
-    trained = (
-        trained.assign(name=trained["variant"].astype(str))
-        .merge(selected[["name", "latency_s"]], on="name", how="left")
-        .merge(noise[["shape", "latency_log_se"]], on="shape", how="left")
-    )
-    models = pd.concat([grid, trained], ignore_index=True)
-    return models.merge(accuracy, on="run", how="left")
-
-
-def test_predictions(
-    points: pd.DataFrame, trained_points: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]]
-) -> dict[FitKey, pd.DataFrame]:
-    """Every fit's prediction of every point (the paper's test set: the grid and the trained
-    candidates), with the bootstrap's 95% band where the fit has one."""
-    tested = pd.concat([points, trained_points], ignore_index=True)
-    out = {}
-    for key, fit in fits.items():
-        frame = tested.assign(loss_pred=predict_points(fit, tested))
-        band = predict_points_interval(fit, tested)
-        if band is not None:
-            frame = frame.assign(loss_pred_lo=band[0], loss_pred_hi=band[1])
-        out[key] = frame
-    return out
 
 
 def compute_spent(benchmarks: Mapping[str, pd.DataFrame]) -> dict[str, float]:
@@ -274,42 +190,17 @@ def coefficients_table(fits: Mapping[FitKey, dict[str, Any]]) -> Table:
         {"value": ".4g", "ci95_lo": ".4g", "ci95_hi": ".4g"},
         "Chinchilla: L = E + A·N^-alpha + B·D^-beta; inference-efficient: the same times "
         "(1 + epsilon·R^gamma). Intervals: 2.5th and 97.5th percentiles over bootstrap "
-        "resamples of the fit points. "
+        "resamples of whole runs (a run's loss points drawn together). "
         + ("Fit warnings: " + "; ".join(warnings) if warnings else "No fit warnings."),
     )
 
 
-def fit_sets_table(
-    predictions: Mapping[FitKey, pd.DataFrame], fits: Mapping[FitKey, dict[str, Any]]
-) -> Table:
-    """The fit-set ablation (paper Figs 8-10): each law fitted on each set, scored on its own
-    points and on every point (grid and trained candidates)."""
-    rows = []
-    for (law, fit_set), frame in predictions.items():
-        fit = fits[(law, fit_set)]
-        test = metrics(frame["loss"], frame["loss_pred"], frame["size_group"].astype(str))
-        held = frame[frame["size_group"] == CANDIDATES]
-        candidates = metrics(held["loss"], held["loss_pred"]) if len(held) else dict.fromkeys(test)
-        rows.append(
-            {
-                "law": law,
-                "fit_set": fit_set,
-                "n_fit": fit["n_points"],
-                "fit_mse": fit["metrics"]["mse"],
-                "fit_r2": fit["metrics"]["r2"],
-                "n_test": len(frame),
-                "test_mse": test["mse"],
-                "test_r2": test["r2"],
-                "test_max_rel_err": test["max_rel_err"],
-                "test_spearman": test["spearman"],
-                "candidates_max_rel_err": candidates["max_rel_err"],
-                "candidates_spearman": candidates["spearman"],
-                "warnings": len(fit.get("warnings", [])),
-            }
-        )
+def fit_sets_table(scores: pd.DataFrame) -> Table:
+    """The fit-set ablation (paper Figs 8-10, results/fit/fit_sets.csv): each law fitted on
+    each set, scored on its own points and on every point (grid and trained candidates)."""
     return Table(
         "Fit-set ablation: each law on each fit set, tested on every point",
-        pd.DataFrame(rows),
+        scores,
         {"test_max_rel_err": ".2%", "candidates_max_rel_err": ".2%"},
         "fit_*: on the fit's own points; test_*: on every grid point and the trained "
         "candidates; spearman: mean of the within-size-group rank correlations of predicted "
@@ -592,11 +483,11 @@ def loss_band(selected: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def winner_table(winner: Mapping[str, Any]) -> Table:
-    """The winner (infscale.select.winner.choose_winner) against the baseline."""
+    """The winner (results/select/winner.json) against the baseline."""
     frame = pd.DataFrame(
         [
             {
-                **winner,
+                **{key: value for key, value in winner.items() if key != "provenance"},
                 "contenders": ", ".join(winner["contenders"]),
                 "latency_tied": ", ".join(winner["latency_tied"]) or None,
             }
@@ -662,11 +553,10 @@ def provenance_table(
     )
 
 
-def predictions_table(predictions: Mapping[FitKey, pd.DataFrame]) -> Table:
+def predictions_table(predictions: pd.DataFrame) -> Table:
+    """results/fit/predictions.csv, the columns a reader needs (the band where a fit has one)."""
     keep = ["law", "fit_set", "run", "size_group", "N", "D", "R", "loss", "loss_pred"]
-    frame = pd.concat(
-        [f.assign(law=law, fit_set=s) for (law, s), f in predictions.items()], ignore_index=True
-    )
+    frame = predictions
     frame = frame[keep + [c for c in ("loss_pred_lo", "loss_pred_hi") if c in frame.columns]]
     return Table(
         "Every fit's prediction of every point",

@@ -1,9 +1,10 @@
 """The training loop: open_lm's recipe on a transformers model, and the loss the paper fits.
 
-The recipe (FACTS.md, Table 3): AdamW (β2 0.95) with weight decay on every parameter, linear
-warmup then cosine to the cooldown LR over the whole run, z-loss, gradient clipping, bf16
-autocast where the hardware has it. A point is read at each multiplier boundary: the paper's
-metric (mean of the EMA of the training loss since step 0) beside a held-out validation loss.
+The recipe (docs/facts.md, "Training recipe"): AdamW (β2 0.95) with weight decay on every
+parameter, linear warmup then cosine to the cooldown LR over the whole run, z-loss, gradient
+clipping, bf16 autocast where the hardware has it. A point is read at each multiplier
+boundary: the paper's metric (mean of the EMA of the training loss since step 0) beside a
+held-out validation loss.
 
 The loop runs in one process or in several under ``torchrun`` (DDP or FSDP: parallel.py). Step
 ``s`` reads positions ``s·B … (s+1)·B - 1`` of the training stream, a seeded permutation of the

@@ -1,8 +1,8 @@
 """The open_lm architecture expressed as a stock transformers model.
 
-Pre-norm, rotary (base 10000), SwiGLU of the shape's ffn_hidden (default: open_lm's rule),
-attention with the shape's n_kv_heads (grouped-query where fewer than n_heads), no linear
-biases, untied input and output embeddings. Two norms (config ``model.norm``):
+Pre-norm, rotary (base: config model.rope_theta), SwiGLU of the shape's ffn_hidden (default:
+open_lm's rule), attention with the shape's n_kv_heads (grouped-query where fewer than
+n_heads), no linear biases, untied input and output embeddings. Two norms (config ``model.norm``):
 
 - ``rmsnorm``: a ``LlamaForCausalLM``; ``sum(p.numel())`` is exactly the paper's N.
 - ``layernorm``: open_lm's default, LayerNorm *with bias*. transformers' ``StableLmForCausalLM``
@@ -44,7 +44,7 @@ def _shape_fields(shape: Shape, max_position: int) -> dict[str, int]:
 
 
 def llama_config(
-    shape: Shape, *, max_position: int, rope_theta: float = 10000.0, norm_eps: float = 1e-5
+    shape: Shape, *, max_position: int, rope_theta: float, norm_eps: float = 1e-5
 ) -> LlamaConfig:
     return LlamaConfig(
         **_shape_fields(shape, max_position),
@@ -65,7 +65,7 @@ NORMS = ("layernorm", "rmsnorm")
 
 
 def layernorm_config(
-    shape: Shape, *, max_position: int, rope_theta: float = 10000.0, norm_eps: float = 1e-5
+    shape: Shape, *, max_position: int, rope_theta: float, norm_eps: float = 1e-5
 ) -> StableLmConfig:
     """open_lm's block with LayerNorm (weight and bias) as a ``StableLmConfig``."""
     if shape.n_heads * shape.head_dim != shape.d_model:
@@ -99,10 +99,12 @@ def build_model(
     *,
     max_position: int,
     seed: int,
-    rope_theta: float = 10000.0,
-    norm: str = "rmsnorm",
+    rope_theta: float,
+    norm: str,
 ) -> PreTrainedModel:
-    """A freshly initialised model, seeded, with open_lm's initialisation."""
+    """A freshly initialised model, seeded, with open_lm's initialisation. ``rope_theta`` and
+    ``norm`` have no default here: a trained model takes the config's (model.rope_theta,
+    model.norm), a latency measurement the protocol's (infscale.latency.protocol.TIMED_MODEL)."""
     torch.manual_seed(seed)
     if norm == "rmsnorm":
         model = LlamaForCausalLM(

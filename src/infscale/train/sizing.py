@@ -2,7 +2,8 @@
 ``cluster`` section: GPUs, nodes, micro-batch, activation checkpointing, wall time, slices.
 
 Pure Python, no torch import: the Snakefile calls it while it plans, and ``infscale plan``
-prints it. FLOPs are 6·N·D (paper/FACTS.md; the README's hand computation uses the same).
+prints it. FLOPs are 6·N·D (docs/facts.md, "Published results"; the README's hand computation
+uses the same).
 
 - GPUs: the fewest of 1, 2, 4, … up to a node, then whole nodes up to ``max_nodes``, that divide
   the batch, fit the memory model (memory.py) and finish 6·N·D at ``peak_tflops`` × ``mfu`` per
