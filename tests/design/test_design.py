@@ -50,13 +50,12 @@ def test_top_k_sets_agree_with_the_integer_program():
 
 
 def test_entropy_of_an_even_split_is_one_bit_and_of_a_sure_choice_zero():
-    index = np.repeat([0, 1], 500)
-    # 1 bit plus Miller-Madow's (2 - 1) / (2 · 1000 · ln 2) for 1000 effective resamples
-    assert set_entropy(np.full(1000, 1e-3), index, 2) == pytest.approx(1 + 1 / (2000 * np.log(2)))
-    assert set_entropy(np.r_[np.full(500, 2e-3), np.zeros(500)], index, 2) == pytest.approx(0.0)
-    # the same even split seen through 4 effective resamples is less sure of itself
-    few = np.r_[np.full(2, 0.25), np.zeros(498), np.full(2, 0.25), np.zeros(498)]
-    assert set_entropy(few, index, 2) == pytest.approx(1 + 1 / (8 * np.log(2)))
+    index = np.array([0, 0, 1, 1, 2])
+    assert set_entropy(np.array([0.25, 0.25, 0.25, 0.25, 0]), index, 3) == pytest.approx(1.0)
+    assert set_entropy(np.array([0.5, 0.5, 0, 0, 0]), index, 3) == pytest.approx(0.0)
+    # three sets at 1/2, 1/4, 1/4: 1.5 bits; rows are weighted independently
+    rows = np.array([[0.25, 0.25, 0.25, 0, 0.25], [0, 0, 0, 0, 1.0]])
+    assert set_entropy(rows, index, 3) == pytest.approx([1.5, 0.0])
 
 
 def test_a_run_that_separates_two_tied_candidates_gains_more_than_one_that_cannot():

@@ -10,11 +10,6 @@ The uncertainty is the entropy (bits) of the chosen set over the weighted resamp
 resample chooses the same k, log2 of the number of sets when they split evenly. Entropy, not the
 probability that the modal set is wrong, because one run can sharpen the split without yet
 moving the mode: the error probability then stays flat and a greedy design would see no gain.
-
-The plug-in entropy of a few effective resamples is biased low: a run that only pins down a
-parameter the choice does not depend on still concentrates the weights on fewer resamples and
-so "lowers" the entropy. The Miller-Madow term, (sets seen - 1) / (2 · effective resamples)
-nats, corrects that bias to first order, so such a run's gain is about zero.
 """
 
 from __future__ import annotations
@@ -36,13 +31,9 @@ def top_k_sets(loss: np.ndarray, feasible: np.ndarray, k: int) -> tuple[np.ndarr
 
 def set_entropy(weights: np.ndarray, index: np.ndarray, n_sets: int) -> np.ndarray:
     """Entropy in bits of the chosen set under each row of ``weights`` (..., resamples; rows sum
-    to 1), ``index`` the set each resample chooses, with the Miller-Madow correction for the
-    rows' effective number of resamples (1 / Σ w²)."""
-    onehot = np.zeros((len(index), n_sets))
+    to 1), ``index`` the set each resample chooses."""
+    onehot = np.zeros((len(index), n_sets), weights.dtype)
     onehot[np.arange(len(index)), index] = 1.0
     p = weights @ onehot
     with np.errstate(divide="ignore", invalid="ignore"):
-        plug_in = np.where(p > 0, -p * np.log2(p), 0.0).sum(axis=-1)
-    effective = 1.0 / (weights**2).sum(axis=-1)
-    seen = (p > 0).sum(axis=-1)
-    return plug_in + (seen - 1) / (2 * effective * np.log(2))
+        return np.where(p > 0, -p * np.log2(p), 0.0).sum(axis=-1)

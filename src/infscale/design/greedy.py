@@ -9,6 +9,13 @@ run's gain. Runs are added greedily by gain per FLOP; each added run's likelihoo
 weights, so the next run is valued given the runs already chosen (it gains little if it only
 repeats what they tell). The noise draws are fixed up front from ``seed``: the same inputs and
 seed give the same design.
+
+The resamples are a finite cloud: with the run noise alone in the likelihood, one run whose
+predictions spread far wider than that noise puts all the weight on the single nearest resample,
+and the design (and any estimate read from the weights) then believes it knows everything. So
+each resample stands for its neighbourhood in the cloud: a Gaussian kernel of Silverman's width
+(1.06 · n^-1/5 · the resamples' sd of the run's predicted loss) around its prediction, and the
+likelihood of an outcome under it is normal with the noise and that width added in quadrature.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import numpy as np
 
 from infscale.design.choice import set_entropy, top_k_sets
 
-# Noise draws per resample taken as the truth: 2 x 200 resamples = 400 simulated outcomes a run.
-DRAWS = 2
+# Simulated outcomes a run is valued on, the resamples taken as the truth in turn (each twice
+# for a fit with 200 resamples).
+OUTCOMES = 400
 # A run expected to shrink the entropy by less than this (bits) is not worth its FLOPs: the
 # design stops there even with budget left (Monte Carlo noise alone is smaller than this).
 MIN_GAIN = 1e-4
@@ -53,7 +61,7 @@ def greedy_design(
     budget: float,
     noise_sd: float,
     seed: int,
-    draws: int = DRAWS,
+    outcomes: int = OUTCOMES,
 ) -> Design:
     """Runs (columns of ``run_loss``: resamples x proposals, each resample's predicted loss)
     of total ``flops`` within ``budget``, chosen greedily by expected gain per FLOP in the
@@ -62,9 +70,14 @@ def greedy_design(
     n_resamples, n_runs = run_loss.shape
     index, sets = top_k_sets(candidate_loss, feasible, k)
     rng = np.random.default_rng(seed)
-    truth = np.repeat(np.arange(n_resamples), draws)
-    outcome = run_loss[truth] + noise_sd * rng.standard_normal((len(truth), n_runs))
-    log_weights = np.zeros((len(truth), n_resamples))
+    truth = np.resize(np.arange(n_resamples), outcomes)
+    # float32: the weights need no more, and the design's cost is in these arrays
+    run_loss = np.asarray(run_loss, np.float32)
+    outcome = run_loss[truth] + np.float32(noise_sd) * rng.standard_normal(
+        (len(truth), n_runs), np.float32
+    )
+    scale = likelihood_scale(run_loss, noise_sd)
+    log_weights = np.zeros((len(truth), n_resamples), np.float32)
     uncertainty = before = float(
         set_entropy(np.full(n_resamples, 1 / n_resamples), index, len(sets))
     )
@@ -77,7 +90,7 @@ def greedy_design(
             if flops[j] <= budget - spent and j not in {s.run for s in chosen}
         ]
         after = _expected_entropy(
-            log_weights, outcome, run_loss, open_runs, noise_sd, index, len(sets)
+            log_weights, outcome, run_loss, open_runs, scale, index, len(sets)
         )
         gain = uncertainty - after
         worth = gain > MIN_GAIN
@@ -86,7 +99,7 @@ def greedy_design(
         ratio = np.where(worth, gain / flops[open_runs], -np.inf)
         best = int(np.argmax(ratio))
         j = open_runs[best]
-        log_weights += _log_likelihood(outcome[:, j], run_loss[:, j], noise_sd)
+        log_weights += log_likelihood(outcome[:, j], run_loss[:, j], scale[j])
         uncertainty = float(after[best])
         spent += float(flops[j])
         chosen.append(Step(j, float(flops[j]), spent, float(gain[best]), uncertainty))
@@ -98,7 +111,7 @@ def _expected_entropy(
     outcome: np.ndarray,
     run_loss: np.ndarray,
     runs: list[int],
-    noise_sd: float,
+    scale: np.ndarray,
     index: np.ndarray,
     n_sets: int,
 ) -> np.ndarray:
@@ -108,15 +121,23 @@ def _expected_entropy(
     for start in range(0, len(runs), CHUNK):
         part = runs[start : start + CHUNK]
         logs = log_weights[None] + np.stack(
-            [_log_likelihood(outcome[:, j], run_loss[:, j], noise_sd) for j in part]
+            [log_likelihood(outcome[:, j], run_loss[:, j], scale[j]) for j in part]
         )
         out[start : start + len(part)] = set_entropy(normalise(logs), index, n_sets).mean(axis=1)
     return out
 
 
-def _log_likelihood(outcome: np.ndarray, predicted: np.ndarray, noise_sd: float) -> np.ndarray:
-    """log p(outcome | resample), up to a constant: simulated outcomes x resamples."""
-    return -0.5 * ((outcome[:, None] - predicted[None, :]) / noise_sd) ** 2
+def likelihood_scale(run_loss: np.ndarray, noise_sd: float) -> np.ndarray:
+    """Per run (columns of ``run_loss``, resamples x runs), the sd of an outcome under one
+    resample: the run noise and the resample's kernel width in quadrature."""
+    width = 1.06 * len(run_loss) ** -0.2 * np.std(run_loss, axis=0)
+    return np.sqrt(noise_sd**2 + width**2).astype(np.float32)
+
+
+def log_likelihood(outcome: np.ndarray, predicted: np.ndarray, scale: float) -> np.ndarray:
+    """log p(outcome | resample), up to a constant: outcomes x resamples."""
+    outcome = np.atleast_1d(outcome)
+    return np.float32(-0.5) * ((outcome[:, None] - predicted[None, :]) / scale) ** 2
 
 
 def normalise(log_weights: np.ndarray) -> np.ndarray:
