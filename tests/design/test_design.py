@@ -10,7 +10,7 @@ import pytest
 
 from infscale.cli import main
 from infscale.design.choice import set_entropy, top_k_sets
-from infscale.design.greedy import greedy_design
+from infscale.design.greedy import greedy_design, likelihood_scale, log_likelihood, normalise
 from infscale.select.ilp import select_top_k
 from infscale.shapes import Shape
 
@@ -203,3 +203,12 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_one_wide_run_does_not_put_all_the_weight_on_one_resample():
+    predicted = np.linspace(3.0, 4.0, 200)[:, None]  # spread 200x the noise
+    scale = likelihood_scale(predicted, 0.005)
+    assert scale[0] == pytest.approx(np.hypot(0.005, 1.06 * 200**-0.2 * predicted.std()))
+    weights = normalise(log_likelihood(3.5, predicted[:, 0], scale[0]))[0]
+    assert 1 / (weights**2).sum() > 40  # effective resamples; the noise alone leaves about 1
+    assert np.argmax(weights) in (99, 100)  # centred on the resamples nearest the outcome

@@ -7,8 +7,8 @@ refit), and the choice's entropy (infscale.design.choice) recomputed under those
 expected entropy after the run, over the simulated truths, against the entropy before, is the
 run's gain. Runs are added greedily by gain per FLOP; each added run's likelihood stays in the
 weights, so the next run is valued given the runs already chosen (it gains little if it only
-repeats what they tell). The noise draws are fixed up front from ``seed``: the same inputs and
-seed give the same design.
+repeats what they tell). The simulated outcomes are drawn once, up front, from ``seed``: the
+same inputs and seed give the same design.
 
 The resamples are a finite cloud: with the run noise alone in the likelihood, one run whose
 predictions spread far wider than that noise puts all the weight on the single nearest resample,
@@ -48,6 +48,8 @@ class Step(NamedTuple):
 
 
 class Design(NamedTuple):
+    """The expected uncertainty (bits) before any run, and the chosen runs in order."""
+
     uncertainty_before: float
     steps: tuple[Step, ...]
 
@@ -84,11 +86,10 @@ def greedy_design(
     chosen: list[Step] = []
     spent = 0.0
     while True:
-        open_runs = [
-            j
-            for j in range(n_runs)
-            if flops[j] <= budget - spent and j not in {s.run for s in chosen}
-        ]
+        taken = {step.run for step in chosen}
+        open_runs = [j for j in range(n_runs) if j not in taken and flops[j] <= budget - spent]
+        if not open_runs:
+            break
         after = _expected_entropy(
             log_weights, outcome, run_loss, open_runs, scale, index, len(sets)
         )
