@@ -382,19 +382,33 @@ def interval(values: np.ndarray, stat: Callable = np.mean, seed: int = 0) -> tup
 
 
 def table(scores: list[Score]) -> pd.DataFrame:
+    """Per design and budget: P(top-1 correct) and the mean regret, and the design's accuracy
+    less the grid's (at its full FLOPs) and less a random design's (at the same FLOPs), paired
+    by world (the same truth and outcomes), each with its 95 % interval."""
+    grid = next(s for s in scores if s.design == "grid")
+    random = {s.fraction: s for s in scores if s.design == "random"}
     rows = []
     for s in sorted(scores, key=lambda s: (s.design, s.fraction)):
-        lo, hi = interval(s.correct.astype(float))
-        rlo, rhi = interval(s.regret)
-        rows.append(
-            {
-                "design": s.design,
-                "flops_vs_grid": s.fraction,
-                "p_top1": f"{s.correct.mean():.3f} [{lo:.3f}, {hi:.3f}]",
-                "regret": f"{s.regret.mean():.2e} [{rlo:.2e}, {rhi:.2e}]",
-            }
-        )
+        row = {
+            "design": s.design,
+            "flops_vs_grid": s.fraction,
+            "p_top1": estimate(s.correct.astype(float), ".3f"),
+            "regret": estimate(s.regret, ".2e"),
+            "minus_grid": "",
+            "minus_random": "",
+        }
+        if s.design == "design":
+            row["minus_grid"] = estimate(s.correct - grid.correct.astype(float), "+.3f")
+            row["minus_random"] = estimate(
+                s.correct - random[s.fraction].correct.astype(float), "+.3f"
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def estimate(values: np.ndarray, spec: str) -> str:
+    lo, hi = interval(values)
+    return f"{values.mean():{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
 def reach_line(scores: list[Score]) -> str:
