@@ -11,6 +11,7 @@ import pytest
 from infscale.cli import main
 from infscale.design.choice import set_entropy, top_k_sets
 from infscale.design.greedy import greedy_design, likelihood_scale, log_likelihood, normalise
+from infscale.design.problem import OUTPUT_COLUMNS
 from infscale.select.ilp import select_top_k
 from infscale.shapes import Shape
 
@@ -212,3 +213,30 @@ def test_one_wide_run_does_not_put_all_the_weight_on_one_resample():
     weights = normalise(log_likelihood(3.5, predicted[:, 0], scale[0]))[0]
     assert 1 / (weights**2).sum() > 40  # effective resamples; the noise alone leaves about 1
     assert np.argmax(weights) in (99, 100)  # centred on the resamples nearest the outcome
+
+
+def test_given_flops_are_used_and_a_settled_choice_trains_nothing(files, tmp_path, capsys):
+    runs = pd.read_csv(files["runs.csv"])
+    runs.assign(flops=1.0).to_csv(files["runs.csv"], index=False)  # every run nearly free
+    out = tmp_path / "d.csv"
+    assert main(design_args(files, out, 3.0)) == 0
+    design = pd.read_csv(out)
+    assert len(design) <= 3 and (design["flops"] == 1.0).all()
+    assert design["cum_flops"].tolist() == list(range(1, len(design) + 1))
+    # one resample, repeated: every resample chooses the same candidate
+    fit = json.loads(files["fit.json"].read_text())
+    fit["bootstrap"]["samples"] = {p: [v] * 10 for p, v in PARAMS.items()}
+    files["fit.json"].write_text(json.dumps(fit))
+    capsys.readouterr()
+    assert main(design_args(files, out, 3.0)) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("uncertainty before: 0.0000 bits")
+    assert "nothing to train" in printed
+    empty = pd.read_csv(out)
+    assert empty.empty and list(empty.columns)[-4:] == list(OUTPUT_COLUMNS)
+
+
+def test_help_lists_design(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "design" in capsys.readouterr().out
