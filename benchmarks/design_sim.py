@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 SEED_SD = 0.0051  # README: the default grid's seed-to-seed sd of the loss
 KNOWN = 200  # resamples per world (the default config's fit.bootstrap), reweighted after runs
 OUTCOMES = 100  # outcomes infscale design simulates per run (its default 400: 4x the time)
+FAMILIES = ("inference", "conditional", "published")
 POOL = 600  # parameter draws per family: the truths and the known resamples come from these
 FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
 BOOT = 2000  # bootstrap resamples of the worlds for the intervals
@@ -109,18 +110,24 @@ def main() -> None:
     parser.add_argument("--worlds", type=int, default=200, help="worlds per family")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes (default: 2 cores)")
+    parser.add_argument(
+        "--outcomes", type=int, default=OUTCOMES, help="outcomes the design simulates per run"
+    )
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=FAMILIES)
     args = parser.parse_args()
     config = load_config(REPO / "config" / "config.yaml", REPO / "config" / "schema.yaml")
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
-    families = [
-        family(config, rng)
-        for family in (inference_family, conditional_family, lambda _, r: published_family(r))
-    ]
+    makers = {
+        "inference": inference_family,
+        "conditional": conditional_family,
+        "published": lambda _, r: published_family(r),
+    }
+    families = [makers[name](config, rng) for name in args.families]
     print(f"families built in {time.perf_counter() - start:.0f} s")
     for fam in families:
         began = time.perf_counter()
-        scores = simulate(fam, args.worlds, args.seed, args.workers)
+        scores = simulate(fam, args.worlds, args.seed, args.workers, args.outcomes)
         print(f"\n## {fam.name}: {args.worlds} worlds ({time.perf_counter() - began:.0f} s)")
         print(f"proposals {len(fam.flops)}, grid runs {len(fam.grid)}, "
               f"grid FLOPs {fam.flops[fam.grid].sum():.3g}")  # fmt: skip
@@ -306,11 +313,11 @@ class Score(NamedTuple):
     regret: np.ndarray
 
 
-def simulate(fam: Family, worlds: int, seed: int, workers: int) -> list[Score]:
+def simulate(fam: Family, worlds: int, seed: int, workers: int, outcomes: int) -> list[Score]:
     """Each design's top-1 correctness and regret per world, at each fraction of the grid's
     FLOPs (the grid at 1 only); the worlds shared among ``workers`` processes."""
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        per_world = pool.starmap(one_world, [(fam, seed, w) for w in range(worlds)])
+        per_world = pool.starmap(one_world, [(fam, seed, w, outcomes) for w in range(worlds)])
     found: dict[tuple[str, float], list[tuple[bool, float]]] = {}
     for world in per_world:
         for key, value in world.items():
@@ -321,7 +328,9 @@ def simulate(fam: Family, worlds: int, seed: int, workers: int) -> list[Score]:
     ]
 
 
-def one_world(fam: Family, seed: int, w: int) -> dict[tuple[str, float], tuple[bool, float]]:
+def one_world(
+    fam: Family, seed: int, w: int, outcomes: int
+) -> dict[tuple[str, float], tuple[bool, float]]:
     """World ``w``: a truth, the resamples known, the observed losses; each design's top-1
     correctness and regret, by (design, fraction of the grid's FLOPs)."""
     grid_flops = fam.flops[fam.grid].sum()
@@ -337,7 +346,7 @@ def one_world(fam: Family, seed: int, w: int) -> dict[tuple[str, float], tuple[b
 
     design = greedy_design(
         fam.candidate_loss[known], fam.feasible, 1, fam.run_loss[known], fam.flops, grid_flops,
-        SEED_SD, w, OUTCOMES,
+        SEED_SD, w, outcomes,
     )  # fmt: skip
     order = np.array([s.run for s in design.steps], int)
     shuffled = rng.permutation(len(fam.flops))
