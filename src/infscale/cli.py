@@ -193,6 +193,58 @@ def _select(args: argparse.Namespace) -> None:
     print(chosen[shown].to_string(index=False))
 
 
+def _design(args: argparse.Namespace) -> None:
+    """The runs to train next (DESIGN.md, ``infscale design``); the uncertainty before any of
+    them on the first line, then the chosen runs."""
+    from infscale.design.greedy import greedy_design
+    from infscale.design.problem import OUTPUT_COLUMNS, RUN_COLUMNS, design_problem
+    from infscale.io import read_csv, write_csv
+    from infscale.select.ilp import CANDIDATE_COLUMNS
+
+    fit = _read_fit(args.fit)
+    proposals = read_csv(args.proposals, required=RUN_COLUMNS)
+    candidates = read_csv(args.candidates, required=CANDIDATE_COLUMNS)
+    budgets = {
+        "max_params": args.max_params,
+        "max_tokens": args.max_tokens,
+        "max_latency": args.max_latency,
+    }
+    problem = design_problem(fit, proposals, candidates, args.k, budgets, args.budget_flops)
+    design = greedy_design(
+        problem.candidate_loss,
+        problem.feasible,
+        args.k,
+        problem.run_loss,
+        problem.flops,
+        args.budget_flops,
+        problem.noise_sd,
+        args.seed,
+    )
+    resamples = len(problem.run_loss)
+    print(
+        f"uncertainty before: {design.uncertainty_before:.4f} bits (entropy of the top-{args.k} "
+        f"choice over {resamples} resamples; run noise sd {problem.noise_sd:.4g}, the fit's)"
+    )
+    if problem.skipped:
+        print(
+            f"infscale: warning: {problem.skipped} resample(s) predict a non-finite or "
+            "non-positive loss and are left out",
+            file=sys.stderr,
+        )
+    steps = design.steps
+    table = proposals.drop(columns=list(OUTPUT_COLUMNS), errors="ignore").iloc[
+        [s.run for s in steps]
+    ]
+    table = table.reset_index(drop=True).assign(
+        **{column: [getattr(s, column) for s in steps] for column in OUTPUT_COLUMNS}
+    )
+    write_csv(args.out, table)
+    if steps:
+        print(table[["name", "N", "D", *OUTPUT_COLUMNS]].to_string(index=False))
+    else:
+        print("no run is expected to shrink the uncertainty: nothing to train")
+
+
 def _latency(args: argparse.Namespace) -> None:
     shape = _shape(args)
     from infscale.io import write_json
@@ -326,7 +378,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="infscale",
-        description="Inference-efficient scaling laws: count, fit, predict, select, time.",
+        description="Inference-efficient scaling laws: count, fit, predict, select, design, time.",
     )
     parser.add_argument("--version", action="version", version=f"infscale {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -497,6 +549,37 @@ def _parser() -> argparse.ArgumentParser:
         default="loss",
         help="loss: lowest predicted loss (the paper's Eq. 3); throughput: highest throughput_tps "
         "with predicted loss <= --max-loss (the follow-up's Eq. 4)",
+    )
+    sub.add_argument("--out", type=Path, required=True)
+
+    sub = command(
+        "design",
+        _design,
+        "Pick the runs to train next that most settle the top-k selection per FLOP.",
+    )
+    sub.add_argument("--fit", type=Path, required=True, help="FIT.json with bootstrap resamples")
+    sub.add_argument(
+        "--proposals",
+        type=Path,
+        required=True,
+        help="CSV of possible runs: name, d_model, n_layers, N, D, the shape columns the law "
+        "reads, flops (default 6·N·D)",
+    )
+    sub.add_argument(
+        "--candidates",
+        type=Path,
+        required=True,
+        help="CSV with name, d_model, n_layers, N, D, latency_s",
+    )
+    sub.add_argument("--k", type=_positive_int, required=True)
+    sub.add_argument(
+        "--budget-flops", type=_positive_float, required=True, metavar="F", help="FLOPs to spend"
+    )
+    sub.add_argument("--max-params", type=_positive_float, help="N_C")
+    sub.add_argument("--max-tokens", type=_positive_float, help="D_C")
+    sub.add_argument("--max-latency", type=_positive_float, metavar="SECONDS", help="T_C")
+    sub.add_argument(
+        "--seed", type=_count, default=0, help="seed of the simulated outcomes (an integer >= 0)"
     )
     sub.add_argument("--out", type=Path, required=True)
 
