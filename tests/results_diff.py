@@ -129,10 +129,17 @@ IGNORED: tuple[Ignored, ...] = (
     # micro sets no latency budget: which candidates are feasible and chosen does not depend on
     # their latency, and is compared; its select.timing_z ties every throughput, so the
     # throughput objective's choice, ranks and tiers follow the predicted losses and are compared
+    # The Pareto fronts (accuracy against measured latency, loss against measured throughput)
+    # are drawn on the raw times, not on bands: which model is on them depends on the timing.
     Ignored(
         "select/*.csv",
-        frozenset({"latency_s", "throughput_tps", "throughput_log_se"}),
-        "the candidates' measured latency and throughput, and the throughput's noise",
+        frozenset({"latency_s", "latency_log_se", "throughput_tps", "throughput_log_se", "pareto"}),
+        "measured latency and throughput, their noise, and the fronts drawn on them",
+    ),
+    Ignored(
+        "select/winner.json",
+        frozenset({"latency_s", "baseline_latency_s", "speedup"}),
+        "measured latencies and their ratio",
     ),
     Ignored("report/tables/selection.csv", frozenset({"latency_s"}), "measured latency"),
     Ignored("report/tables/runs.csv", frozenset({"latency_s"}), "measured latency"),
