@@ -141,7 +141,6 @@ def test_comparison_rows_for_the_conditional_law():
     assert table.loc[("inference", "all", "lm"), "logo_rel_err"] > 1e-3
 
 
-
 def test_random_shape_rule_tells_apart_variants_that_share_width_and_depth():
     """Six variants of 512 x 8 (heads, KV heads, MLP width), as config/architecture.yaml has
     them, are six shapes: one drawn per group keeps one variant's points, not all six."""
