@@ -10,7 +10,7 @@ minimises, with the coefficients kept physical), so the search runs over the non
 only: every point of a grid at once (batched normal equations; scipy's nnls where a coefficient
 comes out negative), then the best ``N_REFINE`` refined by scipy's ``least_squares`` on the
 projected residual within ``EXPONENT_BOUNDS``, with the projection's exact Jacobian
-(:func:`_projection`) rather than finite differences of the solve. On noise-free points of
+(:func:`_projection_jacobian`) rather than finite differences of the solve. On noise-free points of
 the law it recovers the parameters to machine precision, from no start values at all.
 """
 
@@ -102,19 +102,21 @@ def fit_vp(
         picks = np.clip(np.array([[start[p] for p in names]], dtype=float), lower, upper)
         picks = picks[np.all(np.isfinite(picks), axis=1)]
 
-    last: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # least_squares asks for both
-
-    def projection(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if theta.tobytes() not in last:
-            last.clear()
-            last[theta.tobytes()] = _projection(names, form, theta, x, loss)
-        return last[theta.tobytes()]
+    # least_squares asks for the Jacobian at the setting whose residual it last accepted
+    last: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def residual(theta: np.ndarray) -> np.ndarray:
-        return projection(theta)[0]
+        X = _design(names, form, theta[None, :], x)[0]
+        coefs = _solve(X, x, loss)
+        r = loss - X @ coefs
+        last.clear()
+        last[theta.tobytes()] = (X, coefs, r)
+        return r
 
     def jacobian(theta: np.ndarray) -> np.ndarray:
-        return projection(theta)[1]
+        if theta.tobytes() not in last:
+            residual(theta)
+        return _projection_jacobian(names, form, theta, x, *last[theta.tobytes()])
 
     best: tuple[float, np.ndarray] | None = None
     for theta0 in picks:
@@ -179,24 +181,24 @@ def _design(
     return np.stack(cols, axis=2)
 
 
-def _projection(
+def _projection_jacobian(
     names: tuple[str, ...],
     form: str,
     theta: np.ndarray,
     x: Inputs,
-    loss: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The projected residual y - X(theta)·c(theta) at one setting and its Jacobian in theta.
+    X: np.ndarray,
+    coefs: np.ndarray,
+    r: np.ndarray,
+) -> np.ndarray:
+    """The Jacobian in theta of the projected residual r = y - X(theta)·c(theta), at one
+    setting with its design X, coefficients c and residual r.
 
-    The Jacobian is Golub and Pereyra's for the coefficients off their bound 0 (the active set
-    held fixed): -(P⊥·dX·c + X⁺ᵀ·dXᵀ·r), with dX/dtheta by complex step (exact to rounding, one
-    batched design call), so that the refinement needs no finite differences of the solve.
+    Golub and Pereyra's, for the coefficients off their bound 0 (the active set held fixed):
+    -(P⊥·dX·c + X⁺ᵀ·dXᵀ·r), with dX/dtheta by complex step (exact to rounding, one batched
+    design call), so that the refinement needs no finite differences of the solve.
     """
-    X = _design(names, form, theta[None, :], x)[0]
-    coefs = _solve(X, x, loss)
-    r = loss - X @ coefs
     if not np.all(np.isfinite(r)):
-        return r, np.full((len(loss), len(theta)), np.nan)
+        return np.full((len(r), len(theta)), np.nan)
     off = (coefs != 0) | ~_nonnegative(len(coefs), x)
     step = np.eye(len(theta)) * COMPLEX_STEP * 1j
     with np.errstate(all="ignore"):
@@ -206,7 +208,7 @@ def _projection(
     a = dXf @ coefs[off]  # (k, n): dX_k·c
     a -= (a @ pinv.T) @ Xf.T  # P⊥·dX_k·c
     b = (dXf.transpose(0, 2, 1) @ r) @ pinv  # (k, n): X⁺ᵀ·dX_kᵀ·r
-    return r, -(a + b).T
+    return -(a + b).T
 
 
 COMPLEX_STEP = 1e-30  # dX/dtheta = Im X(theta + i·h) / h: no cancellation, so h can be tiny
