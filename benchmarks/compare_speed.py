@@ -1,17 +1,23 @@
-"""``infscale compare`` on 200 points: 3 laws × 3 tie modes by lm, huber and vp, and by huber
-with a bootstrap; the host's fp32 matmul peak printed beside the times.
+"""``infscale compare`` speed, 3 laws × 3 tie modes, each case a fresh ``infscale`` process;
+the host's fp32 matmul peak printed beside the times.
+
+Cases (the acceptance figures of the fitting issue):
+
+- 76 points (19 of the 200-point set's 50 runs, drawn with a fixed seed, all 4 multipliers each)
+  by huber and by vp, and their ratio;
+- 200 points by lm, huber and vp, and by huber with a 200-resample bootstrap;
+- the Marin fixture (tests/fit/published, real runs) by huber and by vp, with the fit MSE of
+  every row both methods fit (vp's must be at most huber's: "at equal or better objective").
 
 The points come from the follow-up's conditional law itself (multiplicative, a U-shaped width
 factor with its optimum at d/√N = 0.08 and an MLP-ratio factor at r = 1.03, Chinchilla's
 coefficients as Besiroglu et al. re-estimated them) with 0.5 % multiplicative noise (fixed seed):
 5 size groups (80M to 1.2B parameters, GPT-NeoX's vocabulary), 10 shapes each (5 widths × 2 MLP
-widths, each at the depth that brings N nearest the group's size) and 4 token multipliers per shape,
-one run per shape (so the bootstrap resamples 50 runs). Each command is a fresh ``infscale``
-process, timed from its start to its exit (TABLE.csv written). Prints the
-median of ``--repeats`` runs of each method (vp: the conditional law's multiplicative rows
-carry the reason), one huber + bootstrap run, the machine's load average
-before each, and the tables' key columns. Wall and CPU seconds are both printed: on a shared machine
-the wall time also counts the other jobs' turns.
+widths, each at the depth that brings N nearest the group's size) and 4 token multipliers per
+shape, one run per shape. vp fits no conditional multiplicative rows (their error column says
+why), so its comparison does less work than huber's. Prints the median of ``--repeats`` runs of
+each case, wall and CPU seconds (on a shared machine the wall time also counts the other jobs'
+turns, so both are printed), and the load average before each.
 
     [OPENBLAS_NUM_THREADS=1] python benchmarks/compare_speed.py [--repeats 3] [--bootstrap 200]
 """
@@ -57,6 +63,10 @@ SIZES = {
 }
 FFN_RATIOS = (2.0, 4.0)  # ffn_hidden / d_model: r = 3f / 4d = 1.5 and 3
 MULTIPLIERS = (10, 20, 40, 80)
+MARIN = (
+    Path(__file__).resolve().parents[1] / "tests" / "fit" / "published" / "marin_isoflop_dclm.csv"
+)
+MARIN_VOCAB = 128256  # Llama 3's tokenizer (tests/fit/published/SOURCE.md)
 
 
 def points(seed: int = 0) -> pd.DataFrame:
@@ -89,60 +99,101 @@ def points(seed: int = 0) -> pd.DataFrame:
     return frame.assign(loss=clean * (1 + 0.005 * rng.standard_normal(len(frame))))
 
 
+def subset(frame: pd.DataFrame, runs: int = 19, seed: int = 1) -> pd.DataFrame:
+    """Every point of ``runs`` runs drawn at random: 19 runs × 4 multipliers = 76 points."""
+    drawn = np.random.default_rng(seed).choice(frame["run"].unique(), runs, replace=False)
+    return frame[frame["run"].isin(drawn)].reset_index(drop=True)
+
+
+def marin() -> pd.DataFrame:
+    """The Marin isoflop fixture, its compute budgets as size groups."""
+    frame = pd.read_csv(MARIN)
+    return frame.assign(size_group=frame["budget_flops"].astype(str))
+
+
 def timed(args: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds of one ``infscale`` process (its start included; on a shared
-    machine the wall time also counts the other jobs' turns)."""
+    """Wall and CPU seconds of one ``infscale`` process (its start included)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "infscale.cli", *args], check=True)
+    subprocess.run([sys.executable, "-m", "infscale.cli", *args], check=True, capture_output=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
+def case(
+    name: str, data: Path, out: Path, extra: list[str], repeats: int
+) -> tuple[tuple[float, float], pd.DataFrame]:
+    """The median wall and CPU seconds of ``repeats`` comparisons (printed, with the load)."""
+    runs = []
+    for _ in range(repeats):
+        load = os.getloadavg()[0]
+        runs.append(timed(["compare", "--data", str(data), "--out", str(out), *extra]))
+        print(f"  {name}: {runs[-1][0]:.2f} s, CPU {runs[-1][1]:.2f} s (load before {load:.2f})")
+    wall, cpu = (statistics.median(t) for t in zip(*runs, strict=True))
+    print(f"{name}, median of {len(runs)}: {wall:.2f} s, CPU {cpu:.2f} s", flush=True)
+    return (wall, cpu), pd.read_csv(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--repeats", type=int, default=3, help="runs per method (the median is printed)"
-    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case (median printed)")
     parser.add_argument("--bootstrap", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        data, out = Path(tmp) / "points.csv", Path(tmp) / "table.csv"
-        frame = points()
-        frame.to_csv(data, index=False)
-        blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-        print(
-            f"{len(frame)} points, {frame['size_group'].nunique()} size groups, "
-            f"{frame['run'].nunique()} runs; OPENBLAS_NUM_THREADS={blas}; "
-            f"{os.cpu_count()} CPUs"
-        )
-        from infscale.train.flops import measure_matmul_peak
+    from infscale.train.flops import measure_matmul_peak
 
-        print(f"fp32 matmul peak: {measure_matmul_peak() / 1e9:.1f} GFLOP/s")
-        base = ["compare", "--data", str(data), "--out", str(out)]
-        tables = []
-        for method in ("lm", "huber", "vp"):
-            runs = []
-            for _ in range(args.repeats):
-                load = os.getloadavg()[0]
-                runs.append(timed([*base, "--method", method]))
-                print(
-                    f"{method}: {runs[-1][0]:.2f} s, CPU {runs[-1][1]:.2f} s "
-                    f"(load average before: {load:.2f})"
-                )
-            wall, cpu = (statistics.median(t) for t in zip(*runs, strict=True))
-            print(f"{method}, median of {len(runs)}: {wall:.2f} s, CPU {cpu:.2f} s")
-            tables.append(pd.read_csv(out))
-        load = os.getloadavg()[0]
-        wall, cpu = timed([*base, "--method", "huber", "--bootstrap", str(args.bootstrap)])
-        print(
-            f"huber --bootstrap {args.bootstrap}: {wall:.2f} s, CPU {cpu:.2f} s (load average "
-            f"before: {load:.2f}; acceptance: <= 30 s)"
-        )
-        tables.append(pd.read_csv(out))
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    print(
+        f"fp32 matmul peak: {measure_matmul_peak() / 1e9:.1f} GFLOP/s; {os.cpu_count()} CPUs; "
+        f"OPENBLAS_NUM_THREADS={blas}"
+    )
     shown = ["law", "tie", "method", "n_params", "fit_mse", "logo_rel_err", "aic"]
-    print(pd.concat(tables)[[*shown, "bootstrap_failed"]].to_string())
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = {}
+        sets = {"76 points": subset(points()), "200 points": points(), "Marin": marin()}
+        paths = {}
+        for label, frame in sets.items():
+            paths[label] = Path(tmp) / f"{label.replace(' ', '_')}.csv"
+            frame.to_csv(paths[label], index=False)
+        out = Path(tmp) / "table.csv"
+        walls = {}
+        plan = [
+            ("76 points", "huber", []),
+            ("76 points", "vp", []),
+            ("200 points", "lm", []),
+            ("200 points", "huber", []),
+            ("200 points", "vp", []),
+            ("Marin", "huber", ["--vocab-size", str(MARIN_VOCAB)]),
+            ("Marin", "vp", ["--vocab-size", str(MARIN_VOCAB)]),
+        ]
+        for label, method, extra in plan:
+            name = f"{label}, {method}"
+            walls[name], tables[name] = case(
+                name, paths[label], out, ["--method", method, *extra], args.repeats
+            )
+        name = f"200 points, huber + bootstrap {args.bootstrap}"
+        walls[name], tables[name] = case(
+            name,
+            paths["200 points"],
+            out,
+            ["--method", "huber", "--bootstrap", str(args.bootstrap)],
+            1,
+        )
+    print("\nacceptance: 76 points huber <= 10 s, vp <= 3 s; 200 points + bootstrap <= 30 s")
+    for label in ("76 points", "200 points", "Marin"):
+        (h_wall, h_cpu), (v_wall, v_cpu) = walls[f"{label}, huber"], walls[f"{label}, vp"]
+        both = tables[f"{label}, huber"].merge(
+            tables[f"{label}, vp"], on=["law", "tie"], suffixes=("_huber", "_vp")
+        )
+        both = both[both["fit_mse_vp"].notna() & both["fit_mse_huber"].notna()]
+        better = int((both["fit_mse_vp"] <= both["fit_mse_huber"] * (1 + 1e-9)).sum())
+        print(
+            f"{label}: huber / vp = {h_wall / v_wall:.1f}x wall, {h_cpu / v_cpu:.1f}x CPU "
+            f"(acceptance >= 5x); vp's fit MSE <= "
+            f"huber's on {better} of the {len(both)} rows both fit"
+        )
+    print()
+    print(pd.concat(tables.values())[[*shown, "bootstrap_failed"]].to_string())
 
 
 if __name__ == "__main__":

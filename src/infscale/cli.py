@@ -74,6 +74,7 @@ def _params(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> None:
+    from infscale.fit.conditional import vocab_hint, with_shape_defaults
     from infscale.fit.laws import fit_law, numerical_warnings, point_inputs, table_columns
     from infscale.io import read_csv, write_json
     from infscale.provenance import command_provenance
@@ -87,7 +88,12 @@ def _fit(args: argparse.Namespace) -> None:
         points = points[points[args.fit_set] == 1]
         if points.empty:
             raise InputError(f"{args.data}: no row has {args.fit_set} = 1 (--fit-set)")
-    N, D, R, variables = _reading(args.data, point_inputs, args.law, points)
+    if args.law == "conditional":
+        points = with_shape_defaults(points, args.vocab_size, args.multiple_of)
+    try:
+        N, D, R, variables = _reading(args.data, point_inputs, args.law, points)
+    except InputError as err:
+        raise InputError(f"{err}{vocab_hint(points, args.vocab_size, err)}") from None
     (loss,) = _reading(args.data, table_columns, points, ["loss"], "the fit")
     caught: list[str] = []
     with numerical_warnings(caught):
@@ -321,6 +327,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shape_default_args(sub: argparse.ArgumentParser) -> None:
+    """fit's and compare's stand-ins for the conditional law's missing columns."""
+    sub.add_argument(
+        "--vocab-size",
+        type=_positive_int,
+        help="vocabulary size where the data has no vocab_size column (the conditional law's)",
+    )
+    sub.add_argument(
+        "--multiple-of",
+        type=_positive_int,
+        default=PAPER_MULTIPLE_OF,
+        help="SwiGLU width rounding where the data has no ffn_hidden column "
+        "(default: %(default)s, the paper's)",
+    )
+
+
 def _bootstrap_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--bootstrap",
@@ -463,6 +485,7 @@ def _parser() -> argparse.ArgumentParser:
         help="exponents tied to alpha (default: %(default)s, the paper's)",
     )
     sub.add_argument("--fit-set", metavar="COLUMN", help="fit only the rows whose COLUMN is 1")
+    _shape_default_args(sub)
     _bootstrap_args(sub)
     sub.add_argument("--out", type=Path, required=True)
 
@@ -500,18 +523,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help="size-group column for Spearman and extrapolation (default: size_group if present)",
     )
-    sub.add_argument(
-        "--vocab-size",
-        type=_positive_int,
-        help="vocabulary size where the data has no vocab_size column (the conditional law's)",
-    )
-    sub.add_argument(
-        "--multiple-of",
-        type=_positive_int,
-        default=PAPER_MULTIPLE_OF,
-        help="SwiGLU width rounding where the data has no ffn_hidden column "
-        "(default: %(default)s, the paper's)",
-    )
+    _shape_default_args(sub)
     _bootstrap_args(sub)
     sub.add_argument("--out", type=Path, required=True)
 

@@ -195,6 +195,35 @@ def test_the_papers_columns_alone_run_every_law_and_a_law_that_cannot_says_why(c
     assert json.loads(defaulted["params"][0]) == json.loads(explicit["params"][0])
 
 
+def test_fit_takes_the_same_stand_ins_for_missing_vocab_size_and_ffn_hidden(capsys, tmp_path):
+    """``infscale fit --law conditional`` on the paper's columns: without --vocab-size one line
+    naming the column and the flag, exit 2; with --vocab-size and --multiple-of the fit equals
+    the one on the columns ``params`` would default."""
+    from infscale.shapes import ffn_hidden
+
+    paper = points().assign(n_heads=lambda f: f["d_model"] // 8)
+    paper = paper[["N", "D", "loss", "d_model", "n_layers", "n_heads", "size_group"]]
+    given = paper.assign(
+        vocab_size=64, ffn_hidden=[ffn_hidden(int(d), 16) for d in paper["d_model"]]
+    )
+    bare, full = tmp_path / "bare.csv", tmp_path / "full.csv"
+    paper.to_csv(bare, index=False)
+    given.to_csv(full, index=False)
+    common = ["fit", "--law", "conditional", "--method", "huber"]
+    code, _, err = run(capsys, *common, "--data", bare, "--out", tmp_path / "x.json")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "vocab_size" in err and "--vocab-size" in err
+    assert not (tmp_path / "x.json").exists()
+    flags = ["--vocab-size", "64", "--multiple-of", "16"]
+    code, _, err = run(capsys, *common, "--data", bare, *flags, "--out", tmp_path / "d.json")
+    assert code == 0, err
+    code, _, err = run(capsys, *common, "--data", full, "--out", tmp_path / "e.json")
+    assert code == 0, err
+    defaulted, explicit = (json.loads((tmp_path / f).read_text()) for f in ("d.json", "e.json"))
+    assert defaulted["params"] == explicit["params"]
+    assert defaulted["dropped"] == explicit["dropped"] == ["mlp_ratio"]
+
+
 METRICS = [
     "fit_mse",
     "test_mse",

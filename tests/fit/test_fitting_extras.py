@@ -139,3 +139,37 @@ def test_comparison_rows_for_the_conditional_law():
     assert exact["logo_folds"] == 2 and exact["logo_rel_err"] < 1e-6
     assert table.loc[("conditional", "all", "lm"), "logo_rel_err"] < 1e-6
     assert table.loc[("inference", "all", "lm"), "logo_rel_err"] > 1e-3
+
+
+def test_random_shape_rule_tells_apart_variants_that_share_width_and_depth():
+    """Six variants of 512 x 8 (heads, KV heads, MLP width), as config/architecture.yaml has
+    them, are six shapes: one drawn per group keeps one variant's points, not all six."""
+    kv_heads = [8, 2, 4, 8, 8, 8]
+    ffn = [1536, 1536, 1536, 1024, 2048, 1536]
+    heads = [8, 8, 8, 8, 8, 16]
+    labels = [
+        f"d512-l8-h{h}" + (f"-kv{k}" if k != h else "") + (f"-f{f}" if f != 1536 else "")
+        for h, k, f in zip(heads, kv_heads, ffn, strict=True)
+    ]
+    assert len(set(labels)) == 6
+    points = pd.DataFrame(
+        {
+            "shape": np.repeat(labels, 2),
+            "size_group": "s",
+            "d_model": 512,
+            "n_layers": 8,
+            "multiplier": [10, 20] * 6,
+        }
+    )
+    member = in_set(points, [{"shapes_per_size": 1, "seed": 0}])
+    assert member.sum() == 2 and points.loc[member, "shape"].nunique() == 1
+    drawn = {
+        points.loc[in_set(points, [{"shapes_per_size": 1, "seed": s}]), "shape"].iloc[0]
+        for s in range(20)
+    }
+    assert len(drawn) > 1
+    # without labels, every dimension column present names the shape
+    unlabelled = points.drop(columns="shape").assign(
+        n_heads=np.repeat(heads, 2), n_kv_heads=np.repeat(kv_heads, 2), ffn_hidden=np.repeat(ffn, 2)
+    )
+    assert in_set(unlabelled, [{"shapes_per_size": 1, "seed": 0}]).sum() == 2

@@ -207,6 +207,14 @@ def test_metrics_match_hand_computed_values():
     assert metrics(y, y_pred, groups)["spearman"] == pytest.approx(0.0)
 
 
+def test_spearman_ranks_ties_at_their_mean_rank_and_is_undefined_for_a_constant_side():
+    """y ranks 1, 2.5, 2.5, 4 and ŷ 1, 3, 2, 4: rho = 4.5 / sqrt(4.5 · 5), by hand."""
+    y, y_pred = [1.0, 2.0, 2.0, 3.0], [1.0, 3.0, 2.0, 4.0]
+    assert metrics(y, y_pred)["spearman"] == pytest.approx(4.5 / np.sqrt(4.5 * 5))
+    assert metrics(y, [2.0, 2.0, 2.0, 2.0])["spearman"] is None
+    assert metrics([3.0, 1.0], [1.0, 3.0])["spearman"] == pytest.approx(-1.0)
+
+
 def test_spearman_undefined_for_a_single_point_group():
     by_group = spearman_by_group([1.0, 2.0, 3.0], [1.0, 2.0, 3.5], ["a", "a", "b"])
     assert by_group == {"a": pytest.approx(1.0), "b": None}

@@ -14,6 +14,7 @@ from conftest import run
 from infscale.fit.choice import choose_form
 
 POINTS = Path(__file__).parent / "published" / "marin_isoflop_dclm.csv"
+GADRE = Path(__file__).parent / "published" / "gadre_c4_original.csv"
 
 
 def test_compare_on_published_runs_picks_chinchilla_where_shape_barely_varies(capsys, tmp_path):
@@ -39,3 +40,35 @@ def test_compare_on_published_runs_picks_chinchilla_where_shape_barely_varies(ca
     assert len(failed) == sum(
         line.startswith("infscale: warning: inference") for line in err.splitlines()
     )
+
+
+def test_compare_on_gadre_runs_runs_every_law_it_can_and_says_why_not_the_other(capsys, tmp_path):
+    """Gadre et al.'s C4 runs, the paper's columns only: Chinchilla fits and extrapolates from
+    the smaller shapes to the next; the conditional law, without vocab_size, gets its rows with
+    the reason and the command still exits 0; with --vocab-size (open_lm's) it runs too."""
+    points = pd.read_csv(GADRE)
+    assert len(points) == 31 and points["shape"].nunique() == 4
+    assert {"vocab_size", "ffn_hidden"}.isdisjoint(points.columns)
+    assert ((points["D"] / (20 * points["N"])).round(6) == points["multiplier"]).all()
+    out = tmp_path / "table.csv"
+    code, _, err = run(capsys, "compare", "--data", GADRE, "--method", "lm", "--out", out)
+    assert code == 0, err
+    table = pd.read_csv(out)
+    assert len(table) == 9 and (table["n_fit"] == 31).all()
+    conditional = table[table["law"] == "conditional"]
+    assert conditional["error"].str.contains("vocab_size").all()
+    assert conditional["error"].str.contains("--vocab-size").all()
+    assert err.count("infscale: warning: conditional") == 3
+    chinchilla = table[table["law"] == "chinchilla"]
+    assert chinchilla["error"].isna().all() and (chinchilla["logo_folds"] == 3).all()
+    assert (chinchilla["fit_mse"] < 0.02).all() and (chinchilla["logo_rel_err"] < 0.15).all()
+    # R is confounded with N here (one shape per size): the shape law extrapolates worse
+    inference = table[table["law"] == "inference"]
+    assert (inference["logo_rel_err"] > chinchilla["logo_rel_err"].max()).all()
+    assert choose_form(table, "lm")["law"] == "chinchilla"
+
+    args = ["--laws", "conditional", "--method", "lm", "--vocab-size", "50432"]
+    code, _, err = run(capsys, "compare", "--data", GADRE, *args, "--out", out)
+    assert code == 0, err
+    table = pd.read_csv(out)
+    assert table["error"].isna().all() and table["fit_mse"].notna().all()

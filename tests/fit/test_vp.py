@@ -131,3 +131,37 @@ def test_vp_solves_the_conditional_additive_forms_shape_coefficients_linearly(ti
     assert fit["dropped"] == [] and fit["params"] == pytest.approx(truth, rel=1e-6)
     with pytest.raises(FitError, match="multiplicative form: its shape factors do not enter"):
         fit_law("conditional", N, D, y, variables=V, method="vp", tie=tie)
+
+
+@pytest.mark.parametrize(
+    ("form", "names", "theta"),
+    [
+        ("chinchilla", ("alpha", "beta"), (0.4, 0.3)),
+        ("inference", ("alpha", "beta", "gamma", "epsilon"), (0.4, 0.3, 0.5, 0.01)),
+        ("additive", ("alpha", "gamma"), (0.4, 0.2)),
+    ],
+)
+def test_projection_jacobian_matches_central_differences(form, names, theta):
+    """The refinement's Jacobian of the projected residual (Golub-Pereyra, complex step) is the
+    derivative of the residual itself: central differences of it agree to 1e-6."""
+    from infscale.fit.vp import _design, _projection_jacobian, _solve
+
+    def residual(theta):
+        X = _design(names, form, theta[None, :], x)[0]
+        coefs = _solve(X, x, loss)
+        return X, coefs, loss - X @ coefs
+
+    N, D, R = grid()
+    loss = law_loss("inference", TRUTH | {"epsilon": 0.02}, N, D, R) * (
+        1 + 0.01 * np.sin(np.arange(len(N)))
+    )
+    x = (np.log(N), np.log(D), np.log(R), {})
+    theta = np.array(theta)
+    jac = _projection_jacobian(names, form, theta, x, *residual(theta))
+    numeric = np.empty_like(jac)
+    for k in range(len(theta)):
+        step = np.zeros(len(theta))
+        step[k] = 1e-6
+        plus, minus = (residual(theta + s)[2] for s in (step, -step))
+        numeric[:, k] = (plus - minus) / 2e-6
+    assert np.max(np.abs(jac - numeric)) < 1e-6 * np.max(np.abs(numeric))

@@ -229,29 +229,17 @@ def _read_points(
             unreadable["inference"] = str(err)
     if "conditional" in params_of:
         try:
-            V = conditional.factor_variables(_shape_defaults(points, vocab_size, multiple_of))
-        except InputError as err:
-            missing_vocab = "vocab_size" not in points.columns and vocab_size is None
-            unreadable["conditional"] = str(err) + (
-                " (or give --vocab-size)" if missing_vocab else ""
+            V = conditional.factor_variables(
+                conditional.with_shape_defaults(points, vocab_size, multiple_of)
             )
+        except InputError as err:
+            unreadable["conditional"] = str(err) + conditional.vocab_hint(points, vocab_size, err)
     if group_by is not None and group_by not in points.columns:
         raise InputError(f"no column {group_by} (--group-by)")
     column = group_by or ("size_group" if "size_group" in points.columns else None)
     group = None if column is None else points[column].astype(str).to_numpy()
     runs = points["run"].astype(str).to_numpy() if "run" in points.columns else None
     return _Points(N, D, R, V, y, group, runs), unreadable
-
-
-def _shape_defaults(points: pd.DataFrame, vocab_size: int | None, multiple_of: int) -> pd.DataFrame:
-    """``points`` with ``infscale params``' defaults for the conditional law's missing columns:
-    vocab_size (when given) and the open_lm SwiGLU width rounded up to ``multiple_of``."""
-    extra: dict[str, int] = {}
-    if "vocab_size" not in points.columns and vocab_size is not None:
-        extra["vocab_size"] = vocab_size
-    if "ffn_hidden" not in points.columns and "multiple_of" not in points.columns:
-        extra["multiple_of"] = multiple_of
-    return points.assign(**extra)
 
 
 def _free(name: str, tie: str, variables: Mapping[str, np.ndarray] | None) -> tuple[str, ...]:

@@ -834,14 +834,26 @@ def _huber_objective(
 
 
 def _spearman(y: np.ndarray, y_pred: np.ndarray) -> float | None:
-    from scipy.stats import spearmanr
-
+    """Spearman's rho: Pearson's correlation of the ranks, ties at their mean rank (None under
+    2 points or for a constant side). Computed here: scipy.stats takes longer to import than
+    a whole vp comparison takes to fit."""
     if len(y) < 2:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rho = spearmanr(y, y_pred).statistic
-    return float(rho) if np.isfinite(rho) else None
+    ranks = [_mean_ranks(np.asarray(a, dtype=float)) for a in (y, y_pred)]
+    centred = [r - r.mean() for r in ranks]
+    scale = float(np.sqrt(np.sum(centred[0] ** 2) * np.sum(centred[1] ** 2)))
+    if not scale > 0:
+        return None
+    return float(np.clip(np.sum(centred[0] * centred[1]) / scale, -1.0, 1.0))
+
+
+def _mean_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, tied values sharing the mean of their ranks (non-finite values: nan)."""
+    if not np.all(np.isfinite(values)):
+        return np.full(len(values), np.nan)
+    _, where, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts  # the 0-based rank of each distinct value's first copy
+    return (first + (counts + 1) / 2.0)[where.ravel()]
 
 
 def _check_choice(what: str, value: Any, choices: tuple[str, ...]) -> None:

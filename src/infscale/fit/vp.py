@@ -9,8 +9,9 @@ ones are solved exactly by non-negative least squares on the raw loss (the objec
 minimises, with the coefficients kept physical), so the search runs over the nonlinear ones
 only: every point of a grid at once (batched normal equations; scipy's nnls where a coefficient
 comes out negative), then the best ``N_REFINE`` refined by scipy's ``least_squares`` on the
-projected residual within ``EXPONENT_BOUNDS``. On noise-free points of the law it recovers the
-parameters to machine precision, from no start values at all.
+projected residual within ``EXPONENT_BOUNDS``, with the projection's exact Jacobian
+(:func:`_projection_jacobian`) rather than finite differences of the solve. On noise-free points of
+the law it recovers the parameters to machine precision, from no start values at all.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MAX_PER_AXIS = 16  # ... at most this many per exponent, ...
 MAX_SETTINGS = 4096  # ... and at most this many settings in all (the refinement does the rest)
 N_REFINE = 3  # best grid points refined
 GRID_RIDGE = 1e-12
+REFINE_TOL = 1e-15  # least_squares' ftol, xtol and gtol in the refinement
 EXPONENTS = ("alpha", "beta", "gamma")
 # log N, log D, log R (or None), {shape coefficient: its column} (the conditional law's)
 Inputs = tuple[np.ndarray, np.ndarray, np.ndarray | None, Mapping[str, np.ndarray]]
@@ -100,10 +102,21 @@ def fit_vp(
         picks = np.clip(np.array([[start[p] for p in names]], dtype=float), lower, upper)
         picks = picks[np.all(np.isfinite(picks), axis=1)]
 
+    # least_squares asks for the Jacobian at the setting whose residual it last accepted
+    last: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
     def residual(theta: np.ndarray) -> np.ndarray:
-        return loss - _design(names, form, theta[None, :], x)[0] @ _solve(
-            names, form, theta, x, loss
-        )
+        X = _design(names, form, theta[None, :], x)[0]
+        coefs = _solve(X, x, loss)
+        r = loss - X @ coefs
+        last.clear()
+        last[theta.tobytes()] = (X, coefs, r)
+        return r
+
+    def jacobian(theta: np.ndarray) -> np.ndarray:
+        if theta.tobytes() not in last:
+            residual(theta)
+        return _projection_jacobian(names, form, theta, x, *last[theta.tobytes()])
 
     best: tuple[float, np.ndarray] | None = None
     for theta0 in picks:
@@ -112,11 +125,12 @@ def fit_vp(
                 fit = least_squares(
                     residual,
                     theta0,
+                    jac=jacobian,
                     bounds=(lower, upper),
                     method="trf",
-                    xtol=1e-15,
-                    ftol=1e-15,
-                    gtol=1e-15,
+                    xtol=REFINE_TOL,
+                    ftol=REFINE_TOL,
+                    gtol=REFINE_TOL,
                     x_scale="jac",
                 )
             except ValueError:  # the residual is not finite at this start
@@ -126,7 +140,7 @@ def fit_vp(
     if best is None:
         raise FitError(f"the vp fit found no finite fit from {len(picks)} start(s)")
     theta = best[1]
-    coefs = _solve(names, form, theta, x, loss)
+    coefs = _solve(_design(names, form, theta[None, :], x)[0], x, loss)
     return _params(law, tie, names, linear(kind, x[3]), theta, coefs)
 
 
@@ -167,19 +181,45 @@ def _design(
     return np.stack(cols, axis=2)
 
 
-def _solve(
+def _projection_jacobian(
     names: tuple[str, ...],
     form: str,
     theta: np.ndarray,
     x: Inputs,
-    loss: np.ndarray,
+    X: np.ndarray,
+    coefs: np.ndarray,
+    r: np.ndarray,
 ) -> np.ndarray:
-    """The least-squares coefficients at one setting ``theta``, E, A, B and epsilon not
-    negative (scipy's nnls; lsq_linear when shape coefficients of either sign join them; nan
-    when the design is not finite)."""
+    """The Jacobian in theta of the projected residual r = y - X(theta)·c(theta), at one
+    setting with its design X, coefficients c and residual r.
+
+    Golub and Pereyra's, for the coefficients off their bound 0 (the active set held fixed):
+    -(P⊥·dX·c + X⁺ᵀ·dXᵀ·r), with dX/dtheta by complex step (exact to rounding, one batched
+    design call), so that the refinement needs no finite differences of the solve.
+    """
+    if not np.all(np.isfinite(r)):
+        return np.full((len(r), len(theta)), np.nan)
+    off = (coefs != 0) | ~_nonnegative(len(coefs), x)
+    step = np.eye(len(theta)) * COMPLEX_STEP * 1j
+    with np.errstate(all="ignore"):
+        dX = _design(names, form, theta[None, :] + step, x).imag / COMPLEX_STEP
+    Xf, dXf = X[:, off], dX[:, :, off]
+    pinv = np.linalg.pinv(Xf)
+    a = dXf @ coefs[off]  # (k, n): dX_k·c
+    a -= (a @ pinv.T) @ Xf.T  # P⊥·dX_k·c
+    b = (dXf.transpose(0, 2, 1) @ r) @ pinv  # (k, n): X⁺ᵀ·dX_kᵀ·r
+    return -(a + b).T
+
+
+COMPLEX_STEP = 1e-30  # dX/dtheta = Im X(theta + i·h) / h: no cancellation, so h can be tiny
+
+
+def _solve(X: np.ndarray, x: Inputs, loss: np.ndarray) -> np.ndarray:
+    """The least-squares coefficients of the design ``X`` (n, m) at one setting, E, A, B and
+    epsilon not negative (scipy's nnls; lsq_linear when shape coefficients of either sign join
+    them; nan when the design is not finite)."""
     from scipy.optimize import lsq_linear, nnls
 
-    X = _design(names, form, theta[None, :], x)[0]
     if not np.all(np.isfinite(X)):
         return np.full(X.shape[1], np.nan)
     if not x[3]:
@@ -216,7 +256,7 @@ def _grid_rss(
     nonneg = _nonnegative(X.shape[2], x)
     bad = ~np.all(np.isfinite(coefs), axis=1) | np.any(coefs[:, nonneg] < 0, axis=1)
     for g in np.flatnonzero(bad):
-        coefs[g] = _solve(names, form, grid[g], x, loss)
+        coefs[g] = _solve(X[g], x, loss)
     with np.errstate(all="ignore"):
         rss = np.sum((loss - np.einsum("gnm,gm->gn", X, coefs)) ** 2, axis=1)
     return np.where(np.isfinite(rss), rss, np.inf)
