@@ -22,6 +22,9 @@ DEFAULT_MAX_POSITION = 2048  # the paper's context length
 # The devices a measurement runs on (auto: the GPU if torch sees one); config/schema.yaml's
 # latency.device pattern is this one, so that a config's typo stops at parse time.
 DEVICE_PATTERN = "^(auto|cpu|cuda(:[0-9]+)?)$"
+# The vLLM environment's interpreter (``make vllm-env``), relative to where the run starts: the
+# repository root for the workflow.
+VLLM_PYTHON = ".venv-vllm/bin/python"
 # Keys of the config's latency section that arrange jobs, not what a measurement is.
 LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput", "candidate_throughput", "threads"})
 
@@ -32,6 +35,7 @@ class Protocol:
 
     ``max_cv``: a measurement whose CV (relative or absolute, see ``latency.measure``) exceeds it
     is timed again, at most ``max_repeats`` times, and flagged if it stays above; None: never.
+    ``python``: the interpreter that runs the vllm backend where this process has no vLLM.
     """
 
     input_tokens: int = 128
@@ -49,6 +53,7 @@ class Protocol:
     max_position: int = DEFAULT_MAX_POSITION
     max_cv: float | None = None
     max_repeats: int = 0
+    python: str = VLLM_PYTHON
 
     def check(self) -> None:
         for name in ("input_tokens", "output_tokens", "batch_size", "trials", "max_position"):
