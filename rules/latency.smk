@@ -128,6 +128,26 @@ rule latency_candidate_throughput:
         "../workflow/scripts/latency_candidate_throughput.py"
 
 
+# The candidates' measured throughput against the analytic models (infscale.latency.analytic):
+# what a CPU-only user can trust; a shape measured out of the memory model's order is flagged.
+rule latency_crosscheck:
+    input:
+        "results/latency/candidate_throughput.csv",
+    output:
+        table="results/latency/crosscheck.csv",
+        summary="results/latency/crosscheck.json",
+    log:
+        "results/logs/latency/crosscheck.log",
+    benchmark:
+        "results/benchmarks/latency_crosscheck.tsv"
+    conda:
+        "../envs/latency.yaml"
+    params:
+        z=config["select"]["timing_z"],
+    script:
+        "../workflow/scripts/latency_crosscheck.py"
+
+
 # T(shape) fitted on every measured shape, with its leave-one-out error; in predict mode the
 # selection reads the candidates' latency from it.
 rule latency_model:
@@ -174,4 +194,5 @@ rule latency_all:
         "results/latency/sweeps.csv",
         "results/latency/sweeps/gqa.csv",
         "results/latency/throughput.csv",
+        "results/latency/crosscheck.csv",
         "results/latency/model.json",

@@ -239,6 +239,7 @@ def measure_interleaved(
         median = float(np.median(trials))
         result = {
             **shape.dimensions,
+            "head_dim": shape.head_dim,
             "N": shape.n_params,
             "R": shape.aspect_ratio,
             "weights": item.weights,
