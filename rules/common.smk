@@ -23,6 +23,7 @@ from infscale.latency.sweeps import (
     sweep_lengths,
     throughput_shape,
 )
+from infscale.latency.throughput import throughput_settings
 
 try:
     config_warnings = validate_config(
@@ -88,7 +89,7 @@ def grid_files(pattern):
 LATENCY = {
     k: v
     for k, v in latency_settings(config).items()
-    if k not in ("sweeps", "throughput", "candidate_throughput")
+    if k not in ("sweeps", "throughput", "throughput_protocol")
 }
 LATENCY_SOURCE = config["select"]["latency_source"]
 

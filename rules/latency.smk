@@ -105,11 +105,13 @@ rule latency_throughput:
         "../workflow/scripts/latency_throughput.py"
 
 
-# Every candidate's tokens per second at one batch size and length (the throughput objective's
-# measure, the follow-up's), the candidates interleaved in one job.
+# Every candidate's tokens per second under the follow-up's throughput protocol (the throughput
+# objective's measure): batch sizes towards saturation, each the mean of its runs, the
+# candidates interleaved in one job (infscale.latency.throughput).
 rule latency_candidate_throughput:
     output:
-        "results/latency/candidate_throughput.csv",
+        table="results/latency/candidate_throughput.csv",
+        batches="results/latency/candidate_throughput_batches.csv",
     log:
         "results/logs/latency/candidate_throughput.log",
     benchmark:
@@ -122,7 +124,8 @@ rule latency_candidate_throughput:
             asdict(SHAPES[label])
             for label in sorted({run.shape.label for run in candidate_runs(config)})
         ],
-        protocol={**LATENCY, **config["latency"]["candidate_throughput"]},
+        protocol={**LATENCY, **throughput_settings(latency_settings(config))},
+        batch_sizes=latency_settings(config)["throughput_protocol"]["batch_sizes"],
         seed=config["seed"],
     script:
         "../workflow/scripts/latency_candidate_throughput.py"

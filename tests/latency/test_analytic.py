@@ -48,7 +48,7 @@ def test_a_pair_out_of_order_beyond_the_noise_is_discordant():
 
 def test_cross_check_flags_the_shape_out_of_the_memory_models_order():
     shapes = [Shape(64, 1, 2, 300), Shape(64, 2, 2, 300), Shape(64, 4, 2, 300)]
-    common = {"input_tokens": 8, "output_tokens": 4, "batch_size": 1, "dtype": "float32"}
+    common = {"input_tokens": 8, "output_tokens": 4, "batch_sizes": [1, 1, 1], "dtype": "float32"}
     traffic = np.array([bytes_per_token(s, mean_kv_length(8, 4), 1, 4) for s in shapes])
     table, agreement = cross_check(shapes, 1e9 / traffic, **common)  # time ∝ bytes
     assert not table["flagged"].any() and agreement["spearman_memory"] == pytest.approx(1.0)
@@ -60,5 +60,9 @@ def test_cross_check_flags_the_shape_out_of_the_memory_models_order():
     assert table.loc[0, "departs_from"] == "d64-l2-h2 d64-l4-h2"
     assert table.loc[1, "departs_from"] == "d64-l1-h2"
     assert agreement["spearman_memory"] == pytest.approx(-0.5)
+    # at batch 4, a sequence's token takes 4 / tokens_per_s; the weights are read once per step
+    table, _ = cross_check(shapes, slow_first, **{**common, "batch_sizes": [4, 4, 4]})
+    assert table["s_per_token"].to_numpy() == pytest.approx(4 / slow_first)
+    assert table.loc[0, "bytes_per_token"] == bytes_per_token(shapes[0], 9.5, 4, 4)
     with pytest.raises(ValueError, match="int8"):
         cross_check(shapes, slow_first, **{**common, "dtype": "int8"})

@@ -13,14 +13,13 @@ start_script(snakemake.log[0])
 measured = read_csv(snakemake.input[0])
 fields = ("d_model", "n_layers", "n_heads", "vocab_size", "n_kv_heads", "ffn_hidden", "head_dim")
 shapes = [Shape(**{f: int(row[f]) for f in fields}) for _, row in measured.iterrows()]
-[protocol] = (
-    measured[["input_tokens", "output_tokens", "batch_size", "dtype"]]
-    .drop_duplicates(ignore_index=True)
-    .to_dict("records")
+[protocol] = measured[["input_tokens", "output_tokens", "dtype"]].drop_duplicates().to_dict(
+    "records"
 )
 table, agreement = cross_check(
     shapes,
     measured["tokens_per_s"].to_numpy(),
+    batch_sizes=measured["batch_size"].to_numpy(),
     **protocol,
     log_se=measured_log_se(measured),
     z=snakemake.params.z,

@@ -67,12 +67,13 @@ def cross_check(
     *,
     input_tokens: int,
     output_tokens: int,
-    batch_size: int,
+    batch_sizes: Sequence[int],
     dtype: str,
     log_se: np.ndarray | None = None,
     z: float = 1.0,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Per shape: its measured seconds per output token beside both models' costs, each
+    """Per shape (timed at ``batch_sizes[i]``): its measured seconds per output token per
+    sequence beside both models' costs, each
     normalised to the shapes' median (so 1.0 reads "typical"), the ratio of measured time to the
     memory model's, and the shapes it runs out of the memory model's order with (``departs``).
     Also the Spearman rank agreement of measured time with each model."""
@@ -81,10 +82,15 @@ def cross_check(
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"no byte width for dtype {dtype!r}")
     tokens_per_s = np.asarray(tokens_per_s, dtype=float)
-    seconds = 1 / tokens_per_s  # per output token per sequence
+    seconds = np.asarray(batch_sizes) / tokens_per_s  # per output token per sequence
     kv = mean_kv_length(input_tokens, output_tokens)
     flops = np.array([flops_per_token(s, kv) for s in shapes])
-    traffic = np.array([bytes_per_token(s, kv, batch_size, DTYPE_BYTES[dtype]) for s in shapes])
+    traffic = np.array(
+        [
+            bytes_per_token(s, kv, batch, DTYPE_BYTES[dtype])
+            for s, batch in zip(shapes, batch_sizes, strict=True)
+        ]
+    )
     ratio = (seconds / traffic) / np.median(seconds / traffic)
     pairs = discordant_pairs(traffic, seconds, log_se, z)
     labels = [s.label for s in shapes]
@@ -99,6 +105,7 @@ def cross_check(
     table = pd.DataFrame(
         {
             "shape": labels,
+            "batch_size": batch_sizes,
             "tokens_per_s": tokens_per_s,
             "s_per_token": seconds,
             "flops_per_token": flops,
