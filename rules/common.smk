@@ -24,6 +24,7 @@ from infscale.latency.sweeps import (
     throughput_shape,
 )
 from infscale.latency.throughput import throughput_settings
+from infscale.latency.engines import engine_shapes
 
 try:
     config_warnings = validate_config(
@@ -89,7 +90,7 @@ def grid_files(pattern):
 LATENCY = {
     k: v
     for k, v in latency_settings(config).items()
-    if k not in ("sweeps", "throughput", "throughput_protocol")
+    if k not in ("sweeps", "throughput", "throughput_protocol", "engines")
 }
 LATENCY_SOURCE = config["select"]["latency_source"]
 

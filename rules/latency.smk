@@ -131,6 +131,28 @@ rule latency_candidate_throughput:
         "../workflow/scripts/latency_candidate_throughput.py"
 
 
+# HF generate and vLLM (in the vLLM environment, latency.python) on the same equal-N sweep
+# across R at one head size (latency.engines; infscale.latency.engines). Not part of `all`: it
+# needs `make vllm-env`; ask for results/latency/engines.csv.
+rule latency_engines:
+    output:
+        table="results/latency/engines.csv",
+        summary="results/latency/engines.json",
+    log:
+        "results/logs/latency/engines.log",
+    benchmark:
+        "results/benchmarks/latency_engines.tsv"
+    conda:
+        "../envs/latency.yaml"
+    threads: lambda wildcards: workflow.cores
+    params:
+        shapes=[asdict(shape) for shape in engine_shapes(config)],
+        protocol=LATENCY,
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/latency_engines.py"
+
+
 # The candidates' measured throughput against the analytic models (infscale.latency.analytic):
 # what a CPU-only user can trust; a shape measured out of the memory model's order is flagged.
 rule latency_crosscheck:

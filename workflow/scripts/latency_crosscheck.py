@@ -13,8 +13,8 @@ start_script(snakemake.log[0])
 measured = read_csv(snakemake.input[0])
 fields = ("d_model", "n_layers", "n_heads", "vocab_size", "n_kv_heads", "ffn_hidden", "head_dim")
 shapes = [Shape(**{f: int(row[f]) for f in fields}) for _, row in measured.iterrows()]
-[protocol] = measured[["input_tokens", "output_tokens", "dtype"]].drop_duplicates().to_dict(
-    "records"
+[protocol] = (
+    measured[["input_tokens", "output_tokens", "dtype"]].drop_duplicates().to_dict("records")
 )
 table, agreement = cross_check(
     shapes,

@@ -26,7 +26,9 @@ DEVICE_PATTERN = "^(auto|cpu|cuda(:[0-9]+)?)$"
 # repository root for the workflow.
 VLLM_PYTHON = ".venv-vllm/bin/python"
 # Keys of the config's latency section that arrange jobs, not what a measurement is.
-LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput", "throughput_protocol", "threads"})
+LAYOUT_KEYS = frozenset(
+    {"interleave", "sweeps", "throughput", "throughput_protocol", "engines", "threads"}
+)
 
 
 @dataclass(frozen=True)
