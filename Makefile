@@ -10,7 +10,6 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
-VLLM_UNWANTED := torchvision torchaudio torchcodec
 export PATH := $(BIN):$(PATH)
 
 .PHONY: setup vllm-env run test lint clean
@@ -26,10 +25,10 @@ vllm-env: $(VLLM_STAMP)
 
 $(VLLM_STAMP): envs/vllm.txt pyproject.toml
 	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r envs/vllm.txt
-	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes $(VLLM_UNWANTED)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r envs/vllm.txt
 	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	$(VLLM_VENV)/bin/python -c 'import vllm, transformers, infscale.latency.measure'
+	$(VLLM_VENV)/bin/python -c 'from vllm import LLM; import infscale.latency.measure'
 	touch $(VLLM_STAMP)
 
 run: $(STAMP)

@@ -50,7 +50,8 @@ def test_vllm_pins_follow_the_latency_env_or_say_why_not():
 
 def test_the_makefile_builds_the_env_from_the_pins_and_test_needs_it():
     makefile = (REPO / "Makefile").read_text()
-    assert "-r envs/vllm.txt" in makefile
+    assert re.search(r"--no-deps \\\n\s*-r envs/vllm.txt", makefile)  # the pins, nothing else
+    assert not {"torchvision", "torchaudio", "torchcodec"} & set(vllm_pins())
     assert re.search(r"^test: .*\$\(VLLM_STAMP\)", makefile, re.M)
     assert ".venv-vllm/" in (REPO / ".gitignore").read_text().splitlines()
 
