@@ -456,7 +456,8 @@ def _vllm_generator(
 
     Prompts go in as token ids (no tokenizer), the same random ids as the HF backend's;
     ``ignore_eos`` and ``min_tokens = max_tokens`` make every call generate exactly the asked
-    number of tokens; the same temperature and top-p.
+    number of tokens; the same temperature and top-p. Prefix caching is off: every trial sends
+    the same prompt, and HF computes its prefill each time, so must vLLM.
     """
     from vllm import LLM, SamplingParams  # the vLLM environment only (latency.engine)
 
@@ -476,6 +477,7 @@ def _vllm_generator(
             dtype=str(model.dtype).removeprefix("torch."),
             seed=protocol.seed,
             max_model_len=protocol.input_tokens + protocol.output_tokens,
+            enable_prefix_caching=False,
             **memory,
         )
     prompts: dict[int, list[dict[str, list[int]]]] = {}
