@@ -33,6 +33,10 @@ CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
 # sized for a server, not for timing a small model beside others).
 CPU_KVCACHE_GIB = "1"
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# vLLM's workers busy-poll their step queue for 1 s after their last step (shm_broadcast's
+# SpinCondition) before they sleep. Interleaved on a CPU, the engine timed just before would
+# take a core from the one timed now: every vLLM call on a CPU waits this long, untimed, first.
+CPU_SETTLE_S = 1.1
 ERROR_PREFIX = "infscale: error: "
 
 

@@ -499,6 +499,8 @@ def _vllm_generator(
             detokenize=False,
             seed=protocol.seed,
         )
+        if not on_gpu:
+            time.sleep(engine.CPU_SETTLE_S)  # the engine timed before stops spinning
         _sync(device)
         start = clock()
         outputs = llm.generate(prompts[batch], params, use_tqdm=False)
