@@ -23,6 +23,8 @@ from infscale.latency.sweeps import (
     sweep_lengths,
     throughput_shape,
 )
+from infscale.latency.throughput import throughput_settings
+from infscale.latency.engines import engine_shapes
 
 try:
     config_warnings = validate_config(
@@ -88,7 +90,7 @@ def grid_files(pattern):
 LATENCY = {
     k: v
     for k, v in latency_settings(config).items()
-    if k not in ("sweeps", "throughput", "candidate_throughput")
+    if k not in ("sweeps", "throughput", "throughput_protocol", "engines")
 }
 LATENCY_SOURCE = config["select"]["latency_source"]
 
@@ -281,6 +283,7 @@ localrules:
     latency_model,
     latency_sweeps,
     latency_all,
+    latency_crosscheck,
     candidates,
     latency_shortlist,
     select,

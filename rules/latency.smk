@@ -105,11 +105,13 @@ rule latency_throughput:
         "../workflow/scripts/latency_throughput.py"
 
 
-# Every candidate's tokens per second at one batch size and length (the throughput objective's
-# measure, the follow-up's), the candidates interleaved in one job.
+# Every candidate's tokens per second under the follow-up's throughput protocol (the throughput
+# objective's measure): batch sizes towards saturation, each the mean of its runs, the
+# candidates interleaved in one job (infscale.latency.throughput).
 rule latency_candidate_throughput:
     output:
-        "results/latency/candidate_throughput.csv",
+        table="results/latency/candidate_throughput.csv",
+        batches="results/latency/candidate_throughput_batches.csv",
     log:
         "results/logs/latency/candidate_throughput.log",
     benchmark:
@@ -122,10 +124,53 @@ rule latency_candidate_throughput:
             asdict(SHAPES[label])
             for label in sorted({run.shape.label for run in candidate_runs(config)})
         ],
-        protocol={**LATENCY, **config["latency"]["candidate_throughput"]},
+        protocol={**LATENCY, **throughput_settings(latency_settings(config))},
+        batch_sizes=latency_settings(config)["throughput_protocol"]["batch_sizes"],
         seed=config["seed"],
     script:
         "../workflow/scripts/latency_candidate_throughput.py"
+
+
+# HF generate and vLLM (in the vLLM environment, latency.python) on the same equal-N sweep
+# across R at one head size (latency.engines; infscale.latency.engines). Not part of `all`: it
+# needs `make vllm-env`; ask for results/latency/engines.csv.
+rule latency_engines:
+    output:
+        table="results/latency/engines.csv",
+        summary="results/latency/engines.json",
+    log:
+        "results/logs/latency/engines.log",
+    benchmark:
+        "results/benchmarks/latency_engines.tsv"
+    conda:
+        "../envs/latency.yaml"
+    threads: lambda wildcards: workflow.cores
+    params:
+        shapes=[asdict(shape) for shape in engine_shapes(config)],
+        protocol=LATENCY,
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/latency_engines.py"
+
+
+# The candidates' measured throughput against the analytic models (infscale.latency.analytic):
+# what a CPU-only user can trust; a shape measured out of the memory model's order is flagged.
+rule latency_crosscheck:
+    input:
+        "results/latency/candidate_throughput.csv",
+    output:
+        table="results/latency/crosscheck.csv",
+        summary="results/latency/crosscheck.json",
+    log:
+        "results/logs/latency/crosscheck.log",
+    benchmark:
+        "results/benchmarks/latency_crosscheck.tsv"
+    conda:
+        "../envs/latency.yaml"
+    params:
+        z=config["select"]["timing_z"],
+    script:
+        "../workflow/scripts/latency_crosscheck.py"
 
 
 # T(shape) fitted on every measured shape, with its leave-one-out error; in predict mode the
@@ -174,4 +219,5 @@ rule latency_all:
         "results/latency/sweeps.csv",
         "results/latency/sweeps/gqa.csv",
         "results/latency/throughput.csv",
+        "results/latency/crosscheck.csv",
         "results/latency/model.json",

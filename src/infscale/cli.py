@@ -20,7 +20,7 @@ from infscale.fit.compare import DEFAULT_LAWS as COMPARE_DEFAULT_LAWS
 from infscale.fit.compare import LAWS as COMPARE_LAWS
 from infscale.fit.conditional import FORMS
 from infscale.fit.laws import LAWS, METHODS, TIES
-from infscale.latency.protocol import BACKENDS, DEVICE_PATTERN, DTYPES, Protocol
+from infscale.latency.protocol import BACKENDS, DEVICE_PATTERN, DTYPES, VLLM_PYTHON, Protocol
 from infscale.select.objectives import OBJECTIVES
 from infscale.shapes import PAPER_MULTIPLE_OF, Shape
 
@@ -275,6 +275,7 @@ def _latency(args: argparse.Namespace) -> None:
         max_position=args.max_position,
         max_cv=args.max_cv,
         max_repeats=args.max_repeats,
+        python=args.python,
     )
     write_json(args.out, {**result, "provenance": command_provenance(_settings(args))})
     print(summary_line(result))
@@ -625,7 +626,13 @@ def _parser() -> argparse.ArgumentParser:
         "--backend",
         choices=BACKENDS,
         default=protocol.backend,
-        help="hf: transformers generate (the paper); vllm: needs vLLM and a GPU",
+        help="hf: transformers generate (the paper); vllm: vLLM's engine (GPU or its CPU build)",
+    )
+    sub.add_argument(
+        "--python",
+        default=VLLM_PYTHON,
+        help="the vLLM environment's Python, used for --backend vllm where this one has no vLLM "
+        "(`make vllm-env`; default: %(default)s)",
     )
     sub.add_argument(
         "--max-position",

@@ -181,15 +181,10 @@ def _latency_jobs(config: dict[str, Any]) -> list[tuple[str, str, float]]:
         )
     )
     candidates = {run.shape.label: run.shape for run in candidate_runs(config)}.values()
-    spec = latency["candidate_throughput"]
+    spec = latency["throughput_protocol"]
     each = spec["input_tokens"], spec["input_tokens"] + spec["output_tokens"]
-    jobs.append(
-        (
-            "latency_candidate_throughput",
-            "candidates",
-            max(inference_memory_gb([c], [(c, spec["batch_size"])], *each) for c in candidates),
-        )
-    )
+    held = [inference_memory_gb([c], [(c, max(spec["batch_sizes"]))], *each) for c in candidates]
+    jobs.append(("latency_candidate_throughput", "candidates", max(held)))
     # the trained candidates (k and the baseline) and their random-init twins, all loaded
     trained = sorted(candidates, key=lambda c: c.n_params)[-(config["select"]["k"] + 1) :]
     timed = [(c, latency["batch_size"]) for c in trained]

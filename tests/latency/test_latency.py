@@ -105,12 +105,8 @@ def test_position_limit_and_backend_checked():
         measure_latency(SHAPE, backend="onnx")
 
 
-def test_vllm_backend_skipped_with_one_line_where_unfit():
-    from infscale.latency.measure import BackendUnavailable, vllm_unavailable
-
-    reason = vllm_unavailable("cpu")
-    assert reason in {"vLLM is not installed", "no GPU is available"}
-    with pytest.raises(BackendUnavailable, match="backend vllm skipped"):
+def test_vllm_backend_refuses_a_head_size_its_cpu_attention_lacks_on_one_line():
+    with pytest.raises(InputError, match=r"head size 8"):
         measure_latency(SHAPE, input_tokens=8, output_tokens=4, backend="vllm", device="cpu")
 
 

@@ -19,7 +19,7 @@ FAST = ["--input-tokens", "8", "--output-tokens", "4", "--trials", "2", "--warmu
         (["--output-tokens", "0"], "--output-tokens"),
         (["--input-tokens", "2000", "--output-tokens", "100"], "position limit 2048"),
         (["--max-position", "10"], "position limit 10"),
-        (["--backend", "vllm", "--device", "cpu"], "backend vllm skipped"),
+        (["--backend", "vllm", "--device", "cpu"], "refused: d32-l2-h4 (head size 8)"),
         (["--backend", "tensorrt"], "--backend"),
     ],
 )

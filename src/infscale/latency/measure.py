@@ -33,13 +33,16 @@ almost every shape in one run): there a fixed threshold flagged, and re-timed, e
 which cost a minute and singled out none. The absolute median stays the reported
 latency (the paper's quantity); the relative CV only says whether to trust it.
 
-Two backends: ``hf`` (transformers ``generate``, the paper's) and ``vllm`` (Appendix D; needs
-vLLM and a GPU, and says so on one line where either is missing).
+Two backends: ``hf`` (transformers ``generate``, the paper's) and ``vllm`` (Appendix D): vLLM's
+engine on the GPU, or its CPU build, in an environment of its own (``latency.engine``).
+
+Besides the paper's batch-1 median, every result carries the per-token figures a serving lab
+reports (TTFT, TPOT, end-to-end, percentiles; ``latency.serving``), under vLLM's field names. The
+clock is an argument, so that those figures can be checked against times known in advance.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 import time
@@ -53,7 +56,9 @@ import torch
 from transformers import PreTrainedModel
 
 from infscale.errors import InputError
+from infscale.latency import engine
 from infscale.latency.protocol import TIMED_MODEL, Protocol
+from infscale.latency.serving import per_token_fields
 from infscale.progress import Progress
 from infscale.provenance import device_name, versions
 from infscale.shapes import Shape
@@ -61,10 +66,6 @@ from infscale.train.model import build_model, open_lm_init
 
 WEIGHTS = ("random", "trained")
 OUTLIER_FACTOR = 2.0  # a flag: a CV over max_cv and over twice the median of its job's CVs
-
-
-class BackendUnavailable(InputError):
-    """The backend asked for cannot run on this machine (no vLLM, no GPU)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def measure_interleaved(
     *,
     ttft: bool = True,
     references: Sequence[int] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[dict[str, Any]]:
     """Time every item with trials interleaved across them; one result dict per item.
 
@@ -167,7 +169,8 @@ def measure_interleaved(
     ``pick_references`` on the first ``trials`` rounds); with one item, the CV is absolute.
     Noisy items are re-timed as the module says; ``repeats`` counts the extra blocks of rounds
     an item took part in (as noisy or as a noisy item's reference), so it has
-    ``trials · (1 + repeats)`` trials.
+    ``trials · (1 + repeats)`` trials. ``clock``: the seconds a call's start and end are read
+    from. The vllm backend in a process without vLLM runs in the vLLM environment instead.
     """
     protocol.check()
     if not items:
@@ -178,6 +181,21 @@ def measure_interleaved(
         raise ValueError("references needs one other item per item")
     device = _resolve_device(protocol.device)
     torch_dtype = _resolve_dtype(protocol.dtype, device)
+    dtype = str(torch_dtype).removeprefix("torch.")
+    notes: list[str] = []
+    if protocol.backend == "vllm" and device == "cpu":
+        flags = engine.cpu_flags()
+        engine.check_cpu_engine([item.shape for item in items], dtype, flags)
+        notes = engine.cpu_engine_notes(dtype, flags)
+    if protocol.backend == "vllm" and not engine.vllm_here():
+        return engine.measure_in_env(
+            protocol.python,
+            list(items),
+            protocol,
+            ttft=ttft,
+            references=None if references is None else list(references),
+            threads=torch.get_num_threads(),
+        )
     protocol = replace(protocol, device=device)
     make = _vllm_generator if protocol.backend == "vllm" else _hf_generator
     generators: dict[tuple[Shape, str | None, str], tuple[Callable[[int, int], float], str]] = {}
@@ -185,7 +203,7 @@ def measure_interleaved(
         key = (item.shape, item.checkpoint, item.weights)
         if key not in generators:
             model = load_model(item, protocol, torch_dtype)
-            generators[key] = (make(model, item.shape, protocol), type(model).__name__)
+            generators[key] = (make(model, item.shape, protocol, clock), type(model).__name__)
             del model
     made = [generators[(item.shape, item.checkpoint, item.weights)] for item in items]
     calls = [(call, item.batch_size) for (call, _), item in zip(made, items, strict=True)]
@@ -221,6 +239,7 @@ def measure_interleaved(
         median = float(np.median(trials))
         result = {
             **shape.dimensions,
+            "head_dim": shape.head_dim,
             "N": shape.n_params,
             "R": shape.aspect_ratio,
             "weights": item.weights,
@@ -233,7 +252,8 @@ def measure_interleaved(
             "top_p": protocol.top_p if protocol.do_sample else None,
             "warmup": protocol.warmup,
             "backend": protocol.backend,
-            "dtype": str(torch_dtype).removeprefix("torch."),
+            "dtype": dtype,
+            "engine_notes": notes,
             **summarize(trials),
             "relative_cv": None if refs is None else float(noise[i]),
             "relative_median": None if refs is None else float(ratio[i]),
@@ -251,6 +271,8 @@ def measure_interleaved(
         }
         if first is not None:
             result |= {"ttft_s": float(np.median(first[i])), "ttft_trials_s": first[i].tolist()}
+        ttft_trials = first[i] if first is not None else np.array([])
+        result |= per_token_fields(trials, ttft_trials, protocol.output_tokens)
         results.append(result)
     return results
 
@@ -265,10 +287,13 @@ def summary_line(result: dict[str, Any]) -> str:
     else:
         spread = f"cv {result['cv']:.3f} absolute"
     ttft = f", ttft {result['ttft_s']:.4g} s" if "ttft_s" in result else ""
+    tpot = result["median_tpot_ms"]
+    tpot = f", tpot {tpot:.4g} ms, p99 {result['p99_e2el_ms']:.4g} ms" if tpot is not None else ""
+    notes = "".join(f"\n  {result['backend']}: {note}" for note in result["engine_notes"])
     return (
         f"{result['shape']}: median {result['median_s']:.4g} s "
         f"({result['per_token_ms']:.4g} ms/token, {spread}"
-        f"{', flagged' if result['flagged'] else ''}){ttft} on {result['device']}"
+        f"{', flagged' if result['flagged'] else ''}){ttft}{tpot} on {result['device']}{notes}"
     )
 
 
@@ -372,7 +397,7 @@ def load_model(item: Item, protocol: Protocol, torch_dtype: torch.dtype) -> PreT
 
 
 def _hf_generator(
-    model: PreTrainedModel, shape: Shape, protocol: Protocol
+    model: PreTrainedModel, shape: Shape, protocol: Protocol, clock: Callable[[], float]
 ) -> Callable[[int, int], float]:
     """A timed ``generate`` call of ``model``: (new tokens, batch) -> seconds."""
     device = protocol.device
@@ -392,7 +417,7 @@ def _hf_generator(
             ).to(device)
         prompt = prompts[batch]
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         out = model.generate(
             input_ids=prompt,
             attention_mask=torch.ones_like(prompt),
@@ -404,7 +429,7 @@ def _hf_generator(
             **sampling,
         )
         _sync(device)
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if out.shape[1] != protocol.input_tokens + new_tokens:
             raise RuntimeError(
                 f"generated {out.shape[1] - protocol.input_tokens} tokens, not {new_tokens}"
@@ -412,15 +437,6 @@ def _hf_generator(
         return elapsed
 
     return once
-
-
-def vllm_unavailable(device: str = "auto") -> str | None:
-    """Why the vLLM backend cannot run here, or None when it can."""
-    if importlib.util.find_spec("vllm") is None:
-        return "vLLM is not installed"
-    if device == "cpu" or not torch.cuda.is_available():
-        return "no GPU is available"
-    return None
 
 
 @contextmanager
@@ -433,18 +449,27 @@ def saved_model(model: PreTrainedModel) -> Iterator[str]:
 
 
 def _vllm_generator(
-    model: PreTrainedModel, shape: Shape, protocol: Protocol
+    model: PreTrainedModel, shape: Shape, protocol: Protocol, clock: Callable[[], float]
 ) -> Callable[[int, int], float]:
-    """The same protocol served by vLLM (Appendix D): the model saved, then loaded.
+    """The same protocol served by vLLM (Appendix D): the model saved, then loaded, on the GPU
+    or by vLLM's CPU build (eager: it has no CUDA graphs).
 
-    Prompts go in as token ids (no tokenizer); ``ignore_eos`` and ``min_tokens = max_tokens``
-    make every call generate exactly the asked number of tokens.
+    Prompts go in as token ids (no tokenizer), the same random ids as the HF backend's;
+    ``ignore_eos`` and ``min_tokens = max_tokens`` make every call generate exactly the asked
+    number of tokens; the same temperature and top-p. Prefix caching is off: every trial sends
+    the same prompt, and HF computes its prefill each time, so must vLLM.
     """
-    reason = vllm_unavailable(protocol.device)
-    if reason:
-        raise BackendUnavailable(f"latency backend vllm skipped: {reason} (use backend hf)")
-    from vllm import LLM, SamplingParams  # optional dependency, GPU machines only
+    from vllm import LLM, SamplingParams  # the vLLM environment only (latency.engine)
 
+    device = protocol.device
+    on_gpu = device.startswith("cuda")
+    for name, value in engine.engine_env(torch.get_num_threads()).items():
+        os.environ.setdefault(name, value)  # read by the engine as it starts
+    memory = (
+        {"gpu_memory_utilization": float(os.environ.get("INFSCALE_VLLM_GPU_FRACTION", "0.3"))}
+        if on_gpu
+        else {"enforce_eager": True}
+    )
     with saved_model(model) as folder:  # the engine has read it all once LLM() returns
         llm = LLM(
             model=folder,
@@ -452,7 +477,8 @@ def _vllm_generator(
             dtype=str(model.dtype).removeprefix("torch."),
             seed=protocol.seed,
             max_model_len=protocol.input_tokens + protocol.output_tokens,
-            gpu_memory_utilization=float(os.environ.get("INFSCALE_VLLM_GPU_FRACTION", "0.3")),
+            enable_prefix_caching=False,
+            **memory,
         )
     prompts: dict[int, list[dict[str, list[int]]]] = {}
 
@@ -473,11 +499,13 @@ def _vllm_generator(
             detokenize=False,
             seed=protocol.seed,
         )
-        _sync("cuda")
-        start = time.perf_counter()
+        if not on_gpu:
+            time.sleep(engine.CPU_SETTLE_S)  # the engine timed before stops spinning
+        _sync(device)
+        start = clock()
         outputs = llm.generate(prompts[batch], params, use_tqdm=False)
-        _sync("cuda")
-        elapsed = time.perf_counter() - start
+        _sync(device)
+        elapsed = clock() - start
         made = {len(out.outputs[0].token_ids) for out in outputs}
         if made != {new_tokens}:
             raise RuntimeError(f"vLLM generated {sorted(made)} tokens, not {new_tokens}")

@@ -26,8 +26,13 @@ DEVICE_PATTERN = "^(auto|cpu|cuda(:[0-9]+)?)$"
 # Llama-architecture models (RMSNorm), whatever norm the grid trains with (model.norm); the
 # rotary base does not change the time. A trained checkpoint is timed as it was trained.
 TIMED_MODEL = {"norm": "rmsnorm", "rope_theta": 10000.0}
+# The vLLM environment's interpreter (``make vllm-env``), relative to where the run starts: the
+# repository root for the workflow.
+VLLM_PYTHON = ".venv-vllm/bin/python"
 # Keys of the config's latency section that arrange jobs, not what a measurement is.
-LAYOUT_KEYS = frozenset({"interleave", "sweeps", "throughput", "candidate_throughput", "threads"})
+LAYOUT_KEYS = frozenset(
+    {"interleave", "sweeps", "throughput", "throughput_protocol", "engines", "threads"}
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Protocol:
 
     ``max_cv``: a measurement whose CV (relative or absolute, see ``latency.measure``) exceeds it
     is timed again, at most ``max_repeats`` times, and flagged if it stays above; None: never.
+    ``python``: the interpreter that runs the vllm backend where this process has no vLLM.
     """
 
     input_tokens: int = 128
@@ -53,6 +59,7 @@ class Protocol:
     max_position: int = DEFAULT_MAX_POSITION
     max_cv: float | None = None
     max_repeats: int = 0
+    python: str = VLLM_PYTHON
 
     def check(self) -> None:
         for name in ("input_tokens", "output_tokens", "batch_size", "trials", "max_position"):
