@@ -66,7 +66,7 @@ def fake_machine(monkeypatch, noisy_item: int | None = None, own: float = 0.3):
     state = {"last": len(BASE), "drift": 1.0}
     sizes = {d: i for i, d in enumerate((32, 40, 48))}
 
-    def generator(model, shape, protocol):
+    def generator(model, shape, protocol, clock):
         item = sizes[shape.d_model]
 
         def once(new_tokens, batch):

@@ -19,9 +19,10 @@ def scripted_clock(readings):
 
 
 def test_latency_json_from_a_scripted_clock():
-    # reads: one warm-up call (start, end), 3 full calls, 3 one-token calls
+    # reads: one warm-up call (start, end), 3 full calls, a one-token warm-up, 3 one-token calls
     readings = [100.0, 199.0]  # warm-up: 99 s, not a trial
     readings += [0.0, 1.0, 10.0, 12.0, 20.0, 24.0]  # end-to-end 1, 2, 4 s
+    readings += [25.0, 28.0]  # the one-token call's warm-up: 3 s, not a trial
     readings += [30.0, 30.2, 40.0, 40.4, 50.0, 50.6]  # first token 0.2, 0.4, 0.6 s
     protocol = Protocol(input_tokens=8, output_tokens=5, trials=3, warmup=1, do_sample=False)
     [result] = measure_interleaved([Item(SHAPE, 1)], protocol, clock=scripted_clock(readings))

