@@ -16,6 +16,13 @@ rule report:
         throughput="results/latency/throughput.csv",
         gqa="results/latency/sweeps/gqa.csv",
         latency_model="results/latency/model.json",
+        crosscheck="results/latency/crosscheck.csv",
+        engines=(
+            ["results/latency/engines.csv", "results/latency/engines.json"]
+            if config["latency"]["engines"]["report"]
+            else []
+        ),
+        crosscheck_summary="results/latency/crosscheck.json",
         selected="results/select/selected.csv",
         chosen="results/fit/chosen.json",
         trained_latency="results/latency/trained.csv",

@@ -45,6 +45,8 @@ TABLES: dict[str, str] = {
     "latency_model": LATENCY,
     "latency_sweeps": LATENCY,
     "gqa_throughput": LATENCY,
+    "throughput_crosscheck": LATENCY,
+    "engines": LATENCY,
     "trained_latency": LATENCY,
     "downstream": DOWNSTREAM,
     "runs": RUNS,

@@ -256,3 +256,13 @@ def test_the_norm_and_rotary_base_have_one_default_each():
     timed = load_model(Item(Shape(32, 2, 4, 300, 16), 1), Protocol(), torch.float32)
     assert isinstance(timed, LlamaForCausalLM)
     assert timed.config.rope_parameters["rope_theta"] == TIMED_MODEL["rope_theta"]
+
+
+def test_vllm_engines_interleave_on_a_cpu_but_not_where_a_gpu_may_serve(config):
+    """Each vLLM engine on a GPU takes most of its memory, so shapes interleaved in one process
+    cannot each hold one; on a CPU an engine's KV cache is a small host buffer."""
+    config["latency"].update(backend="vllm", interleave=True, device="cpu")
+    validate_config(config, SCHEMA)
+    config["latency"]["device"] = "auto"  # a GPU where torch sees one
+    with pytest.raises(InputError, match=r"latency\.interleave: true .* or latency\.device to cpu"):
+        validate_config(config, SCHEMA)

@@ -919,3 +919,60 @@ def test_evaluated_models_mark_the_accuracy_latency_front(
     faster = latency.assign(median_s=[1.0, 4.0, 5.0, 8.0])  # s1-l1 now the fastest of all
     again = evaluated_models(points, trained_points, accuracy, faster, selected)
     assert list(again.loc[again["pareto"] == 1, "name"]) == ["s1-l1", "3072x12"]
+
+
+def test_engines_table_sets_the_engines_side_by_side_or_says_how_to_time_them():
+    from infscale.report.tables import engines_table
+
+    missing = engines_table(None, None)
+    assert missing.frame.empty and "make vllm-env" in missing.note
+    assert "latency.engines.report: true" in missing.note
+    frame = pd.DataFrame(
+        {
+            "shape": ["d256-l1-h8", "d128-l4-h4", "d64-l16-h2"],
+            "R": [256, 32, 4],
+            "N": [1053440, 1000000, 990000],
+            "hf_median_s": [0.143, 0.244, 0.540],
+            "vllm_median_s": [0.162, 0.255, 0.565],
+            **{
+                f"{e}_{c}": [1.0, 2.0, 3.0]
+                for e in ("hf", "vllm")
+                for c in ("median_ttft_ms", "median_tpot_ms", "rank")
+            },
+            "hf_flagged": [False] * 3,
+            "vllm_flagged": [False, True, False],
+        }
+    )
+    frame["vllm_over_hf"] = frame["vllm_median_s"] / frame["hf_median_s"]
+    summary = {"spearman": 1.0, "vllm_over_hf_geomean": 1.08, "engine_notes": ["no CUDA graphs"]}
+    table = engines_table(frame, summary)
+    assert "Spearman rank agreement of the two engines' median times 1.00" in table.note
+    assert "geometric mean 1.08" in table.note and "no CUDA graphs." in table.note
+    shown = table.display()
+    assert list(shown["vllm_over_hf"]) == ["1.13", "1.05", "1.05"]
+    assert list(shown["vllm_flagged"]) == ["no", "yes", "no"]
+
+
+def test_crosscheck_table_names_the_shapes_out_of_the_memory_models_order():
+    from infscale.report.tables import crosscheck_table
+
+    frame = pd.DataFrame(
+        {
+            "shape": ["c7", "c8"],
+            "batch_size": [64, 64],
+            "tokens_per_s": [5000.0, 4300.0],
+            "s_per_token": [0.0128, 0.0149],
+            "flops_per_token": [500000, 480000],
+            "bytes_per_token": [270000, 80000],
+            "flops_rel": [1.0, 0.96],
+            "bytes_rel": [1.0, 0.30],
+            "measured_over_memory_model": [1.0, 0.26],
+            "departs_from": ["", "c7"],
+            "flagged": [False, True],
+        }
+    )
+    summary = {"input_tokens": 128, "output_tokens": 32, "dtype": "float32", "kv_length": 143.5}
+    table = crosscheck_table(frame, summary | {"spearman_flops": 1.0, "spearman_memory": -1.0})
+    assert "memory model's order beyond their timing noise: c8." in table.note
+    assert "FLOPs model: Spearman 1.00; with the memory model: -1.00" in table.note
+    assert "(128 in / 32 out, float32)" in table.title

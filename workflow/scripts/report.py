@@ -94,6 +94,13 @@ shown = {
     "latency_model": tables.latency_model_table(latency_model),
     "latency_sweeps": tables.sweeps_table(sweep_fits),
     "gqa_throughput": tables.gqa_table(gqa_speedup, gqa_lengths),
+    "engines": tables.engines_table(
+        read_csv(inp.engines[0]) if inp.engines else None,
+        read_json(inp.engines[1]) if inp.engines else None,
+    ),
+    "throughput_crosscheck": tables.crosscheck_table(
+        read_csv(inp.crosscheck), read_json(inp.crosscheck_summary)
+    ),
     "trained_latency": tables.trained_latency_table(read_csv(inp.trained_latency)),
     "downstream": tables.downstream_table(downstream),
     "runs": tables.runs_table(points, trained_points, models),

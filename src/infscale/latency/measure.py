@@ -198,6 +198,13 @@ def measure_interleaved(
         )
     protocol = replace(protocol, device=device)
     make = _vllm_generator if protocol.backend == "vllm" else _hf_generator
+    engines = {(item.shape, item.checkpoint, item.weights) for item in items}
+    if protocol.backend == "vllm" and device.startswith("cuda") and len(engines) > 1:
+        raise InputError(
+            f"{len(engines)} shapes timed interleaved through vLLM on {device}: each engine "
+            "takes most of the GPU's memory (INFSCALE_VLLM_GPU_FRACTION); time them one at a "
+            "time (latency.interleave: false)"
+        )
     generators: dict[tuple[Shape, str | None, str], tuple[Callable[[int, int], float], str]] = {}
     for item in items:
         key = (item.shape, item.checkpoint, item.weights)
@@ -472,7 +479,7 @@ def _vllm_generator(
     for name, value in engine.engine_env(torch.get_num_threads()).items():
         os.environ.setdefault(name, value)  # read by the engine as it starts
     memory = (
-        {"gpu_memory_utilization": float(os.environ.get("INFSCALE_VLLM_GPU_FRACTION", "0.3"))}
+        {"gpu_memory_utilization": float(os.environ.get("INFSCALE_VLLM_GPU_FRACTION", "0.9"))}
         if on_gpu
         else {"enforce_eager": True}
     )

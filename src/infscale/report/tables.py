@@ -335,6 +335,73 @@ def gqa_table(speedups: pd.DataFrame, lengths: str) -> Table:
     )
 
 
+def engines_table(table: pd.DataFrame | None, summary: Mapping[str, Any] | None) -> Table:
+    """HF generate and vLLM on the same equal-N shapes (results/latency/engines.csv and .json),
+    or what to do where this run did not time them."""
+    title = "HF generate and vLLM on the same shapes (equal N across R)"
+    if table is None or summary is None:
+        return Table(
+            title,
+            pd.DataFrame({"shape": [], "hf_median_s": [], "vllm_median_s": []}),
+            note="Not timed in this run: it needs the vLLM environment (`make vllm-env`) and "
+            "latency.engines.report: true.",
+        )
+    agreement = summary["spearman"]
+    columns = ["shape", "R", "N", "hf_median_s", "vllm_median_s", "vllm_over_hf"]
+    columns += ["hf_median_ttft_ms", "vllm_median_ttft_ms", "hf_median_tpot_ms"]
+    columns += ["vllm_median_tpot_ms", "hf_rank", "vllm_rank", "hf_flagged", "vllm_flagged"]
+    return Table(
+        title,
+        table[columns],
+        {
+            "N": ",.0f",
+            "hf_median_s": ".3f",
+            "vllm_median_s": ".3f",
+            "vllm_over_hf": ".2f",
+            "hf_flagged": "yes/no",
+            "vllm_flagged": "yes/no",
+        },
+        "Spearman rank agreement of the two engines' median times "
+        + ("not computed (fewer than 3 shapes)" if agreement is None else f"{agreement:.2f}")
+        + f"; vLLM's time over HF's, geometric mean {summary['vllm_over_hf_geomean']:.2f}. "
+        "Each shape timed with the latency protocol through both backends (vLLM in its own "
+        "environment, latency.python)."
+        + "".join(f" {note}." for note in summary.get("engine_notes", [])),
+    )
+
+
+def crosscheck_table(table: pd.DataFrame, summary: Mapping[str, Any]) -> Table:
+    """The candidates' measured throughput (the throughput protocol's) beside the analytic
+    models (infscale.latency.analytic, written by rule latency_crosscheck)."""
+    flagged = table.loc[table["flagged"].astype(bool), "shape"].tolist()
+    said = (
+        f"Measured out of the memory model's order beyond their timing noise: {', '.join(flagged)}."
+        if flagged
+        else "No shape is measured out of the memory model's order beyond its timing noise."
+    )
+    return Table(
+        f"Throughput against the analytic models ({summary['input_tokens']} in / "
+        f"{summary['output_tokens']} out, {summary['dtype']})",
+        table,
+        {
+            "tokens_per_s": ".4g",
+            "s_per_token": ".3g",
+            "flops_per_token": ",.0f",
+            "bytes_per_token": ",.0f",
+            "flops_rel": ".3f",
+            "bytes_rel": ".3f",
+            "measured_over_memory_model": ".3f",
+            "flagged": "yes/no",
+        },
+        "Each candidate at its best batch size: FLOPs per token 2·P_nonemb + 2·n_layers·T·d_q "
+        f"(T = {summary['kv_length']:g}, the mean KV length) and bytes read per token (the "
+        "weights once a step over the batch, plus each sequence's KV cache). Rank agreement "
+        "of the measured throughput with the FLOPs model: Spearman "
+        f"{summary['spearman_flops']:.2f}; with the memory model: "
+        f"{summary['spearman_memory']:.2f}. " + said,
+    )
+
+
 def sweeps_table(fits: Mapping[str, Any]) -> Table:
     """What the latency sweeps (sweep_fits.json) show, one row per sweep."""
     rows = []
