@@ -777,6 +777,32 @@ GQA_SWEEP = pd.DataFrame(
 )
 
 
+# Two candidates' measured throughput against the analytic models (rule latency_crosscheck).
+CROSSCHECK = pd.DataFrame(
+    {
+        "shape": ["c7", "c8"],
+        "batch_size": [64, 64],
+        "tokens_per_s": [5000.0, 4300.0],
+        "s_per_token": [0.0128, 0.0149],
+        "flops_per_token": [500000, 480000],
+        "bytes_per_token": [270000, 80000],
+        "flops_rel": [1.0, 0.96],
+        "bytes_rel": [1.0, 0.30],
+        "measured_over_memory_model": [1.0, 0.26],
+        "departs_from": ["", "c7"],
+        "flagged": [False, True],
+    }
+)
+CROSSCHECK_SUMMARY = {
+    "input_tokens": 128,
+    "output_tokens": 32,
+    "dtype": "float32",
+    "kv_length": 143.5,
+    "spearman_flops": 0.5,
+    "spearman_memory": 0.25,
+}
+
+
 @pytest.fixture
 def shown(points, trained_points, models, fits, predictions, selected, downstream, sweeps):
     """Every report table, as the report script builds them."""
@@ -814,6 +840,8 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "latency_model": tables.latency_model_table(model),
         "latency_sweeps": tables.sweeps_table(sweep_fits(sweeps)),
         "gqa_throughput": tables.gqa_table(gqa_speedups(GQA_SWEEP), "256 in / 16 out"),
+        "throughput_crosscheck": tables.crosscheck_table(CROSSCHECK, CROSSCHECK_SUMMARY),
+        "engines": tables.engines_table(None, None),
         "trained_latency": tables.trained_latency_table(
             pd.DataFrame(
                 {
@@ -956,23 +984,8 @@ def test_engines_table_sets_the_engines_side_by_side_or_says_how_to_time_them():
 def test_crosscheck_table_names_the_shapes_out_of_the_memory_models_order():
     from infscale.report.tables import crosscheck_table
 
-    frame = pd.DataFrame(
-        {
-            "shape": ["c7", "c8"],
-            "batch_size": [64, 64],
-            "tokens_per_s": [5000.0, 4300.0],
-            "s_per_token": [0.0128, 0.0149],
-            "flops_per_token": [500000, 480000],
-            "bytes_per_token": [270000, 80000],
-            "flops_rel": [1.0, 0.96],
-            "bytes_rel": [1.0, 0.30],
-            "measured_over_memory_model": [1.0, 0.26],
-            "departs_from": ["", "c7"],
-            "flagged": [False, True],
-        }
-    )
-    summary = {"input_tokens": 128, "output_tokens": 32, "dtype": "float32", "kv_length": 143.5}
-    table = crosscheck_table(frame, summary | {"spearman_flops": 1.0, "spearman_memory": -1.0})
+    summary = CROSSCHECK_SUMMARY | {"spearman_flops": 1.0, "spearman_memory": -1.0}
+    table = crosscheck_table(CROSSCHECK, summary)
     assert "memory model's order beyond their timing noise: c8." in table.note
     assert "FLOPs model: Spearman 1.00; with the memory model: -1.00" in table.note
     assert "(128 in / 32 out, float32)" in table.title

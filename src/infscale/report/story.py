@@ -318,7 +318,17 @@ def story_rst(table: Table) -> str:
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Selection", ("selection", "objectives", "winner")),
     ("Fitted laws", ("coefficients", "fit_sets", "law_comparison")),
-    ("Latency", ("latency_model", "latency_sweeps", "gqa_throughput", "trained_latency")),
+    (
+        "Latency",
+        (
+            "latency_model",
+            "latency_sweeps",
+            "gqa_throughput",
+            "throughput_crosscheck",
+            "engines",
+            "trained_latency",
+        ),
+    ),
     ("Loss to downstream accuracy", ("downstream",)),
     ("Runs", ("runs",)),
 )
