@@ -3,11 +3,12 @@
 Three families of worlds, each a cloud of law parameters (one member the truth, 200 others what
 the researcher knows before training anything: the resamples ``infscale design`` reads):
 
-- ``inference``: the inference law around the default run's fit (README, "What the default run
-  finds"): gamma and epsilon drawn from their reported point and 95 % interval (a split log-normal
-  through the three numbers), A, B, E, alpha = beta from a run-level bootstrap of Chinchilla's law
-  fitted (huber) to the default grid's measured losses (README, "Seed noise") with that shape
-  factor divided out. Default candidates, latency budget 0.6 x c1's.
+- ``inference``: the inference law around the default run's fit (README,
+  "What the default run finds"): gamma and epsilon drawn from their reported point and 95 %
+  interval (a split log-normal through the three numbers), A, B, E, alpha = beta from a
+  run-level bootstrap of Chinchilla's law fitted (huber) to the default grid's measured losses
+  (docs/benchmarks.md, "Seed noise and shape scans") with that shape factor divided out.
+  Default candidates, latency budget 0.6 x c1's.
 - ``conditional``: the follow-up's multiplicative law, the same Chinchilla part, width and MLP
   factors with optima drawn around the follow-up's d/sqrt(N) = 0.08 and r = 1.03.
 - ``published``: Chinchilla's law fitted (huber, alpha and beta free) to the Marin isoflop suite
@@ -61,7 +62,7 @@ BOOT = 2000  # bootstrap resamples of the worlds for the intervals
 # The default run's inference law (README): gamma, epsilon as (point, 95 % low, 95 % high).
 GAMMA = (-0.68, -1.98, -0.019)
 EPSILON = (0.14, 0.12, 12.0)
-# The default grid's measured losses in the paper's metric (README, "Seed noise"):
+# The default grid's measured losses in the paper's metric (docs/benchmarks.md, seed noise):
 # (d_model, n_layers, ffn_hidden or None, multiplier, loss).
 DEFAULT_POINTS = [
     (40, 2, None, 4, 4.862), (40, 2, None, 8, 4.396), (40, 2, None, 16, 4.063),
