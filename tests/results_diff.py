@@ -67,6 +67,15 @@ MEASURED = frozenset(
         "reference",  # the shape of median time in the same rounds
         "repeats",  # a shape is timed again while its cv is above max_cv
         "flagged",  # its cv is still above max_cv
+        # the per-token figures under vLLM's bench names (infscale.latency.serving)
+        "avg_latency",
+        "latencies",
+        "percentiles",
+        *(
+            f"{stat}_{metric}_ms"
+            for stat in ("mean", "median", "std", "p50", "p90", "p99")
+            for metric in ("ttft", "tpot", "e2el")
+        ),
     }
 )
 
@@ -84,7 +93,19 @@ IGNORED: tuple[Ignored, ...] = (
     Ignored("latency/d*-l*-h*.json", MEASURED, "a shape's measured generation times"),
     Ignored("latency/sweeps*.csv", MEASURED, "the sweeps' measured times (Fig. 3)"),
     Ignored("latency/throughput.csv", MEASURED, "measured tokens per second (Fig. 4)"),
-    Ignored("latency/candidate_throughput.csv", MEASURED, "the candidates' tokens per second"),
+    Ignored("latency/candidate_throughput*.csv", MEASURED, "the candidates' tokens per second"),
+    Ignored(
+        "latency/crosscheck.*",
+        frozenset({"tokens_per_s", "s_per_token", "measured_over_memory_model", "departs_from"})
+        | {"flagged", "spearman_flops", "spearman_memory", "batch_size", "saturated"},
+        "the candidates' measured throughput against the analytic models, and what it flags",
+    ),
+    Ignored(
+        "report/tables/throughput_crosscheck.csv",
+        frozenset({"tokens_per_s", "s_per_token", "measured_over_memory_model", "departs_from"})
+        | {"flagged", "batch_size"},
+        "latency/crosscheck.csv's measured throughput and flags",
+    ),
     Ignored(
         "latency/sweep_fits.json",
         frozenset(

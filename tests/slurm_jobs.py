@@ -114,7 +114,9 @@ def signal_at_step(proc, env, log: Path, comment: str, step: int, within: float)
     Return the job id."""
     deadline = time.monotonic() + within
     while True:
-        assert proc.poll() is None, "the workflow ended before the signal step"
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"the workflow ended before the signal step:\n{output[-6000:]}")
         assert time.monotonic() < deadline, f"{log} never reached step {step}"
         if any(r.get("step", 0) >= step and "loss" in r for r in records(log)):
             jobid = running_job(env, comment)

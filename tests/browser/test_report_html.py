@@ -92,12 +92,16 @@ def test_report_opens_without_errors_and_shows_every_figure(chromium, micro_repo
             size = shown.evaluate("img => [img.naturalWidth, img.naturalHeight]")
             assert min(size) > 100, (name, size)
             page.screenshot(path=tmp_path / f"{name}.png")
-        # Every table opens in its frame with a header row and at least one data row.
+        # Every table opens in its frame with a header row and at least one data row; the
+        # micro run does not time HF against vLLM, and that table says how to.
         for name in TABLES:
             path = by_name[f"{name}.html"][0]
             page.evaluate(SHOW, {"path": path, "content": "html"})
             frame = page.wait_for_selector("iframe").content_frame()
             frame.wait_for_selector("table th")
+            if name == "engines":
+                assert "make vllm-env" in frame.content(), name
+                continue
             assert frame.locator("table tr").count() >= 2, name
         browser.close()
     assert not errors, errors

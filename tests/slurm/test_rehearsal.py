@@ -81,7 +81,11 @@ def _first_candidate_past(env: dict, work: Path, step: int, proc) -> tuple[str, 
 
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "the workflow ended before a candidate trained"
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(
+                f"the workflow ended before a candidate trained:\n{output[-6000:]}"
+            )
         for log in sorted((work / "results/runs/candidates").glob("*/log.jsonl")):
             if any(r.get("step", 0) >= step and "loss" in r for r in records(log)):
                 return log.parent.name, log
