@@ -163,6 +163,23 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.fixture(autouse=True)
+def _process_threads():
+    """What a command run in this process sets for the whole process (`infscale latency
+    --threads`: OMP_NUM_THREADS, which `nproc` and every child process read, and torch's
+    threads) is put back after each test, so that no later test inherits it."""
+    omp = os.environ.get("OMP_NUM_THREADS")
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch else None
+    yield
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp
+    if torch and threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def candidates_1b() -> pd.DataFrame:
     """Six 1B-scale candidates (the paper's kind of shapes) for the selection tests."""

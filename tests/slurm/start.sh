@@ -27,7 +27,9 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
     || { echo "start.sh: apt-get install failed, see $DIR/log/apt.log" >&2; exit 3; }
 fi
 
-CPUS=$(nproc)
+# The machine's CPUs as this process may use them, not as OMP_NUM_THREADS would have it (nproc
+# reads it, and a caller's latency setting may have set it).
+CPUS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 cat >"$DIR/slurm.conf" <<CONF
 # Written by tests/slurm/start.sh: two nodes on this machine, loopback only, no accounting daemon.
 ClusterName=infscale-test
