@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hub_mirror
 import pytest
 import yaml
 from conftest import offline_env
@@ -32,18 +33,7 @@ ARC = [
     }
     for i in range(6)
 ]
-WSC = [
-    {
-        "text": "The trophy does not fit in the suitcase because it is too big.",
-        "pronoun": "it",
-        "pronoun_loc": 48,
-        "quote": "it is too big",
-        "quote_loc": 48,
-        "options": ["The trophy", "The suitcase"],
-        "label": 0,
-        "source": "test",
-    }
-] * 4
+WSC = hub_mirror.WSC * 2  # the hub dataset's schema, as tests/hub_mirror.py writes it
 
 
 @pytest.fixture(scope="module")
