@@ -398,6 +398,20 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(message)
 
 
+def _selection_arguments(sub: argparse.ArgumentParser) -> None:
+    """The top-k selection's inputs, as `select` and `design` both take them."""
+    sub.add_argument(
+        "--candidates",
+        type=Path,
+        required=True,
+        help="CSV with name, d_model, n_layers, N, D, latency_s",
+    )
+    sub.add_argument("--k", type=_positive_int, required=True)
+    sub.add_argument("--max-params", type=_positive_float, help="N_C")
+    sub.add_argument("--max-tokens", type=_positive_float, help="D_C")
+    sub.add_argument("--max-latency", type=_positive_float, metavar="SECONDS", help="T_C")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="infscale",
@@ -543,16 +557,7 @@ def _parser() -> argparse.ArgumentParser:
         "Pick the k candidates of lowest predicted loss within the budgets (an integer program).",
     )
     sub.add_argument("--fit", type=Path, required=True)
-    sub.add_argument(
-        "--candidates",
-        type=Path,
-        required=True,
-        help="CSV with name, d_model, n_layers, N, D, latency_s",
-    )
-    sub.add_argument("--k", type=_positive_int, required=True)
-    sub.add_argument("--max-params", type=_positive_float, help="N_C")
-    sub.add_argument("--max-tokens", type=_positive_float, help="D_C")
-    sub.add_argument("--max-latency", type=_positive_float, metavar="SECONDS", help="T_C")
+    _selection_arguments(sub)
     sub.add_argument(
         "--max-loss", type=_positive_float, metavar="L", help="predicted-loss ceiling (Eq. 4)"
     )
@@ -578,19 +583,10 @@ def _parser() -> argparse.ArgumentParser:
         help="CSV of possible runs: name, d_model, n_layers, N, D, the shape columns the law "
         "reads, flops (default 6·N·D)",
     )
-    sub.add_argument(
-        "--candidates",
-        type=Path,
-        required=True,
-        help="CSV with name, d_model, n_layers, N, D, latency_s",
-    )
-    sub.add_argument("--k", type=_positive_int, required=True)
+    _selection_arguments(sub)
     sub.add_argument(
         "--budget-flops", type=_positive_float, required=True, metavar="F", help="FLOPs to spend"
     )
-    sub.add_argument("--max-params", type=_positive_float, help="N_C")
-    sub.add_argument("--max-tokens", type=_positive_float, help="D_C")
-    sub.add_argument("--max-latency", type=_positive_float, metavar="SECONDS", help="T_C")
     sub.add_argument(
         "--seed", type=_count, default=0, help="seed of the simulated outcomes (an integer >= 0)"
     )

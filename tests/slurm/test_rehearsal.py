@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,6 @@ def _mirror(root: Path, config: dict) -> Path:
 
 def _first_candidate_past(env: dict, work: Path, step: int, proc) -> tuple[str, Path]:
     """The candidate whose training first passes ``step`` (which ones train, select decides)."""
-    import time
-
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
