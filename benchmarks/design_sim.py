@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from infscale.config import load_config
+from infscale.checks import load_config
 from infscale.design.greedy import greedy_design, likelihood_scale, log_likelihood, normalise
 from infscale.fit.frontier import training_compute
 from infscale.fit.laws import fit_law, predict_points

@@ -30,6 +30,24 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup). Each worker builds its
+# own session and module fixtures, so the tests that share an expensive one go to one worker: the
+# SLURM test cluster (one per machine), the micro workflow run, and each file's module fixtures.
+# The two long groups go first, one to each worker; the rest fill in beside them.
+SHARED_FIXTURE_GROUPS = {"cluster": "slurm", "finished": "micro"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    groups = list(SHARED_FIXTURE_GROUPS.values())
+    group = {}
+    for item in items:
+        shared = [g for f, g in SHARED_FIXTURE_GROUPS.items() if f in item.fixturenames]
+        group[item] = shared[0] if shared else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group[item]))
+    items.sort(key=lambda i: groups.index(group[i]) if group[i] in groups else len(groups))
+
+
 @pytest.fixture(scope="session")
 def default_config() -> dict:
     return load_config(REPO / "config" / "config.yaml", REPO / "config" / "schema.yaml")
