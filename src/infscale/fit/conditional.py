@@ -480,7 +480,7 @@ def refits(
 ) -> tuple[list[dict[str, float]], int]:
     """Refit each resample (a row of point counts) from the full fit ``params``, with the full
     fit's dropped factors; (the fits, how many failed). huber: all resamples at once, the counts
-    weighting the Huber terms, to the tolerances infscale.fit.paper uses for its bootstraps; a row that does
+    weighting the Huber terms, to infscale.fit.paper's bootstrap tolerances; a row that does
     not converge or ends non-finite fails. lm: curve_fit on the drawn points within
     BOOTSTRAP_MAXFEV evaluations; a FitError fails."""
     fits, failed = [], 0

@@ -85,13 +85,19 @@ def _paper_law(name: str, family: str, form: str, inputs: tuple[str, ...] = ()) 
     """A law of the paper's family (infscale.fit.paper) in huber's ``form``; ``inputs``: ("R",)
     for the laws that read R = d_model / n_layers."""
 
+    def ratio(p: Points) -> np.ndarray | None:
+        """R where the law reads it: None otherwise, so that the fit memo (keyed by the
+        arrays) shares a Chinchilla fit with the conditional laws' starts."""
+        return p.R if inputs else None
+
     def fit(tie: str, method: str, p: Points) -> dict[str, float]:
-        return paper.fit_paper_law(family, tie, method, p.N, p.D, p.R, p.loss, form=form)
+        return paper.fit_paper_law(family, tie, method, p.N, p.D, ratio(p), p.loss, form=form)
 
     def refit(
         tie: str, method: str, p: Points, counts: np.ndarray, params: Params
     ) -> tuple[list[dict[str, float]], int]:
-        return paper.refits(family, tie, method, p.N, p.D, p.R, p.loss, counts, params, form)
+        args = (family, tie, method, p.N, p.D, ratio(p), p.loss, counts, params, form)
+        return paper.refits(*args)
 
     return Law(
         name=name,
@@ -100,7 +106,7 @@ def _paper_law(name: str, family: str, form: str, inputs: tuple[str, ...] = ()) 
         fit_form=None,
         inputs=inputs,
         read=_read_ratio if inputs else _read_nothing,
-        loss=lambda params, p: paper.form_loss(form, params, p.N, p.D, p.R),
+        loss=lambda params, p: paper.form_loss(form, params, p.N, p.D, ratio(p)),
         fit=fit,
         refit=refit,
         free=lambda tie, p: free_params(family, tie),
