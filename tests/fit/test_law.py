@@ -57,12 +57,12 @@ def test_each_laws_loss_is_its_formula(name):
     assert law.params == PARAMS[law.family]
 
 
-def test_the_registry_has_the_five_laws_and_fit_json_names_four():
+def test_the_registry_has_the_five_laws_in_the_comparisons_order_and_fit_json_names_four():
     assert list(LAWS) == [
         "chinchilla",
         "inference",
-        "inference-additive",
         "conditional",
+        "inference-additive",
         "conditional-additive",
     ]
     assert {law.name for law in BY_FIT.values()} == set(LAWS) - {"inference-additive"}

@@ -157,13 +157,14 @@ def _conditional_law(name: str, form: str) -> Law:
     )
 
 
+# In the comparison's row order: the contract's three, then the additive variants.
 LAWS: dict[str, Law] = {
     law.name: law
     for law in (
         _paper_law("chinchilla", "chinchilla", "chinchilla"),
         _paper_law("inference", "inference", "inference", ("R",)),
-        _paper_law("inference-additive", "inference", "additive", ("R",)),
         _conditional_law("conditional", "multiplicative"),
+        _paper_law("inference-additive", "inference", "additive", ("R",)),
         _conditional_law("conditional-additive", "additive"),
     )
 }

@@ -41,6 +41,10 @@ from infscale.fit.points import Points
 if TYPE_CHECKING:
     import pandas as pd
 
+# The laws the workflow fits on every fit set (the paper's two; the conditional law is fitted
+# once, for the comparison and, when chosen, for the selection).
+PAPER_LAWS = ("chinchilla", "inference")
+
 
 def law_loss(
     law: str,
