@@ -2,7 +2,7 @@
 
 The reference is what a straightforward replication does: for each of the 4,500 grid starts,
 scipy L-BFGS-B with default tolerances and numerical (2-point) gradients of the same Huber
-objective, keeping the best. The vectorised fit is ``infscale.fit.laws.fit_huber`` (all starts at
+objective, keeping the best. The vectorised fit is ``infscale.fit.paper.fit_huber`` (all starts at
 once with analytic gradients, then a polish). Data: 250 synthetic points from the Chinchilla law
 at the paper's scale with 1% noise (fixed seed); the fit is Chinchilla with alpha and beta free
 (tie none), i.e. the full 6·6·5·5·5 = 4,500-start grid. Prints both times, their ratio and both
@@ -27,7 +27,9 @@ import numpy as np
 from scipy.optimize import minimize
 
 from infscale.fit import huber
-from infscale.fit.laws import fit_huber, free_params, law_loss, positions, refits
+from infscale.fit.core import free_params, positions
+from infscale.fit.laws import law_loss
+from infscale.fit.paper import fit_huber, refits
 
 TRUTH = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
 LAW, TIE = "chinchilla", "none"

@@ -17,9 +17,9 @@ from typing import Any, NoReturn, TypeVar
 from infscale import __version__
 from infscale.errors import InputError, one_line
 from infscale.fit.compare import DEFAULT_LAWS as COMPARE_DEFAULT_LAWS
-from infscale.fit.compare import LAWS as COMPARE_LAWS
 from infscale.fit.conditional import FORMS
-from infscale.fit.laws import LAWS, METHODS, TIES
+from infscale.fit.core import FAMILIES, METHODS, TIES
+from infscale.fit.law import LAWS as COMPARE_LAWS
 from infscale.latency.protocol import BACKENDS, DEVICE_PATTERN, DTYPES, VLLM_PYTHON, Protocol
 from infscale.select.objectives import OBJECTIVES
 from infscale.shapes import PAPER_MULTIPLE_OF, Shape
@@ -74,13 +74,18 @@ def _params(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from infscale.fit.conditional import vocab_hint, with_shape_defaults
-    from infscale.fit.laws import fit_law, numerical_warnings, point_inputs, table_columns
+    from infscale.fit.core import numerical_warnings, table_columns
+    from infscale.fit.law import law_of
+    from infscale.fit.laws import fit_points, read_points
     from infscale.io import read_csv, write_json
     from infscale.provenance import command_provenance
 
     if args.form is not None and args.law != "conditional":
         raise InputError("--form applies only to --law conditional")
+    law = law_of(args.law, args.form)
     points = read_csv(args.data, required=["N", "D", "loss"])
     if args.fit_set is not None:
         if args.fit_set not in points.columns:
@@ -88,29 +93,24 @@ def _fit(args: argparse.Namespace) -> None:
         points = points[points[args.fit_set] == 1]
         if points.empty:
             raise InputError(f"{args.data}: no row has {args.fit_set} = 1 (--fit-set)")
-    if args.law == "conditional":
-        points = with_shape_defaults(points, args.vocab_size, args.multiple_of)
+    points = with_shape_defaults(points, args.vocab_size, args.multiple_of)
     try:
-        N, D, R, variables = _reading(args.data, point_inputs, args.law, points)
+        read = _reading(args.data, read_points, law, points)
     except InputError as err:
         raise InputError(f"{err}{vocab_hint(points, args.vocab_size, err)}") from None
     (loss,) = _reading(args.data, table_columns, points, ["loss"], "the fit")
+    data = replace(
+        read,
+        loss=loss,
+        groups=points["size_group"].astype(str).to_numpy()
+        if "size_group" in points.columns
+        else None,
+        runs=points["run"].astype(str).to_numpy() if "run" in points.columns else None,
+    )
     caught: list[str] = []
     with numerical_warnings(caught):
-        result = fit_law(
-            args.law,
-            N,
-            D,
-            loss,
-            R,
-            variables=variables,
-            form=args.form,
-            method=args.method,
-            tie=args.tie,
-            groups=points["size_group"].astype(str) if "size_group" in points.columns else None,
-            runs=points["run"].astype(str).to_numpy() if "run" in points.columns else None,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
+        result = fit_points(
+            law, data, method=args.method, tie=args.tie, bootstrap=args.bootstrap, seed=args.seed
         )
     result["warnings"] += caught
     result |= {
@@ -304,8 +304,8 @@ def _read_fit(path: Path) -> dict:
     from infscale.io import read_json
 
     fit = read_json(path)
-    if not isinstance(fit, dict) or fit.get("law") not in LAWS:
-        raise InputError(f"{path}: not a fit result (no law {' or '.join(LAWS)})")
+    if not isinstance(fit, dict) or fit.get("law") not in FAMILIES:
+        raise InputError(f"{path}: not a fit result (no law {' or '.join(FAMILIES)})")
     _reading(path, check_fit, fit)
     return fit
 
@@ -480,7 +480,7 @@ def _parser() -> argparse.ArgumentParser:
         "vocab_size, ffn_hidden and where present n_heads, n_kv_heads, head_dim for the "
         "conditional law)",
     )
-    sub.add_argument("--law", choices=LAWS, required=True)
+    sub.add_argument("--law", choices=FAMILIES, required=True)
     sub.add_argument(
         "--form",
         choices=FORMS,

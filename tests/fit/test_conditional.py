@@ -16,14 +16,8 @@ import pytest
 
 from infscale.errors import InputError
 from infscale.fit import conditional
-from infscale.fit.laws import (
-    PARAMS,
-    fit_law,
-    law_loss,
-    predict,
-    predict_points,
-    predict_points_interval,
-)
+from infscale.fit.core import PARAMS
+from infscale.fit.laws import fit_law, law_loss, predict, predict_points, predict_points_interval
 from infscale.shapes import ffn_hidden, param_count
 
 TRUTH = {

@@ -15,17 +15,8 @@ import pytest
 from test_laws import SCALES, fit, grid, synthetic
 
 from infscale.fit import huber
-from infscale.fit.laws import (
-    PARAMS,
-    TIES,
-    expand,
-    fit_law,
-    free_params,
-    law_loss,
-    positions,
-    predict,
-    predict_interval,
-)
+from infscale.fit.core import PARAMS, TIES, expand, free_params, positions
+from infscale.fit.laws import fit_law, law_loss, predict, predict_interval
 
 UNIT = {"A": 2.0, "B": 3.0, "E": 1.5, "alpha": 0.5, "beta": 0.7, "gamma": 0.8, "epsilon": 0.3}
 CASES = [(law, tie) for law in ("chinchilla", "inference") for tie in TIES]  # the paper's laws

@@ -5,7 +5,7 @@ D 2/4/8 x N, R 3-48 (a CPU grid). Findings the tests pin down about the paper's 
 from all ones): it recovers the law exactly wherever gamma is tied to alpha, at both scales; it
 never leaves its start for Chinchilla with beta free at the paper's scale (an error); with gamma
 free it lands on a degenerate fit (R² near 0, a term dropped) at both scales. A fit of a
-less-tied form also starts from the tied form's fit (laws.fit_nested) and so recovers the law.
+less-tied form also starts from the tied form's fit (infscale.fit.nested) and so recovers the law.
 """
 
 from __future__ import annotations
@@ -17,25 +17,18 @@ import pandas as pd
 import pytest
 
 from infscale.errors import InputError
+from infscale.fit.bootstrap import resample_runs
+from infscale.fit.core import PARAMS, FitError, expand, free_params, positions
 from infscale.fit.laws import (
-    PARAMS,
-    FitError,
-    _huber_objective,
-    expand,
     fit_law,
-    fit_lm,
-    fit_warnings,
-    free_params,
     law_loss,
-    metrics,
-    positions,
     predict,
     predict_interval,
     predict_points,
     predict_points_interval,
-    resample_runs,
-    spearman_by_group,
 )
+from infscale.fit.metrics import fit_warnings, metrics, spearman_by_group
+from infscale.fit.paper import _huber_objective, fit_lm
 
 SCALES = {
     "paper": dict(n=(8e7, 3.4e8), mults=(20, 40, 160), r=(17, 213), A=406.4, B=410.7, E=1.69),

@@ -69,7 +69,7 @@ def synthetic(law: str) -> pd.DataFrame:
         "b2": 0.012,
     }
     N, D, R, _, V = inputs(frame.assign(loss=1.0))
-    from infscale.fit.laws import PARAMS
+    from infscale.fit.core import PARAMS
 
     params = {p: truth[p] for p in PARAMS[law]}
     clean = law_loss(law, params, N, D, R if law == "inference" else None, variables=V)

@@ -13,7 +13,8 @@ from conftest import run
 from test_nested import MARIN, TIES, check_nested, inputs, marin, synthetic
 
 from infscale.fit.compare import fit_params, predict
-from infscale.fit.laws import TIED, fit_law, law_loss
+from infscale.fit.core import TIED
+from infscale.fit.laws import fit_law, law_loss
 
 TRUTH = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28, "gamma": 0.2}
 
@@ -93,7 +94,7 @@ def test_vp_through_fit_and_compare(capsys, tmp_path):
 
 def test_vp_from_a_start_where_the_law_is_not_finite_fails_as_a_fit_error():
     """A start whose design overflows (alpha at its bound on tiny N) is skipped, not a crash."""
-    from infscale.fit.laws import FitError
+    from infscale.fit.core import FitError
     from infscale.fit.vp import fit_vp
 
     N = np.geomspace(1e-200, 1e-190, 8)
@@ -110,7 +111,7 @@ def test_vp_solves_the_conditional_additive_forms_shape_coefficients_linearly(ti
     Three MLP widths, so that ln r, 1/r and E are not collinear. The multiplicative form's
     factors do not enter linearly: a FitError says so."""
     from infscale.fit import conditional
-    from infscale.fit.laws import FitError
+    from infscale.fit.core import FitError
 
     rows = [
         {"d_model": d, "n_layers": layers, "ffn_hidden": ratio * d, "vocab_size": 1000, "N": N}

@@ -3,7 +3,7 @@
 The law comparison (compare.py) scores every law × tie on the same points; the selection has to
 predict candidates bigger than every grid model, so the score that matters is the progressive
 extrapolation error (fit on the smaller size groups, predict the next). The chosen row is the
-one with the lowest such error among the laws ``infscale fit`` can fit (compare.FIT_LAWS: not
+one with the lowest such error among the laws ``infscale fit`` can fit (infscale.fit.law.BY_FIT: not
 inference-additive) by the configured method; rows within ``LOGO_TIE`` of the best are not told
 apart by a few folds, and among them the lowest AIC wins (fewer parameters at equal fit). A row
 without that score (its fit failed, or every fold did: ``error``, ``warnings``) is out of the
@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from infscale.errors import InputError
-from infscale.fit.compare import FIT_LAWS
+from infscale.fit.law import BY_FIT, LAWS
 
 # Relative margin within which two progressive extrapolation errors count as equal.
 LOGO_TIE = 0.05
@@ -26,7 +26,10 @@ LOGO_TIE = 0.05
 
 def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
     """The ``choice`` record: law, form, tie, method, the scores and a one-line reason."""
-    entrants = comparison[comparison["law"].isin(list(FIT_LAWS)) & (comparison["method"] == method)]
+    entrants = comparison[
+        comparison["law"].isin([law.name for law in BY_FIT.values()])
+        & (comparison["method"] == method)
+    ]
     scored = entrants["logo_rel_err"].notna()
     rows = entrants[scored]
     out = "; ".join(_why_out(row) for _, row in entrants[~scored].iterrows())
@@ -40,7 +43,7 @@ def choose_form(comparison: pd.DataFrame, method: str) -> dict[str, Any]:
     pick = tied.sort_values(["aic", "logo_rel_err"], kind="stable").iloc[0]
     chinchilla = rows.loc[rows["law"] == "chinchilla", "logo_rel_err"]
     base = float(chinchilla.min()) if len(chinchilla) else math.nan
-    law, form = FIT_LAWS[pick["law"]]
+    law, form = LAWS[pick["law"]].family, LAWS[pick["law"]].fit_form
     ratio = float(pick["logo_rel_err"]) / base if base > 0 else math.nan
     others = len(tied) - 1
     reason = (
@@ -79,7 +82,7 @@ def configured_choice(
     law: str, tie: str, method: str, comparison: pd.DataFrame | None = None
 ) -> dict[str, Any]:
     """The ``choice`` record of a law the config names (``select.law`` other than auto)."""
-    form = "multiplicative" if law == "conditional" else None
+    form = LAWS[law].fit_form
     record = {
         "mode": "configured",
         "law": law,

@@ -20,7 +20,7 @@ in both rows. ``lm`` is the paper's procedure (the follow-up's, LM from a Chinch
 the conditional laws; it cannot fit ``inference-additive``, whose rows then carry an error);
 ``huber`` is Chinchilla's, from the same start grid for every law, so that only the law differs.
 Either fits a less-tied form also from its special case's optimum and keeps the better
-(laws.fit_nested), so that no row reports a worse objective than the form it nests.
+(infscale.fit.nested), so that no row reports a worse objective than the form it nests.
 
 Columns (COLUMNS; the contract's first, then extras the report and select.law auto read):
 n_params (free), n_fit (fit-set rows), fit_mse; test_mse, test_max_abs_err (|y - ŷ|) and
@@ -33,7 +33,7 @@ whose fit fails or predicts a non-finite loss, is skipped, counted in logo_skipp
 named in warnings). It uses every row, fit set or not: it
 is its own split. aic = n·ln(RSS/n) + 2k over the fit set (Gaussian residuals); params is a
 JSON object of every parameter (tied and dropped ones included), as FIT.json has them;
-warnings a JSON list: signs of a degenerate fit (laws.fit_warnings: a negative coefficient, E or
+warnings a JSON list: signs of a degenerate fit (metrics.fit_warnings: a negative coefficient, E or
 an exponent at its bound 0, a dropped term), why each empty metric is empty (a skipped fold and
 its reason, no test rows, no ranking), and the numerical warnings raised, caught instead of
 printed; error why the law did not run (a missing column, too few fit rows, a failed fit).
@@ -53,30 +53,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import conditional, laws
-from infscale.fit.laws import FitError, free_params
+from infscale.fit import conditional
+from infscale.fit.bootstrap import bootstrap_summary, resample_runs
+from infscale.fit.core import METHODS, TIES, FitError, check_choice, numerical_warnings
+from infscale.fit.core import table_columns as columns
+from infscale.fit.law import LAWS, Law
+from infscale.fit.metrics import fit_warnings, metrics
+from infscale.fit.points import Points
 from infscale.shapes import PAPER_MULTIPLE_OF
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI reads LAWS and starts fast
     import pandas as pd
 
-# Comparison law -> (the law whose parameters it has, its form: huber's objective, or the
-# conditional law's form).
-LAWS: dict[str, tuple[str, str]] = {
-    "chinchilla": ("chinchilla", "chinchilla"),
-    "inference": ("inference", "inference"),
-    "conditional": ("conditional", "multiplicative"),
-    "inference-additive": ("inference", "additive"),
-    "conditional-additive": ("conditional", "additive"),
-}
 DEFAULT_LAWS = ("chinchilla", "inference", "conditional")
-# The comparison laws ``infscale fit`` fits: name -> (its --law, its --form).
-FIT_LAWS: dict[str, tuple[str, str | None]] = {
-    "chinchilla": ("chinchilla", None),
-    "inference": ("inference", None),
-    "conditional": ("conditional", "multiplicative"),
-    "conditional-additive": ("conditional", "additive"),
-}
 CONTRACT_COLUMNS = [
     "law",
     "tie",
@@ -102,31 +91,8 @@ COLUMNS = [
     "logo_skipped",
 ]
 BOOTSTRAP_COLUMNS = ["bootstrap_k", "bootstrap_failed", "params_ci95"]
-# Why a Spearman correlation is empty (laws.metrics: under 2 points, or constant, per group).
+# Why a Spearman correlation is empty (metrics.metrics: under 2 points, or constant, per group).
 NO_RANKING = "no size group has 2 or more points with distinct losses and predictions"
-
-
-class _Points:
-    """The arrays every fit reads, for any subset of the rows (``take``)."""
-
-    def __init__(self, N, D, R, variables, y, group, runs) -> None:
-        self.N, self.D, self.R, self.V, self.y = N, D, R, variables, y
-        self.group, self.runs = group, runs
-
-    def take(self, mask: np.ndarray) -> _Points:
-        def cut(a):
-            return None if a is None else a[mask]
-
-        V = None if self.V is None else {name: v[mask] for name, v in self.V.items()}
-        return _Points(
-            self.N[mask],
-            self.D[mask],
-            cut(self.R),
-            V,
-            self.y[mask],
-            cut(self.group),
-            cut(self.runs),
-        )
 
 
 def compare_laws(
@@ -138,7 +104,7 @@ def compare_laws(
     group_by: str | None = None,
     bootstrap: int = 0,
     seed: int = 0,
-    ties: Sequence[str] = laws.TIES,
+    ties: Sequence[str] = TIES,
     vocab_size: int | None = None,
     multiple_of: int = PAPER_MULTIPLE_OF,
 ) -> pd.DataFrame:
@@ -160,9 +126,9 @@ def compare_laws(
             f"unknown law {', '.join(unknown) or '(none given)'} (--laws): "
             f"choose from {', '.join(LAWS)}"
         )
-    if method not in laws.METHODS:
-        raise InputError(f"method must be one of {', '.join(laws.METHODS)}, got {method!r}")
-    data, unreadable = _read_points(points, law_names, group_by, vocab_size, multiple_of)
+    check_choice("method", method, METHODS)
+    chosen = [LAWS[name] for name in dict.fromkeys(law_names)]
+    data, unreadable = _read_points(points, chosen, group_by, vocab_size, multiple_of)
     fit = np.ones(len(points), dtype=bool)
     if fit_set is not None:
         if fit_set not in points.columns:
@@ -172,28 +138,28 @@ def compare_laws(
             raise InputError(f"no row has {fit_set} = 1 (--fit-set)")
     train = data.take(fit)
     for tie in ties:
-        laws.free_params("chinchilla", tie)  # an InputError names an unknown tie
-    specs = [(name, tie) for name in dict.fromkeys(law_names) for tie in ties]
+        check_choice("tie", tie, TIES)
     order = None
-    if data.group is not None:
-        order = pd.Series(data.N).groupby(data.group).median().sort_values().index.tolist()
+    if data.groups is not None:
+        order = pd.Series(data.N).groupby(data.groups).median().sort_values().index.tolist()
     done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     rows = []
-    for name, tie in specs:
-        key = (name, _free(name, tie, train.V))
-        if key not in done:
-            k = n_params(name, tie, train.V)
-            reason = unreadable.get(LAWS[name][0]) or (
-                f"{len(train.y)} fit row(s) for the {k} free parameters: need at least {k}"
-                if len(train.y) < k
-                else None
-            )
-            done[key] = (
-                _failed(name, method, k, train, reason)
-                if reason
-                else _row(name, tie, method, data, fit, order, bootstrap, seed)
-            )
-        rows.append(done[key] | {"tie": tie})
+    for law in chosen:
+        for tie in ties:
+            key = (law.name, law.free(tie, train))
+            if key not in done:
+                k = len(key[1])
+                reason = unreadable.get(law.name) or (
+                    f"{len(train)} fit row(s) for the {k} free parameters: need at least {k}"
+                    if len(train) < k
+                    else None
+                )
+                done[key] = (
+                    _failed(law, method, k, train, reason)
+                    if reason
+                    else _row(law, tie, method, data, fit, order, bootstrap, seed)
+                )
+            rows.append(done[key] | {"tie": tie})
     table = pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
     if table["error"].notna().all():
         first = table.iloc[0]
@@ -204,95 +170,67 @@ def compare_laws(
     return table
 
 
-def _failed(name: str, method: str, k: int, train: _Points, reason: str) -> dict[str, Any]:
+def _failed(law: Law, method: str, k: int, train: Points, reason: str) -> dict[str, Any]:
     """The row of a law that could not run, with the reason."""
-    return {"law": name, "method": method, "n_params": k, "n_fit": len(train.y), "error": reason}
+    return {"law": law.name, "method": method, "n_params": k, "n_fit": len(train), "error": reason}
 
 
 def _read_points(
     points: pd.DataFrame,
-    law_names: Sequence[str],
+    chosen: Sequence[Law],
     group_by: str | None,
     vocab_size: int | None,
     multiple_of: int,
-) -> tuple[_Points, dict[str, str]]:
-    """The points, and {law (its parameters' name): why it cannot read them}."""
-    params_of = {LAWS[name][0] for name in law_names}
-    N, D, y = laws.table_columns(points, ["N", "D", "loss"], "the comparison")
-    R = V = None
+) -> tuple[Points, dict[str, str]]:
+    """The points with every input the ``chosen`` laws read, and {law: why it cannot read
+    them}."""
+    N, D, y = columns(points, ["N", "D", "loss"], "the comparison")
+    shaped = conditional.with_shape_defaults(points, vocab_size, multiple_of)
+    inputs: dict[str, Any] = {}
     unreadable: dict[str, str] = {}
-    if "inference" in params_of:
+    for law in chosen:
         try:
-            d, layers = laws.table_columns(points, ["d_model", "n_layers"], "the inference law")
-            R = d / layers
+            inputs |= law.read(shaped, ())
         except InputError as err:
-            unreadable["inference"] = str(err)
-    if "conditional" in params_of:
-        try:
-            V = conditional.factor_variables(
-                conditional.with_shape_defaults(points, vocab_size, multiple_of)
-            )
-        except InputError as err:
-            unreadable["conditional"] = str(err) + conditional.vocab_hint(points, vocab_size, err)
+            unreadable[law.name] = str(err) + conditional.vocab_hint(points, vocab_size, err)
     if group_by is not None and group_by not in points.columns:
         raise InputError(f"no column {group_by} (--group-by)")
     column = group_by or ("size_group" if "size_group" in points.columns else None)
     group = None if column is None else points[column].astype(str).to_numpy()
     runs = points["run"].astype(str).to_numpy() if "run" in points.columns else None
-    return _Points(N, D, R, V, y, group, runs), unreadable
-
-
-def _free(name: str, tie: str, variables: Mapping[str, np.ndarray] | None) -> tuple[str, ...]:
-    """The parameters a law fits under ``tie`` (a conditional law: less its dropped factors';
-    all of them when its variables could not be read)."""
-    law, _ = LAWS[name]
-    if law == "conditional":
-        dropped = () if variables is None else conditional.dropped_factors(variables)
-        return conditional.free_params(tie, dropped)
-    return free_params(law, tie)
+    return Points(N, D, y, groups=group, runs=runs, **inputs), unreadable
 
 
 def n_params(name: str, tie: str, variables: Mapping[str, np.ndarray] | None = None) -> int:
-    return len(_free(name, tie, variables))
+    """How many parameters law ``name`` fits under ``tie`` (the conditional laws: less their
+    dropped factors', all of them without ``variables``)."""
+    points = Points(np.empty(0), np.empty(0), variables=variables)
+    return len(LAWS[name].free(tie, points))
 
 
 def predict(name: str, params: Mapping[str, float], N, D, R=None, variables=None) -> np.ndarray:
     """The law's loss; ``R`` is read by the inference laws, ``variables`` ({factor: values})
     by the conditional ones."""
-    law, form = LAWS[name]
-    if law == "conditional":
-        return laws.law_loss(law, params, N, D, variables=variables, form=form)
-    if form == "additive":
-        base = laws.law_loss("chinchilla", {p: params[p] for p in laws.PARAMS["chinchilla"]}, N, D)
-        return base + params["epsilon"] * np.asarray(R, dtype=float) ** params["gamma"]
-    return laws.law_loss(law, params, N, D, R if law == "inference" else None)
+    return LAWS[name].loss(params, Points(N, D, R=R, variables=variables))
 
 
 def fit_params(name: str, tie: str, method: str, N, D, R, loss, variables=None) -> dict[str, float]:
     """The fitted parameters (every one of the law's, tied and dropped ones included)."""
-    law, form = LAWS[name]
-    if law == "conditional":
-        return conditional.fit(form, tie, method, N, D, variables, loss)[0]
-    R_ = R if law == "inference" else None
-    return laws.fit_paper_law(law, tie, method, N, D, R_, loss, form=form)
+    return LAWS[name].fit(tie, method, Points(N, D, loss, R=R, variables=variables))
 
 
-def _fit(name: str, tie: str, method: str, p: _Points) -> dict[str, float]:
-    params = fit_params(name, tie, method, p.N, p.D, p.R, p.y, p.V)
+def _fit(law: Law, tie: str, method: str, p: Points) -> dict[str, float]:
+    params = law.fit(tie, method, p)
     if not all(np.isfinite(v) for v in params.values()):  # e.g. A -> inf with alpha
         raise FitError("the fit diverged: non-finite parameters")
     return params
 
 
-def _predict(name: str, params: Mapping[str, float], p: _Points) -> np.ndarray:
-    return predict(name, params, p.N, p.D, p.R, p.V)
-
-
 def _row(
-    name: str,
+    law: Law,
     tie: str,
     method: str,
-    data: _Points,
+    data: Points,
     fit: np.ndarray,
     order: list[str] | None,
     bootstrap: int,
@@ -301,16 +239,16 @@ def _row(
     """One (law, tie) row; ``warnings`` (a JSON list) says why each empty metric is empty and
     holds the numerical warnings raised on the way, caught rather than printed."""
     notes: list[str] = []
-    with laws.numerical_warnings(notes):
-        row = _scores(name, tie, method, data, fit, order, bootstrap, seed, notes)
+    with numerical_warnings(notes):
+        row = _scores(law, tie, method, data, fit, order, bootstrap, seed, notes)
     return row | {"warnings": json.dumps(notes, ensure_ascii=False) if notes else None}
 
 
 def _scores(
-    name: str,
+    law: Law,
     tie: str,
     method: str,
-    data: _Points,
+    data: Points,
     fit: np.ndarray,
     order: list[str] | None,
     bootstrap: int,
@@ -318,19 +256,19 @@ def _scores(
     notes: list[str],
 ) -> dict[str, Any]:
     train, test = data.take(fit), data.take(~fit)
-    k = n_params(name, tie, train.V)
-    row: dict[str, Any] = {"law": name, "method": method, "n_params": k, "n_fit": len(train.y)}
+    k = len(law.free(tie, train))
+    row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
     try:
-        params = _fit(name, tie, method, train)
+        params = _fit(law, tie, method, train)
     except FitError as err:
         return row | {"error": " ".join(str(err).split())}
-    notes += laws.fit_warnings(params, train.N, train.D)
-    resid = train.y - _predict(name, params, train)
+    notes += fit_warnings(params, train.N, train.D)
+    resid = train.loss - law.loss(params, train)
     rss = float(np.sum(resid**2))
-    scores = laws.metrics(train.y, train.y - resid, train.group)
+    scores = metrics(train.loss, train.loss - resid, train.groups)
     row |= {
         "fit_mse": scores["mse"],
-        "aic": len(train.y) * np.log(rss / len(train.y)) + 2 * k if rss > 0 else -np.inf,
+        "aic": len(train) * np.log(rss / len(train)) + 2 * k if rss > 0 else -np.inf,
         "params": json.dumps(params),
         "fit_r2": scores["r2"],
         "fit_spearman": scores["spearman"],
@@ -339,12 +277,12 @@ def _scores(
         notes.append("fit_r2 empty: every fit-set loss is the same")
     if scores["spearman"] is None:
         notes.append(f"fit_spearman empty: {NO_RANKING}")
-    if len(test.y):
-        guess = _predict(name, params, test)
+    if len(test):
+        guess = law.loss(params, test)
         row |= {
-            "test_mse": float(np.mean((test.y - guess) ** 2)),
-            "test_max_abs_err": float(np.max(np.abs(test.y - guess))),
-            "test_spearman": laws.metrics(test.y, guess, test.group)["spearman"],
+            "test_mse": float(np.mean((test.loss - guess) ** 2)),
+            "test_max_abs_err": float(np.max(np.abs(test.loss - guess))),
+            "test_spearman": metrics(test.loss, guess, test.groups)["spearman"],
         }
         if row["test_spearman"] is None:
             notes.append(f"test_spearman empty: {NO_RANKING}")
@@ -353,28 +291,28 @@ def _scores(
     if order is None:
         notes.append("logo_* empty: no size-group column (--group-by) to extrapolate across")
     else:
-        row |= _progressive(name, tie, method, data, order, notes)
+        row |= _progressive(law, tie, method, data, order, notes)
     if bootstrap:
-        row |= _bootstrap(name, tie, method, train, params, bootstrap, seed)
+        row |= _bootstrap(law, tie, method, train, params, bootstrap, seed)
         if row["params_ci95"] is None:
             notes.append(f"params_ci95 empty: all {bootstrap} bootstrap refits failed")
     return row
 
 
 def _progressive(
-    name: str, tie: str, method: str, data: _Points, order: list[str], notes: list[str]
+    law: Law, tie: str, method: str, data: Points, order: list[str], notes: list[str]
 ) -> dict[str, Any]:
     """logo_*: fit on the groups before each in ``order``, predict that group; a skipped
     fold's reason goes to ``notes``."""
     rel, folds, skipped = [], 0, 0
     for j in range(1, len(order)):
-        train = data.take(np.isin(data.group, order[:j]))
-        test = data.take(data.group == order[j])
-        k = n_params(name, tie, train.V)
+        train = data.take(np.isin(data.groups, order[:j]))
+        test = data.take(data.groups == order[j])
+        k = len(law.free(tie, train))
         try:
-            if len(train.y) < k:
-                raise FitError(f"{len(train.y)} row(s) for {k} free parameters")
-            guess = _predict(name, _fit(name, tie, method, train), test)
+            if len(train) < k:
+                raise FitError(f"{len(train)} row(s) for {k} free parameters")
+            guess = law.loss(_fit(law, tie, method, train), test)
             if not np.all(np.isfinite(guess)):
                 raise FitError("its fit predicts a non-finite loss")
         except FitError as err:
@@ -382,7 +320,7 @@ def _progressive(
             notes.append(f"fold {j} (predict {order[j]}) skipped: {' '.join(str(err).split())}")
             continue
         folds += 1
-        rel.extend(np.abs(test.y - guess) / test.y)
+        rel.extend(np.abs(test.loss - guess) / test.loss)
     counts = {"logo_folds": folds, "logo_skipped": skipped}
     if not rel:
         notes.append(f"logo_rel_err, logo_max_rel_err empty: all {skipped} fold(s) skipped")
@@ -391,29 +329,19 @@ def _progressive(
 
 
 def _bootstrap(
-    name: str,
+    law: Law,
     tie: str,
     method: str,
-    train: _Points,
+    train: Points,
     params: Mapping[str, float],
     k: int,
     seed: int,
 ) -> dict[str, Any]:
     """bootstrap_*, params_ci95: ``infscale fit``'s refits of run-level resamples."""
-    law, form = LAWS[name]
-    runs = np.arange(len(train.y)) if train.runs is None else train.runs
-    counts = laws.resample_runs(runs, k, np.random.default_rng(seed))
-    if law == "conditional":
-        dropped = conditional.dropped_factors(train.V)
-        kept = {n: v for n, v in train.V.items() if n not in dropped}
-        fits, failed = conditional.refits(
-            form, tie, method, dropped, train.N, train.D, kept, train.y, counts, params
-        )
-    else:
-        fits, failed = laws.refits(
-            law, tie, method, train.N, train.D, train.R, train.y, counts, params, form=form
-        )
-    ci = laws.bootstrap_summary(law, fits, failed)["ci95"]
+    runs = np.arange(len(train)) if train.runs is None else train.runs
+    counts = resample_runs(runs, k, np.random.default_rng(seed))
+    fits, failed = law.refit(tie, method, train, counts, params)
+    ci = bootstrap_summary(law.family, fits, failed)["ci95"]
     return {
         "bootstrap_k": k,
         "bootstrap_failed": failed,

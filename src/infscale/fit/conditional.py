@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import huber, laws
+from infscale.fit import core, huber, nested, paper
 from infscale.fit.huber import DELTA
 from infscale.fit.vp import fit_vp
 from infscale.shapes import ffn_hidden
@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 Data = tuple[np.ndarray, np.ndarray, Mapping[str, np.ndarray], np.ndarray]
 
 FORMS = ("multiplicative", "additive")
-PARAMS = laws.PARAMS["conditional"]
-CHINCHILLA = laws.PARAMS["chinchilla"]
+PARAMS = core.PARAMS["conditional"]
+CHINCHILLA = core.PARAMS["chinchilla"]
 # Factor -> its variable's symbol and its (ln v, 1/v) coefficients.
 FACTORS: dict[str, tuple[str, str, str]] = {
     "width": ("x", "a1", "a2"),
@@ -155,7 +155,7 @@ def vocab_hint(points: pd.DataFrame, vocab_size: int | None, error: InputError) 
 
 
 def _columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> list[np.ndarray]:
-    return laws.table_columns(frame, names, f"the conditional law's {what}")
+    return core.table_columns(frame, names, f"the conditional law's {what}")
 
 
 def dropped_factors(variables: Mapping[str, np.ndarray]) -> tuple[str, ...]:
@@ -187,7 +187,7 @@ def conditional_loss(
 ) -> np.ndarray:
     """The loss the law predicts; a factor absent from ``variables`` (dropped) contributes
     nothing. Broadcasts: params may be (samples, 1) arrays against (1, points) inputs."""
-    base = laws.chinchilla_loss(N, D, *(params[p] for p in CHINCHILLA))
+    base = core.chinchilla_loss(N, D, *(params[p] for p in CHINCHILLA))
     terms = {name: _term(params, name, v) for name, v in variables.items()}
     return _combine(form, base, terms)[0]
 
@@ -227,13 +227,13 @@ def optima(params: Mapping[str, float], dropped: Sequence[str]) -> dict[str, flo
 def free_params(tie: str, dropped: Sequence[str] = ()) -> tuple[str, ...]:
     """The parameters fitted: the tie mode's, less the coefficients of dropped factors."""
     fixed = {c for name in dropped for c in FACTORS[name][1:]}
-    return tuple(p for p in laws.free_params("conditional", tie) if p not in fixed)
+    return tuple(p for p in core.free_params("conditional", tie) if p not in fixed)
 
 
 def positions(tie: str, dropped: Sequence[str] = ()) -> dict[str, int]:
     """Each fitted parameter's column in the free vector (beta tied: alpha's)."""
     free = free_params(tie, dropped)
-    tied = laws.TIED[tie]
+    tied = core.TIED[tie]
     return {p: free.index("alpha" if p in tied else p) for p in PARAMS if p in free or p in tied}
 
 
@@ -278,7 +278,7 @@ def fit_nested(
     loss: np.ndarray,
 ) -> dict[str, float]:
     """``method``'s fit (FITTERS), also started from the fit of the tie mode it nests, the
-    better kept (infscale.fit.laws.fit_nested): lm's objective is the sum of squares, huber's
+    better kept (infscale.fit.nested.fit_nested): lm's objective is the sum of squares, huber's
     its Huber sum."""
     data = (N, D, kept, np.log(loss))
 
@@ -288,13 +288,13 @@ def fit_nested(
         if start is None:
             return FITTERS[method](form, tie, dropped, N, D, kept, loss)
         if method == "lm":
-            return fit_lm(form, tie, dropped, N, D, kept, loss, start, laws.WARM_MAXFEV)
+            return fit_lm(form, tie, dropped, N, D, kept, loss, start, paper.WARM_MAXFEV)
         where = positions(tie, dropped)
         u, value = huber.best_optimum(
             objective(form, where, data), _to_u(tie, dropped, start)[None, :]
         )
         if not np.isfinite(value):
-            raise laws.FitError("the huber fit from the tied optimum found no finite optimum")
+            raise core.FitError("the huber fit from the tied optimum found no finite optimum")
         return _from_u(tie, dropped, u)
 
     def value(tie: str, params: Mapping[str, float]) -> float:
@@ -305,7 +305,7 @@ def fit_nested(
 
     arrays = (N, D, loss, *(kept[n] for n in sorted(kept)))
     key = ("conditional", form, method, tuple(dropped), *(a.tobytes() for a in arrays))
-    return laws.fit_nested(tie, key, lambda t: free_params(t, dropped), fit, value)
+    return nested.fit_nested(tie, key, lambda t: free_params(t, dropped), fit, value)
 
 
 def fit_lm(
@@ -317,7 +317,7 @@ def fit_lm(
     kept: Mapping[str, np.ndarray],
     loss: np.ndarray,
     start: Mapping[str, float] | None = None,
-    maxfev: int = laws.MAXFEV,
+    maxfev: int = paper.MAXFEV,
 ) -> dict[str, float]:
     """curve_fit (LM) on the raw loss from ``start``; by default a Chinchilla huber fit of the
     same points (exponents tied, whatever ``tie``: LM then frees what the tie mode frees) with
@@ -327,7 +327,7 @@ def fit_lm(
     from scipy.optimize import OptimizeWarning, curve_fit
 
     if start is None:  # every exponent tied: 900 grid starts, not 4,500, for a point LM leaves
-        chinchilla = laws.fit_huber("chinchilla", "all", N, D, None, loss)
+        chinchilla = paper.fit_huber("chinchilla", "all", N, D, None, loss)
         start = chinchilla | dict.fromkeys(SHAPE_COEFS, 0.0)
     free = free_params(tie, dropped)
 
@@ -346,11 +346,11 @@ def fit_lm(
                 maxfev=maxfev,
             )
         except (RuntimeError, ValueError) as err:
-            raise laws.FitError(
+            raise core.FitError(
                 f"the lm fit did not converge: {' '.join(str(err).split())}"
             ) from None
     if not np.all(np.isfinite(theta)):
-        raise laws.FitError("the lm fit did not converge: non-finite parameters")
+        raise core.FitError("the lm fit did not converge: non-finite parameters")
     return expand(tie, dropped, theta)
 
 
@@ -367,16 +367,16 @@ def fit_huber(
     every point of SHAPE_STARTS (all at once, infscale.fit.huber.best_optimum); the best runs
     are polished to precision and the lowest objective is kept."""
     where = positions(tie, dropped)
-    u_chin, _ = laws.huber_optimum("chinchilla", tie, N, D, None, loss)
+    u_chin, _ = paper.huber_optimum("chinchilla", tie, N, D, None, loss)
     base = np.zeros(len(free_params(tie, dropped)))
-    for p, j in laws.positions("chinchilla", tie).items():
+    for p, j in core.positions("chinchilla", tie).items():
         base[where[p]] = u_chin[j]
     coefs = sorted({where[c] for name in kept for c in FACTORS[name][1:]})
     starts = np.repeat(base[None, :], len(SHAPE_STARTS) ** len(coefs), axis=0)
     starts[:, coefs] = list(itertools.product(SHAPE_STARTS, repeat=len(coefs)))
     u, value = huber.best_optimum(objective(form, where, (N, D, kept, np.log(loss))), starts)
     if not np.isfinite(value) or not np.all(np.isfinite(u)):
-        raise laws.FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
+        raise core.FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
     return _from_u(tie, dropped, u)
 
 
@@ -460,7 +460,7 @@ def _from_u(tie: str, dropped: Sequence[str], u: np.ndarray) -> dict[str, float]
 def _to_u(tie: str, dropped: Sequence[str], params: Mapping[str, float]) -> np.ndarray:
     return np.array(
         [
-            laws.log_coefficient(params[p]) if p in LOG_PARAMS else params[p]
+            core.log_coefficient(params[p]) if p in LOG_PARAMS else params[p]
             for p in free_params(tie, dropped)
         ]
     )
@@ -480,7 +480,7 @@ def refits(
 ) -> tuple[list[dict[str, float]], int]:
     """Refit each resample (a row of point counts) from the full fit ``params``, with the full
     fit's dropped factors; (the fits, how many failed). huber: all resamples at once, the counts
-    weighting the Huber terms, to the tolerances laws uses for its bootstraps; a row that does
+    weighting the Huber terms, to infscale.fit.paper's bootstrap tolerances; a row that does
     not converge or ends non-finite fails. lm: curve_fit on the drawn points within
     BOOTSTRAP_MAXFEV evaluations; a FitError fails."""
     fits, failed = [], 0
@@ -492,7 +492,7 @@ def refits(
                 fits.append(
                     fit_vp("conditional", tie, N[i], D[i], None, loss[i], params, form, drawn)
                 )
-            except laws.FitError:
+            except core.FitError:
                 failed += 1
         return fits, failed
     if method == "huber":
@@ -501,9 +501,9 @@ def refits(
             objective(form, where, (N, D, kept, np.log(loss))),
             np.repeat(u0[None, :], len(counts), axis=0),
             counts.astype(float),
-            ftol=laws.BOOTSTRAP_FTOL,
-            gtol=laws.BOOTSTRAP_GTOL,
-            max_iter=laws.BOOTSTRAP_MAX_ITER,
+            ftol=paper.BOOTSTRAP_FTOL,
+            gtol=paper.BOOTSTRAP_GTOL,
+            max_iter=paper.BOOTSTRAP_MAX_ITER,
         )
         ok = converged & np.isfinite(value) & np.all(np.isfinite(u), axis=1)
         return [_from_u(tie, dropped, row) for row in u[ok]], int(len(counts) - ok.sum())
@@ -514,6 +514,6 @@ def refits(
             fits.append(
                 fit_lm(form, tie, dropped, N[i], D[i], drawn, loss[i], params, BOOTSTRAP_MAXFEV)
             )
-        except laws.FitError:
+        except core.FitError:
             failed += 1
     return fits, failed

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
-from infscale.fit.laws import FitError
+from infscale.fit.core import FitError
 
 LOG_B_RANGE = (-4.0, 4.0)  # natural log of b searched over
 MAXFEV = 20_000

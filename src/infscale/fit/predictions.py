@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from infscale.fit.laws import metrics, predict_points, predict_points_interval
+from infscale.fit.laws import predict_points, predict_points_interval
+from infscale.fit.metrics import metrics
 from infscale.grid import CANDIDATES
 
 FitKey = tuple[str, str]  # (law, fit set)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from infscale.fit.core import PARAMS, TIED, FitError
 from infscale.fit.huber import LOG_EPSILON_STARTS
 
 EXPONENT_BOUNDS = (0.0, 3.0)  # the search range of alpha, beta, gamma
@@ -51,9 +52,7 @@ KINDS = {
 def nonlinear(law: str, tie: str, kind: str) -> tuple[str, ...]:
     """The parameters searched (the free exponents, and epsilon for the inference law's
     multiplicative factor); the rest are solved linearly."""
-    from infscale.fit.laws import TIED
-
-    exps = ("alpha", "beta") + (("gamma",) if law == "inference" else ())
+    exps = ("alpha", "beta") + (("gamma",) if "gamma" in PARAMS[law] else ())
     free = tuple(p for p in exps if p not in TIED[tie])
     return free + (("epsilon",) if kind == "inference" else ())
 
@@ -79,8 +78,6 @@ def fit_vp(
     infscale.fit.huber.FORMS, or the conditional law's additive form, whose factors' columns
     are ``shape`` ({coefficient: its column}: a1: ln x, a2: 1/x, ...; the factors kept)."""
     from scipy.optimize import least_squares
-
-    from infscale.fit.laws import FitError
 
     kind = KINDS.get((law, form or law))
     if kind is None:
@@ -272,8 +269,6 @@ def _params(
 ) -> dict[str, float]:
     """Every parameter of ``law`` (tied exponents at alpha's value, a dropped factor's
     coefficients 0), in PARAMS order."""
-    from infscale.fit.laws import PARAMS
-
     value = dict.fromkeys(PARAMS[law], 0.0) | dict(zip(names, map(float, theta), strict=True))
     value |= dict(zip(linears, map(float, coefs), strict=True))
     for p in EXPONENTS:

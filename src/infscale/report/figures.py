@@ -27,7 +27,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 from infscale.errors import InputError
 from infscale.fit.downstream import predict_accuracy
 from infscale.fit.frontier import IsoFlop, training_compute
-from infscale.fit.laws import spearman_by_group
+from infscale.fit.metrics import spearman_by_group
 from infscale.grid import CANDIDATES
 from infscale.io import atomic_write
 

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from infscale.fit.core import PARAMS, TIED, free_params
 from infscale.fit.downstream import predict_accuracy
 from infscale.fit.frontier import training_compute
-from infscale.fit.laws import PARAMS, TIED, free_params
 from infscale.fit.predictions import FitKey
 from infscale.select.candidates import variables_read
 from infscale.select.models import last_boundaries, trained_candidates

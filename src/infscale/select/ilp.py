@@ -16,7 +16,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
-from infscale.fit.laws import positive
+from infscale.fit.core import positive
 from infscale.select.objectives import TIER, cost, loss_target, throughput_ranking
 from infscale.select.winner import Z_TIE
 

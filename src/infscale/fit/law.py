@@ -1,0 +1,187 @@
+"""The laws, each defined once: a ``Law`` names its parameters, the inputs it reads from a table
+of points, its loss, its fits by every method (lm, huber, vp; nested across tie modes), its
+bootstrap refits and what a fit of it adds to FIT.json. ``LAWS`` is the one registry: the fit,
+the predictions and the comparison look a law up there and dispatch on nothing else.
+
+The formulas and fits live with their family: the paper's two laws and the inference law's
+additive variant in infscale.fit.paper, the follow-up's conditional law (both forms) in
+infscale.fit.conditional. Adding a law is one ``Law`` in ``LAWS`` (see docs/facts.md for the
+formulas). Nothing here imports scipy or pandas, so that the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from infscale.errors import InputError
+from infscale.fit import conditional, paper
+from infscale.fit.core import FAMILIES, PARAMS, check_choice, free_params, table_columns
+from infscale.fit.points import Points
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Params = Mapping[str, float]
+# (tie, method, points) -> every parameter of the law, fitted
+Fit = Callable[[str, str, Points], dict[str, float]]
+# (tie, method, points, point counts (k, n), the full fit) -> (the refits that converged, failed)
+Refit = Callable[[str, str, Points, np.ndarray, Params], tuple[list[dict[str, float]], int]]
+# What each optional input of Points is, for the message when a law lacks it.
+INPUTS = {
+    "R": "R = d_model / n_layers",
+    "variables": "its factors' variables (x, r): predict it from a table of points",
+}
+
+
+@dataclass(frozen=True)
+class Law:
+    """One scaling law. ``family`` is the law whose parameters it has (FIT.json's ``law``) and
+    ``form`` the variant its family fits (infscale.fit.huber.FORMS for the paper's family, the
+    conditional law's multiplicative or additive form); ``fit_form`` is FIT.json's ``form``
+    (None: the law writes none). ``inputs`` names the optional Points fields it reads."""
+
+    name: str
+    family: str
+    form: str
+    fit_form: str | None
+    inputs: tuple[str, ...]
+    read: Callable[[pd.DataFrame, Sequence[str]], dict[str, Any]]
+    loss: Callable[[Params, Points], np.ndarray]
+    fit: Fit
+    refit: Refit
+    free: Callable[[str, Points | None], tuple[str, ...]]
+    describe: Callable[[Params, Points], tuple[dict[str, Any], list[str]]]
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """Every parameter, in FIT.json order."""
+        return PARAMS[self.family]
+
+    def check(self, points: Points) -> None:
+        """An InputError when ``points`` lack an input this law reads."""
+        for name in self.inputs:
+            if getattr(points, name) is None:
+                raise InputError(f"the {self.name} law needs {INPUTS[name]}")
+
+
+def _no_extras(params: Params, points: Points) -> tuple[dict[str, Any], list[str]]:
+    return {}, []
+
+
+def _read_nothing(frame: pd.DataFrame, dropped: Sequence[str]) -> dict[str, Any]:
+    return {}
+
+
+def _read_ratio(frame: pd.DataFrame, dropped: Sequence[str]) -> dict[str, Any]:
+    d_model, n_layers = table_columns(frame, ["d_model", "n_layers"], "the inference law")
+    return {"R": d_model / n_layers}
+
+
+def _paper_law(name: str, family: str, form: str, inputs: tuple[str, ...] = ()) -> Law:
+    """A law of the paper's family (infscale.fit.paper) in huber's ``form``; ``inputs``: ("R",)
+    for the laws that read R = d_model / n_layers."""
+
+    def ratio(p: Points) -> np.ndarray | None:
+        """R where the law reads it: None otherwise, so that the fit memo (keyed by the
+        arrays) shares a Chinchilla fit with the conditional laws' starts."""
+        return p.R if inputs else None
+
+    def fit(tie: str, method: str, p: Points) -> dict[str, float]:
+        return paper.fit_paper_law(family, tie, method, p.N, p.D, ratio(p), p.loss, form=form)
+
+    def refit(
+        tie: str, method: str, p: Points, counts: np.ndarray, params: Params
+    ) -> tuple[list[dict[str, float]], int]:
+        args = (family, tie, method, p.N, p.D, ratio(p), p.loss, counts, params, form)
+        return paper.refits(*args)
+
+    return Law(
+        name=name,
+        family=family,
+        form=form,
+        fit_form=None,
+        inputs=inputs,
+        read=_read_ratio if inputs else _read_nothing,
+        loss=lambda params, p: paper.form_loss(form, params, p.N, p.D, ratio(p)),
+        fit=fit,
+        refit=refit,
+        free=lambda tie, p: free_params(family, tie),
+        describe=_no_extras,
+    )
+
+
+def _conditional_law(name: str, form: str) -> Law:
+    """The conditional law (infscale.fit.conditional) in ``form``; a factor whose variable
+    hardly varies over the fit points is dropped (its coefficients 0)."""
+
+    def dropped(p: Points | None) -> tuple[str, ...]:
+        return () if p is None or p.variables is None else conditional.dropped_factors(p.variables)
+
+    def kept(p: Points) -> dict[str, np.ndarray]:
+        return {n: v for n, v in p.variables.items() if n not in dropped(p)}
+
+    def fit(tie: str, method: str, p: Points) -> dict[str, float]:
+        return conditional.fit(form, tie, method, p.N, p.D, p.variables, p.loss)[0]
+
+    def refit(
+        tie: str, method: str, p: Points, counts: np.ndarray, params: Params
+    ) -> tuple[list[dict[str, float]], int]:
+        args = (form, tie, method, dropped(p), p.N, p.D, kept(p), p.loss, counts, params)
+        return conditional.refits(*args)
+
+    def read(frame: pd.DataFrame, drop: Sequence[str]) -> dict[str, Any]:
+        names = [n for n in conditional.FACTORS if n not in drop]
+        return {"variables": conditional.factor_variables(frame, names)}
+
+    def describe(params: Params, p: Points) -> tuple[dict[str, Any], list[str]]:
+        gone = dropped(p)
+        extras = {"form": form, "dropped": list(gone), **conditional.optima(params, gone)}
+        return extras, conditional.drop_warnings(p.variables, gone)
+
+    return Law(
+        name=name,
+        family="conditional",
+        form=form,
+        fit_form=form,
+        inputs=("variables",),
+        read=read,
+        loss=lambda params, p: conditional.conditional_loss(form, params, p.N, p.D, p.variables),
+        fit=fit,
+        refit=refit,
+        free=lambda tie, p: conditional.free_params(tie, dropped(p)),
+        describe=describe,
+    )
+
+
+# In the comparison's row order: the contract's three, then the additive variants.
+LAWS: dict[str, Law] = {
+    law.name: law
+    for law in (
+        _paper_law("chinchilla", "chinchilla", "chinchilla"),
+        _paper_law("inference", "inference", "inference", ("R",)),
+        _conditional_law("conditional", "multiplicative"),
+        _paper_law("inference-additive", "inference", "additive", ("R",)),
+        _conditional_law("conditional-additive", "additive"),
+    )
+}
+# The laws ``infscale fit`` fits and FIT.json can hold: (its law, its form) -> the law.
+BY_FIT: dict[tuple[str, str | None], Law] = {
+    (law.family, law.fit_form): law for law in LAWS.values() if law.name != "inference-additive"
+}
+
+
+def law_of(family: Any, form: str | None = None, what: str = "law") -> Law:
+    """The law of a FIT.json's ``law`` and ``form`` (or ``infscale fit``'s --law and --form);
+    no form: the law named after the family (the conditional law's: multiplicative)."""
+    check_choice(what, family, FAMILIES)
+    if form is None:
+        return LAWS[family]
+    forms = [law.fit_form for law in BY_FIT.values() if law.family == family and law.fit_form]
+    if not forms:
+        raise InputError(f"form applies only to the conditional law, not the {family} law")
+    check_choice("form", form, tuple(forms))
+    return BY_FIT[(family, form)]
