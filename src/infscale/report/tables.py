@@ -295,7 +295,7 @@ def trained_latency_table(trained: pd.DataFrame) -> Table:
 
 
 def gqa_table(speedups: pd.DataFrame, lengths: str) -> Table:
-    """The gqa sweep (infscale.latency.sweeps.gqa_speedups): each twin's tokens/s and its gain
+    """The gqa sweep (results/latency/gqa_speedups.csv): each twin's tokens/s and its gain
     over the MHA shape at every batch size, and what that says at batch 8 and more."""
     large = speedups[(speedups["batch_size"] >= 8) & (speedups["heads_per_kv"] > 1)]
     if large.empty:
@@ -590,7 +590,8 @@ def story_table(lines: Sequence[str]) -> Table:
 def provenance_table(
     provenance: Mapping[str, Any], compute: Mapping[str, float], flops: Mapping[str, float]
 ) -> Table:
-    """Where the results came from, and the compute they cost."""
+    """Where the results came from, and the compute they cost: ``compute`` summed over the
+    benchmark files (compute_spent), ``flops`` results/select/training_flops.json."""
     rows = [(key, value) for key, value in provenance.items() if not isinstance(value, Mapping)]
     rows += [(f"version: {lib}", v) for lib, v in provenance.get("versions", {}).items()]
     rows += [
