@@ -14,7 +14,7 @@ from infscale.train.sizing import (
     slice_note,
     train_retries,
 )
-from infscale.outputs import report_entries, report_files
+from infscale.outputs import COMPUTED, report_entries, report_files
 from infscale.latency.sweeps import (
     FIG3_SWEEPS,
     SWEEPS,

@@ -53,6 +53,7 @@ rule predictions:
     output:
         predictions="results/fit/predictions.csv",
         scores="results/fit/fit_sets.csv",
+        spearman="results/fit/spearman.csv",
     log:
         "results/logs/fit/predictions.log",
     benchmark:
@@ -61,6 +62,33 @@ rule predictions:
         "../envs/fit.yaml"
     script:
         "../workflow/scripts/predictions.py"
+
+
+# What the laws fitted on the selection's fit set draw (results/fit/curves/): the IsoFLOP
+# curves, the compute-optimal frontier, the loss along R, and every point's compute.
+rule fit_curves:
+    input:
+        points="results/fit/points.csv",
+        fits=fit_files("results/fit/{law}-{fitset}.json"),
+        chosen="results/fit/chosen.json",
+        trained_points=lambda wc: candidate_files(
+            "results/runs/candidates/{name}/points.csv", wc
+        ),
+    output:
+        isoflop="results/fit/curves/isoflop.csv",
+        frontier="results/fit/curves/frontier.csv",
+        ratio="results/fit/curves/ratio.csv",
+        points="results/fit/curves/points.csv",
+    log:
+        "results/logs/fit/curves.log",
+    benchmark:
+        "results/benchmarks/fit/curves.tsv"
+    conda:
+        "../envs/fit.yaml"
+    params:
+        fit_set=config["select"]["fit_set"],
+    script:
+        "../workflow/scripts/fit_curves.py"
 
 
 rule compare_laws:

@@ -5,6 +5,7 @@
 
 rule report:
     input:
+        **COMPUTED,
         points="results/fit/points.csv",
         fits=fit_files("results/fit/{law}-{fitset}.json"),
         comparison="results/fit/comparison.csv",

@@ -80,6 +80,7 @@ rule winner:
     output:
         winner="results/select/winner.json",
         models="results/select/models.csv",
+        flops="results/select/training_flops.json",
     log:
         "results/logs/select/winner.log",
     benchmark:
@@ -91,3 +92,23 @@ rule winner:
         timing_z=config["select"]["timing_z"],
     script:
         "../workflow/scripts/winner.py"
+
+
+# The accuracy the loss -> accuracy fit predicts: each candidate's, from its predicted loss, and
+# the fit's curve over the evaluated models' loss range (paper Fig. 7).
+rule predicted_accuracy:
+    input:
+        downstream="results/fit/downstream.json",
+        selected="results/select/selected.csv",
+        models="results/select/models.csv",
+    output:
+        candidates="results/select/accuracy.csv",
+        curve="results/select/accuracy_curve.csv",
+    log:
+        "results/logs/select/accuracy.log",
+    benchmark:
+        "results/benchmarks/select/accuracy.tsv"
+    conda:
+        "../envs/fit.yaml"
+    script:
+        "../workflow/scripts/accuracy.py"

@@ -191,6 +191,11 @@ IGNORED: tuple[Ignored, ...] = (
         "select/objectives.csv's measured latency and throughput",
     ),
     Ignored(
+        "latency/gqa_speedups.csv",
+        frozenset({"tokens_per_s", "speedup_vs_mha"}),
+        "the GQA sweep's measured tokens per second and their ratio",
+    ),
+    Ignored(
         "report/tables/gqa_throughput.csv",
         frozenset({"tokens_per_s", "speedup_vs_mha"}),
         "the GQA sweep's measured tokens per second and their ratio",

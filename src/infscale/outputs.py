@@ -1,6 +1,6 @@
 """The report's files, named without importing the report: the workflow declares the report
 rule's outputs from them at parse time (rules/common.smk), infscale.report.story writes them,
-tests check a run against them.
+tests check a run against them. ``COMPUTED`` names the files its stages computed for it.
 
 ``FIGURES`` and ``TABLES`` name every figure and table a report has, and the report category
 each is shown under. Files: figures/<name>.png and .svg, tables/<name>.csv and .html.
@@ -53,6 +53,19 @@ TABLES: dict[str, str] = {
     "provenance": RUNS,
 }
 FIGURE_FORMATS = ("png", "svg")
+# What the stages computed for the report to draw, by the report rule's input name: the report
+# reads these and computes nothing of its own (docs/results.md describes each file).
+COMPUTED: dict[str, str] = {
+    "spearman": "results/fit/spearman.csv",
+    "isoflop": "results/fit/curves/isoflop.csv",
+    "frontier": "results/fit/curves/frontier.csv",
+    "ratio_curves": "results/fit/curves/ratio.csv",
+    "compute_points": "results/fit/curves/points.csv",
+    "gqa_speedups": "results/latency/gqa_speedups.csv",
+    "training_flops": "results/select/training_flops.json",
+    "accuracy": "results/select/accuracy.csv",
+    "accuracy_curve": "results/select/accuracy_curve.csv",
+}
 
 
 def report_files(out_dir: str | Path = "results/report") -> dict[str, Path]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import ENV, MICRO, REPO
 
 SRC = REPO / "src"
 # Each stage's place along the data flow; the core modules (config, grid, shapes, io, ...) are
@@ -82,3 +84,30 @@ def test_parsing_the_snakefile_imports_no_report_code():
             todo += graph.get(module, ())
     assert {"infscale.outputs", "infscale.grid"} <= reached
     assert not [m for m in reached if m.startswith("infscale.report")]
+
+
+# A dry run in a fresh interpreter, then the infscale modules it imported: what parsing the
+# Snakefile (and planning the jobs) really loads, sitecustomize and lazy imports included.
+DRY_RUN_MODULES = """
+import sys
+from snakemake.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as done:
+    assert not done.code, done.code
+print(*sorted(m for m in sys.modules if m.startswith("infscale")))
+"""
+
+
+def test_a_dry_run_loads_no_report_code(tmp_path):
+    args = ["--snakefile", REPO / "Snakefile", "--directory", tmp_path, f"--configfile={MICRO}"]
+    proc = subprocess.run(
+        [sys.executable, "-c", DRY_RUN_MODULES, *map(str, args), "-n", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = proc.stdout.splitlines()[-1].split()
+    assert {"infscale.outputs", "infscale.checks", "infscale.grid"} <= set(loaded)
+    assert [m for m in loaded if m.startswith("infscale.report")] == []

@@ -15,18 +15,20 @@ from matplotlib.figure import Figure
 from infscale import outputs
 from infscale.errors import InputError
 from infscale.fit import frontier
+from infscale.fit.curves import compute_points, isoflop_table, ratio_table
 from infscale.fit.downstream import predict_accuracy
-from infscale.fit.frontier import isoflop_curves
 from infscale.fit.laws import predict, predict_points_interval
 from infscale.fit.predictions import (
     by_fit,
     fit_set_scores,
     predict_every_point,
     predictions_frame,
+    spearman_table,
 )
 from infscale.latency.sweeps import gqa_speedups, sweep_fits
 from infscale.report import figures, story, tables
-from infscale.select.models import evaluated_models, trained_candidates
+from infscale.select.accuracy import accuracy_curve, candidate_accuracy
+from infscale.select.models import evaluated_models, trained_candidates, training_flops
 from infscale.select.pareto import pareto_front
 from infscale.select.winner import choose_winner
 
@@ -307,7 +309,7 @@ def test_throughput_draws_tokens_per_second_and_the_ideal(tmp_path):
 
 
 def test_loss_figure_draws_the_inference_law_per_multiplier(points, fits, tmp_path):
-    curves = frontier.ratio_curves(points, fits[("inference", "all")])
+    curves = ratio_table(points, fits[("inference", "all")])
     fig = figures.fig_loss_vs_ratio(points, curves, "inference law, fit set 'all'")
     assert len(fig.axes) == 2  # one panel per size group
     first = fig.axes[0]
@@ -336,7 +338,7 @@ def test_loss_figure_without_curves_draws_only_the_points(points):
 def test_predicted_vs_actual_has_a_row_per_fit_set_and_marks_fit_points(
     predictions, fits, tmp_path
 ):
-    fig = figures.fig_predicted_vs_actual(predictions, fits)
+    fig = figures.fig_predicted_vs_actual(predictions, fit_set_scores(predictions, fits))
     titles = [ax.get_title().splitlines()[0] for ax in fig.axes]
     assert titles == [
         "chinchilla law, fit set 'all'",
@@ -361,10 +363,18 @@ def test_predicted_vs_actual_has_a_row_per_fit_set_and_marks_fit_points(
 def test_predicted_vs_actual_names_a_missing_fit_set_column(predictions, fits):
     frame = predictions[("inference", "base")].drop(columns="fit_base")
     with pytest.raises(InputError, match="fit_base"):
-        figures.fig_predicted_vs_actual({("inference", "base"): frame}, fits)
+        figures.fig_predicted_vs_actual(
+            {("inference", "base"): frame}, fit_set_scores(predictions, fits)
+        )
 
 
-def test_spearman_bars_per_group_and_law(predictions, tmp_path):
+def spearman_figure(predictions: dict, fits: dict) -> Figure:
+    """The Spearman figure drawn from the fit stage's tables of ``predictions``."""
+    scores = fit_set_scores(predictions, fits)
+    return figures.fig_spearman(predictions, spearman_table(predictions), scores)
+
+
+def test_spearman_bars_per_group_and_law(predictions, fits, tmp_path):
     good = predictions[("inference", "all")]
     # chinchilla: predicted loss reversed within s1 (rho -1), right in s2 (+1)
     bad = good.assign(loss_pred=np.where(good["size_group"] == "s1", -good["loss"], good["loss"]))
@@ -373,7 +383,7 @@ def test_spearman_bars_per_group_and_law(predictions, tmp_path):
         key: frame.iloc[:-2]
         for key, frame in {("chinchilla", "all"): bad, ("inference", "all"): good}.items()
     }
-    fig = figures.fig_spearman(alone)
+    fig = spearman_figure(alone, fits)
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["s1", "s2", "candidates"]
     heights = {
@@ -384,12 +394,12 @@ def test_spearman_bars_per_group_and_law(predictions, tmp_path):
     assert heights["inference"] == pytest.approx([1.0, 1.0])
     assert [t.get_text() for t in ax.texts] == ["n/a", "n/a"]
     assert "chinchilla 0.00" in ax.get_title() and "inference 1.00" in ax.get_title()
-    assert len(figures.fig_spearman(predictions).axes) == 2  # one panel per fit set
+    assert len(spearman_figure(predictions, fits).axes) == 2  # one panel per fit set
     written(fig, tmp_path)
 
 
 def test_loss_vs_flops_plots_6nd_and_the_frontier_it_is_given(points, trained_points, tmp_path):
-    every = pd.concat([points, trained_points], ignore_index=True)
+    every = compute_points(pd.concat([points, trained_points], ignore_index=True))
     given = pd.DataFrame({"C": [1e14, 1e16, 1e18], "loss": [4.0, 3.5, 3.0]})
     fig = figures.fig_loss_vs_flops(every, given, "Chinchilla law, fit set 'all'")
     (ax,) = fig.axes
@@ -413,11 +423,9 @@ def test_isoflop_draws_each_laws_curves_optima_and_the_points_near_each_budget(
     points, fits, tmp_path
 ):
     ratio = float(points["R"].median())
-    curves = {
-        law: isoflop_curves(fits[(law, "all")], points["N"], points["D"], 3, ratio)
-        for law in ("chinchilla", "inference")
-    }
-    fig = figures.fig_isoflop(points, curves, "all", ratio)
+    laws = {law: fits[(law, "all")] for law in ("chinchilla", "inference")}
+    curves = isoflop_table(laws, points["N"], points["D"], ratio)
+    fig = figures.fig_isoflop(compute_points(points), curves, "all")
     chinchilla, inference = fig.axes
     assert chinchilla.get_title() == "chinchilla law"
     # R: 64, 32 (s1), 42.7, 32 (s2), each at two multipliers: median (32 + 42.7) / 2
@@ -428,9 +436,10 @@ def test_isoflop_draws_each_laws_curves_optima_and_the_points_near_each_budget(
         f"C = {c:.2g} FLOPs" for c in levels
     ]
     optima = [c for c in chinchilla.collections if c.get_label() == "law's optimum N"]
-    for curve, marker in zip(curves["chinchilla"], optima, strict=True):
+    for c, marker in zip(levels, optima, strict=True):
+        best = frontier.isoflop_curve(laws["chinchilla"], c, frontier.n_range(points["N"]))
         ((n, loss),) = marker.get_offsets()
-        assert (n, loss) == (curve.n[curve.best], curve.loss[curve.best])
+        assert (n, loss) == pytest.approx((best.n[best.best], best.loss[best.best]), rel=1e-12)
     near = [c for c in chinchilla.collections if c.get_label().startswith("trained points")]
     # compute: 1.2e14 (s1, 20N), 2.4e14 (s1, 40N), 8.1e14, 1.6e15: log-nearest budgets
     assert [len(c.get_offsets()) for c in near] == [2, 4, 2]
@@ -439,9 +448,9 @@ def test_isoflop_draws_each_laws_curves_optima_and_the_points_near_each_budget(
 
 def test_isoflop_says_when_the_law_has_no_optimum_in_range(points):
     flat = fit("chinchilla", 0.9) | {"params": CHINCHILLA | {"alpha": 0.0}}  # no N penalty
-    curves = {"chinchilla": isoflop_curves(flat, points["N"], points["D"], 2)}
-    (ax,) = figures.fig_isoflop(points, curves, "all").axes
-    assert "no optimum N in range at 2 of 2 budgets" in ax.get_title()
+    curves = isoflop_table({"chinchilla": flat}, points["N"], points["D"], 1.0)
+    (ax,) = figures.fig_isoflop(compute_points(points), curves, "all").axes
+    assert "no optimum N in range at 3 of 3 budgets" in ax.get_title()
     assert not [c for c in ax.collections if c.get_label() == "law's optimum N"]
 
 
@@ -462,7 +471,8 @@ def test_accuracy_vs_latency_labels_candidates_and_draws_the_front_it_is_given(m
 def test_accuracy_vs_loss_has_a_panel_per_task_and_the_fit_on_the_average(
     models, downstream, tmp_path
 ):
-    fig = figures.fig_accuracy_vs_loss(models, ["arc_easy", "piqa"], downstream)
+    curve = accuracy_curve(models, downstream["params"])
+    fig = figures.fig_accuracy_vs_loss(models, ["arc_easy", "piqa"], downstream, curve)
     assert [ax.get_title() for ax in fig.axes] == ["arc_easy", "piqa", "average of the tasks"]
     arc, _, average = fig.axes
     assert sorted(scattered(arc, "size group s1")[:, 1]) == [0.4, 0.42]
@@ -629,7 +639,8 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
     fit = fits[("inference", "all")]
     lo, hi = predict_points_interval(fit, selected)  # as the select step writes the band
     selected = selected.assign(loss_pred_lo=lo, loss_pred_hi=hi)
-    frame = tables.selection_table(selected, fit, "all", downstream, models, "2048x24").frame
+    predicted = candidate_accuracy(selected, downstream["params"])
+    frame = tables.selection_table(selected, fit, "all", predicted, models, "2048x24").frame
     assert frame["name"].tolist() == ["3072x12", "2560x16", "2048x24", "4096x6"]  # by rank
     row = frame.iloc[0]
     preds = bootstrap_predictions(row)
@@ -641,16 +652,16 @@ def test_selection_table_has_the_band_predicted_accuracy_and_measured(
     assert frame.set_index("name").loc["2048x24", "baseline"]
     assert math.isnan(frame.set_index("name").loc["4096x6", "accuracy"])
     shown = tables.md_table(
-        tables.selection_table(selected, fit, "all", downstream, models, "2048x24")
+        tables.selection_table(selected, fit, "all", predicted, models, "2048x24")
     )
     assert "| 1 | 3072x12 | d3072-l12-h16 | 1,440,000,000 |" in shown
     assert "| - | 4096x6 | d4096-l6-h16-kv4 |" in shown and "| no | no | - | no |" in shown
     stable = selected.assign(chosen_frac=[0.0, 0.9, 0.6, 0.0])
-    frame = tables.selection_table(stable, fit, "all", downstream, models, "2048x24")
+    frame = tables.selection_table(stable, fit, "all", predicted, models, "2048x24")
     assert "| yes | 90% | no |" in tables.md_table(frame)
     assert "the inference law reads R: its loss_pred there is an extrapolation" in frame.note
     chinchilla = tables.selection_table(
-        stable, fits[("chinchilla", "all")], "all", downstream, models, "2048x24"
+        stable, fits[("chinchilla", "all")], "all", predicted, models, "2048x24"
     )
     assert "the chinchilla law reads none" in chinchilla.note
 
@@ -664,13 +675,13 @@ def test_downstream_table_and_winner_table(downstream, models, selected):
     assert "| 2048x24 | yes | 0.520 | 3.610 | 1.84 | +0.010 | - | better |" in shown
 
 
-def test_compute_spent_and_training_flops(points, trained_points):
+def test_compute_spent_and_training_flops(models):
     benchmarks = {
         "a.tsv": pd.DataFrame({"s": [10.0, 12.0], "cpu_time": [5.0, 6.0]}),
         "b.tsv": pd.DataFrame({"s": [1.5], "cpu_time": [1.0]}),
     }
     assert tables.compute_spent(benchmarks) == {"jobs": 2, "wall_s": 23.5, "cpu_s": 12.0}
-    flops = tables.training_flops(points, trained_points)
+    flops = training_flops(models)
     # each grid run to its last (40N) boundary: 2 x 6·1e6·40e6 + 2 x 6·2.6e6·104e6
     assert flops["grid"] == pytest.approx(2 * 6 * 1e6 * 40e6 + 2 * 6 * 2.6e6 * 104e6)
     assert flops["candidates"] == pytest.approx(6 * 2.9e10 * (1.44e9 * 2 + 1.53e9))
@@ -830,7 +841,14 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
     )
     return {
         "story": tables.story_table(story.story_lines(chosen, selected, winner, budgets)),
-        "selection": tables.selection_table(selected, chosen, "all", downstream, models, "2048x24"),
+        "selection": tables.selection_table(
+            selected,
+            chosen,
+            "all",
+            candidate_accuracy(selected, downstream["params"]),
+            models,
+            "2048x24",
+        ),
         "winner": tables.winner_table(winner),
         "objectives": tables.objectives_table(by_objective(selected), APPLIED),
         "coefficients": tables.coefficients_table(fits),
@@ -860,7 +878,7 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "provenance": tables.provenance_table(
             provenance,
             {"jobs": 3, "wall_s": 100.0, "cpu_s": 150.0},
-            tables.training_flops(points, trained_points),
+            training_flops(models),
         ),
     }
 

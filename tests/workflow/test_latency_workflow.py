@@ -19,6 +19,7 @@ def dry_run(tmp_path, config: dict, *targets: str) -> dict[str, int]:
 def test_latency_targets_are_planned(tmp_path, config):
     jobs = dry_run(tmp_path, config, "latency_all")
     assert jobs["latency_sweep"] == 4  # Fig. 3's three, and gqa
+    assert jobs["gqa_speedups"] == 1
     assert jobs["latency_sweeps"] == jobs["latency_throughput"] == jobs["latency_model"] == 1
     assert jobs["latency"] == 1  # the default interleaves every shape in one job
     config["latency"]["interleave"] = False

@@ -12,7 +12,7 @@ import yaml
 from conftest import MICRO, REPO, planned_jobs, snakemake
 
 from infscale.checks import load_config
-from infscale.outputs import FIGURES, TABLES, report_files
+from infscale.outputs import COMPUTED, FIGURES, TABLES, report_files
 from infscale.provenance import config_hash
 from infscale.select.winner import VERDICTS
 from infscale.train.steplog import last_step, step_records
@@ -67,6 +67,13 @@ def test_outputs_of_every_stage(finished):
     scores = pd.read_csv(results / "fit" / "fit_sets.csv")
     assert set(zip(scores["law"], scores["fit_set"], strict=True)) == fits
     assert (scores["n_test"] == 11).all() and (scores["n_fit"] == 8).all()
+    for path in COMPUTED.values():  # what the stages computed for the report
+        assert (workdir / path).is_file(), path
+    spearman = pd.read_csv(results / "fit" / "spearman.csv")
+    assert set(zip(spearman["law"], spearman["fit_set"], strict=True)) == fits
+    compute = pd.read_csv(results / "fit" / "curves" / "points.csv")
+    assert len(compute) == 8 + 3
+    assert np.allclose(compute["C"], 6 * compute["N"] * compute["D"], rtol=1e-9, atol=0)
     summary = (results / "report" / "summary.md").read_text()
     assert all(name in summary for name in chosen)
     winner = json.loads((results / "select" / "winner.json").read_text())
@@ -184,10 +191,12 @@ def test_changing_a_fit_option_reruns_only_fit_and_what_follows(finished, tmp_pa
         "fit",
         "choose_law",
         "predictions",
+        "fit_curves",
         "select",
         "downstream",
         "latency_trained",
         "winner",
+        "predicted_accuracy",
         "report",
         "all",
     }

@@ -1,15 +1,14 @@
 """Snakemake script: load every result, draw the figures, build the tables and the story, write
-the report. What it shows was decided by the stages that wrote the files (the predictions and
-fit-set scores by fit, the fronts and the winner by select)."""
+the report. What it shows was decided and computed by the stages that wrote the files (the
+predictions, fit-set scores and curves by fit, the fronts, the winner and the predicted accuracy
+by select, the GQA gains by latency); this script only reads them."""
 
 from pathlib import Path
 
 import pandas as pd
 
-from infscale.fit import frontier
 from infscale.fit.predictions import by_fit, fit_key
 from infscale.io import read_csv, read_json
-from infscale.latency.sweeps import gqa_speedups
 from infscale.provenance import provenance
 from infscale.report import figures, story, tables
 from infscale.script import start_script
@@ -35,8 +34,10 @@ downstream = read_json(inp.downstream)
 sweeps, sweep_fits = read_csv(inp.sweeps), read_json(inp.sweep_fits)
 throughput = read_csv(inp.throughput)
 gqa = read_csv(inp.gqa)
-gqa_speedup = gqa_speedups(gqa)
+gqa_speedup = read_csv(inp.gqa_speedups)
 gqa_lengths = f"{gqa['input_tokens'].iloc[0]} in / {gqa['output_tokens'].iloc[0]} out"
+scores = read_csv(inp.fit_sets)
+ratio_curves = read_csv(inp.ratio_curves)
 latency_model = read_json(inp.latency_model)
 benchmarks = {
     str(path): pd.read_csv(path, sep="\t")
@@ -45,37 +46,27 @@ benchmarks = {
 }
 
 fit_set = params.select_fit_set
-every_point = pd.concat([points, trained_points], ignore_index=True)  # the test set
-N, D, ratio = every_point["N"], every_point["D"], float(every_point["R"].median())
-chinchilla = fits[("chinchilla", fit_set)]
-# The loss-vs-R curves: the selection's law where it reads R, else the inference law's fit.
-shaped = chosen if chosen["law"] == "inference" else fits[("inference", fit_set)]
+compute_points = read_csv(inp.compute_points)  # every point (the test set) with its compute
+shaped = ratio_curves.iloc[0]
 shaped_name = f"{shaped['law']} law, tie {shaped['tie']}, fit set '{fit_set}'"
-isoflops = {
-    law: frontier.isoflop_curves(fit, N, D, ratio=ratio)
-    for (law, s), fit in fits.items()
-    if s == fit_set
-}
 drawn = {
     "accuracy_vs_latency": figures.fig_accuracy_vs_latency(models, models["pareto"].to_numpy(bool)),
     "loss_vs_throughput": figures.fig_loss_vs_throughput(
         by_objective, throughput_front["pareto"].to_numpy(bool), applied["loss_target"]
     ),
-    "loss_vs_ratio": figures.fig_loss_vs_ratio(
-        points, frontier.ratio_curves(points, shaped), shaped_name
-    ),
-    "predicted_vs_actual": figures.fig_predicted_vs_actual(predictions, fits),
-    "spearman": figures.fig_spearman(predictions),
+    "loss_vs_ratio": figures.fig_loss_vs_ratio(points, ratio_curves, shaped_name),
+    "predicted_vs_actual": figures.fig_predicted_vs_actual(predictions, scores),
+    "spearman": figures.fig_spearman(predictions, read_csv(inp.spearman), scores),
     "loss_vs_flops": figures.fig_loss_vs_flops(
-        every_point,
-        frontier.compute_optimal_frontier(chinchilla, N, D),
-        f"Chinchilla law, fit set '{fit_set}'",
+        compute_points, read_csv(inp.frontier), f"Chinchilla law, fit set '{fit_set}'"
     ),
-    "isoflop": figures.fig_isoflop(every_point, isoflops, fit_set, ratio),
+    "isoflop": figures.fig_isoflop(compute_points, read_csv(inp.isoflop), fit_set),
     "latency_sweeps": figures.fig_latency_sweeps(sweeps, sweep_fits),
     "throughput": figures.fig_throughput(throughput),
     "gqa_throughput": figures.fig_gqa_throughput(gqa_speedup, gqa_lengths),
-    "accuracy_vs_loss": figures.fig_accuracy_vs_loss(models, params.tasks, downstream),
+    "accuracy_vs_loss": figures.fig_accuracy_vs_loss(
+        models, params.tasks, downstream, read_csv(inp.accuracy_curve)
+    ),
 }
 
 shown = {
@@ -83,12 +74,12 @@ shown = {
         story.story_lines(chosen, selected, winner, applied["budgets"], applied, by_objective)
     ),
     "selection": tables.selection_table(
-        selected, chosen, fit_set, downstream, models, params.baseline
+        selected, chosen, fit_set, read_csv(inp.accuracy), models, params.baseline
     ),
     "winner": tables.winner_table(winner),
     "objectives": tables.objectives_table(by_objective, applied),
     "coefficients": tables.coefficients_table(fits),
-    "fit_sets": tables.fit_sets_table(read_csv(inp.fit_sets)),
+    "fit_sets": tables.fit_sets_table(scores),
     "law_comparison": tables.comparison_table(comparison, fits),
     "predictions": tables.predictions_table(predictions_table),
     "latency_model": tables.latency_model_table(latency_model),
@@ -107,7 +98,7 @@ shown = {
     "provenance": tables.provenance_table(
         provenance(snakemake.config),
         tables.compute_spent(benchmarks),
-        tables.training_flops(points, trained_points),
+        read_json(inp.training_flops),
     ),
 }
 markdown = story.summary_markdown(shown, list(drawn), snakemake.config)

@@ -2,7 +2,8 @@
 
 The test set is the paper's: every grid point and the trained candidates' points.
 results/fit/predictions.csv holds the predictions, one block of rows per fit (``law``,
-``fit_set``); results/fit/fit_sets.csv the scores, one row per fit.
+``fit_set``); results/fit/fit_sets.csv the scores, one row per fit; results/fit/spearman.csv
+the rank correlation within each size group.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from infscale.fit.laws import predict_points, predict_points_interval
-from infscale.fit.metrics import metrics
+from infscale.fit.metrics import metrics, spearman_by_group
 from infscale.grid import CANDIDATES
 
 FitKey = tuple[str, str]  # (law, fit set)
@@ -98,3 +99,17 @@ def fit_set_scores(
             }
         )
     return pd.DataFrame(rows)
+
+
+def spearman_table(predictions: Mapping[FitKey, pd.DataFrame]) -> pd.DataFrame:
+    """Each fit's Spearman correlation of predicted with actual loss within each size group
+    (spearman.csv): ``law, fit_set, size_group, spearman``; ``spearman`` empty where it is
+    undefined (one point, or constant loss)."""
+    rows = [
+        {"law": law, "fit_set": fit_set, "size_group": group, "spearman": rho}
+        for (law, fit_set), frame in predictions.items()
+        for group, rho in spearman_by_group(
+            frame["loss"], frame["loss_pred"], frame["size_group"]
+        ).items()
+    ]
+    return pd.DataFrame(rows, columns=["law", "fit_set", "size_group", "spearman"])

@@ -2,9 +2,10 @@
 
 Figures are drawn on plain ``Figure`` objects with an Agg canvas (no pyplot, no global figure
 state, no display needed) under one rc style, so every figure of a report looks alike and
-repeated runs write identical files. The caller loads the tables and hands over the science
-they show, computed in its own stage (the compute-optimal frontier and IsoFLOP curves:
-infscale.fit.frontier; the Pareto front: infscale.select.pareto); nothing here reads results.
+repeated runs write identical files. The caller loads the tables and hands them over; every
+number drawn was computed by its own stage and written to its result file (the curves:
+results/fit/curves/, the Pareto fronts: results/select/); nothing here reads files or
+computes a law.
 Which figures a report has, and under what names, is ``infscale.outputs.FIGURES``.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -25,9 +26,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from infscale.errors import InputError
-from infscale.fit.downstream import predict_accuracy
-from infscale.fit.frontier import IsoFlop, training_compute
-from infscale.fit.metrics import spearman_by_group
 from infscale.grid import CANDIDATES
 from infscale.io import atomic_write
 
@@ -286,7 +284,7 @@ def fig_gqa_throughput(speedups: pd.DataFrame, lengths: str) -> Figure:
     """The follow-up's KV-cache effect: fewer KV heads, at equal N, give more tokens/s once the
     batch (and so the cache read per step) is large.
 
-    ``speedups``: infscale.latency.sweeps.gqa_speedups of results/latency/sweeps/gqa.csv;
+    ``speedups``: results/latency/gqa_speedups.csv (of the sweeps/gqa.csv sweep);
     ``lengths``: the sweep's input / output tokens, for the title. Left: tokens per second
     against batch size, one line per KV-head count; right: each twin's throughput over the
     MHA shape's at the same batch size (1: no gain).
@@ -321,7 +319,7 @@ def fig_loss_vs_ratio(
     """Paper Figs 1 and 5: at fixed N and D the loss depends on the shape through R.
 
     One panel per size group; each token multiplier has its own colour and marker. ``curves``
-    (infscale.fit.frontier.ratio_curves), named by ``law``, are drawn in the same colours.
+    (results/fit/curves/ratio.csv), named by ``law``, are drawn in the same colours.
     """
     groups = _group_order(points)
     title = "Loss (the paper's EMA training loss) vs aspect ratio per size group"
@@ -365,15 +363,6 @@ def _is_fit_point(frame: pd.DataFrame, fit_set: str) -> np.ndarray:
     return member & (frame["size_group"] != CANDIDATES).to_numpy()
 
 
-def _mse_r2(actual: Iterable[float], predicted: Iterable[float]) -> tuple[float, float]:
-    """MSE and R² of ``predicted`` against ``actual`` (R² NaN when ``actual`` is constant)."""
-    actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
-    residual = actual - predicted
-    ss_tot = float(((actual - actual.mean()) ** 2).sum())
-    r2 = 1.0 - float((residual**2).sum()) / ss_tot if ss_tot > 0 else math.nan
-    return float((residual**2).mean()), r2
-
-
 def _by_fit_set(keys: Iterable[FitKey]) -> tuple[list[str], list[str]]:
     """Fit sets and laws in order of first appearance."""
     keys = list(keys)
@@ -382,14 +371,14 @@ def _by_fit_set(keys: Iterable[FitKey]) -> tuple[list[str], list[str]]:
 
 @_styled
 def fig_predicted_vs_actual(
-    predictions: Mapping[FitKey, pd.DataFrame], fits: Mapping[FitKey, dict[str, Any]]
+    predictions: Mapping[FitKey, pd.DataFrame], scores: pd.DataFrame
 ) -> Figure:
     """Paper Figs 8-10: how well each law, fitted on each set, predicts every point.
 
     One row of panels per fit set, one column per law. Filled dots were fitted on; hollow ones
     are held out, stars are the trained candidates (held out, usually the largest
     extrapolation). The title gives the fit's own MSE/R² and those over every point shown (the
-    paper's test set: everything).
+    paper's test set: everything), from ``scores`` (results/fit/fit_sets.csv).
     """
     sets, laws = _by_fit_set(predictions)
     keys = sorted(predictions, key=lambda k: (sets.index(k[1]), laws.index(k[0])))
@@ -426,29 +415,40 @@ def fig_predicted_vs_actual(
             xlabel=f"actual {LOSS_LABEL}",
             ylabel="predicted loss (nats/token)",
         )
-        ax.set_title(_panel_title(law, fit_set, frame, fits.get(key)))
+        ax.set_title(_panel_title(law, fit_set, _score(scores, law, fit_set)))
         ax.legend(loc="upper left")
     return fig
 
 
-def _panel_title(law: str, fit_set: str, frame: pd.DataFrame, fit: dict | None) -> str:
-    mse, r2 = _mse_r2(frame["loss"], frame["loss_pred"])
-    lines = [f"{law} law, fit set '{fit_set}'"]
-    if fit is not None:
-        metrics = fit["metrics"]
-        lines.append(f"fit: MSE {metrics['mse']:.2g}, R² {metrics['r2']:.4f}")
-    lines.append(f"all points: MSE {mse:.2g}, R² {r2:.4f}")
-    return "\n".join(lines)
+def _score(scores: pd.DataFrame, law: str, fit_set: str) -> dict[str, Any]:
+    """The fit-set score row of one fit (fit_sets.csv)."""
+    rows = scores[(scores["law"] == law) & (scores["fit_set"] == fit_set)]
+    if len(rows) != 1:
+        raise InputError(f"fit_sets.csv has {len(rows)} rows for the {law} law on '{fit_set}'")
+    return rows.iloc[0].to_dict()
+
+
+def _panel_title(law: str, fit_set: str, score: Mapping[str, Any]) -> str:
+    return "\n".join(
+        (
+            f"{law} law, fit set '{fit_set}'",
+            f"fit: MSE {score['fit_mse']:.2g}, R² {score['fit_r2']:.4f}",
+            f"all points: MSE {score['test_mse']:.2g}, R² {score['test_r2']:.4f}",
+        )
+    )
 
 
 @_styled
-def fig_spearman(predictions: Mapping[FitKey, pd.DataFrame]) -> Figure:
+def fig_spearman(
+    predictions: Mapping[FitKey, pd.DataFrame], spearman: pd.DataFrame, scores: pd.DataFrame
+) -> Figure:
     """Paper Figs 8-10, the bars: does each law rank the shapes of one size right?
 
     One panel per fit set; per size group (smallest to largest, the trained candidates last:
     the farthest extrapolation) one bar per law, the Spearman correlation of predicted with
-    actual loss over every point of the group. A group where it is undefined (one point, or
-    constant loss) gets "n/a" instead of a bar.
+    actual loss over every point of the group (``spearman``: results/fit/spearman.csv). A group
+    where it is undefined (one point, or constant loss) gets "n/a" instead of a bar. The title
+    gives each law's mean over the groups (``scores``: fit_sets.csv's ``test_spearman``).
     """
     sets, laws = _by_fit_set(predictions)
     fig, axes = _panels(len(sets), "Spearman rank correlation within each size group")
@@ -460,10 +460,11 @@ def fig_spearman(predictions: Mapping[FitKey, pd.DataFrame]) -> Figure:
             frame = predictions.get((law, fit_set))
             if frame is None:
                 continue
-            rho = spearman_by_group(frame["loss"], frame["loss_pred"], frame["size_group"])
+            of_fit = spearman[(spearman["law"] == law) & (spearman["fit_set"] == fit_set)]
+            rho = dict(zip(of_fit["size_group"].astype(str), of_fit["spearman"], strict=True))
             groups = groups or _group_order(frame)
             xs = np.arange(len(groups)) + (j - (len(laws) - 1) / 2) * width
-            values = [rho.get(g) for g in groups]
+            values = [None if pd.isna(rho.get(g)) else float(rho[g]) for g in groups]
             ax.bar(
                 [x for x, v in zip(xs, values, strict=True) if v is not None],
                 [v for v in values if v is not None],
@@ -474,8 +475,8 @@ def fig_spearman(predictions: Mapping[FitKey, pd.DataFrame]) -> Figure:
             for x, v in zip(xs, values, strict=True):
                 if v is None:
                     ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
-            defined = [v for v in values if v is not None]
-            means.append(f"{law} {np.mean(defined):.2f}" if defined else f"{law} n/a")
+            mean = _score(scores, law, fit_set)["test_spearman"]
+            means.append(f"{law} n/a" if pd.isna(mean) else f"{law} {mean:.2f}")
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set_xticks(np.arange(len(groups)), groups)
         ax.set(
@@ -497,13 +498,14 @@ def fig_loss_vs_flops(
 ) -> Figure:
     """The standard view reviewers asked for: loss vs training compute C = 6·N·D.
 
-    ``points``: every loss point (grid and trained candidates), one line per run over its
-    multiplier boundaries, coloured by size group. ``frontier``: a law's compute-optimal
-    frontier (infscale.fit.frontier.compute_optimal_frontier: ``C, loss``), drawn with
-    ``label`` (the law and its fit set).
+    ``points``: every loss point (grid and trained candidates) with its compute ``C``
+    (results/fit/curves/points.csv), one line per run over its multiplier boundaries, coloured
+    by size group. ``frontier``: a law's compute-optimal frontier
+    (results/fit/curves/frontier.csv: ``C, loss``), drawn with ``label`` (the law and its fit
+    set).
     """
     fig, (ax,) = _panels(1, "Loss vs training compute (C = 6·N·D)", size=(6.4, 4.6))
-    frame = points.assign(C=training_compute(points["N"], points["D"]))
+    frame = points
     for i, group in enumerate(g for g in _group_order(frame) if g != CANDIDATES):
         rows = frame[frame["size_group"] == group]
         for j, (_, run) in enumerate(rows.groupby("run", sort=True)):
@@ -532,38 +534,31 @@ def fig_loss_vs_flops(
 
 
 @_styled
-def fig_isoflop(
-    points: pd.DataFrame,
-    curves: Mapping[str, Sequence[IsoFlop]],
-    fit_set: str,
-    ratio: float | None = None,
-) -> Figure:
+def fig_isoflop(points: pd.DataFrame, curves: pd.DataFrame, fit_set: str) -> Figure:
     """The IsoFLOP view: at a fixed budget C, which N (trained on C / 6N tokens) is best?
 
-    One panel per law of ``curves`` (infscale.fit.frontier.isoflop_curves of its fit on
-    ``fit_set``; the inference law's at R = ``ratio``), a curve per budget with the law's
-    optimum N marked by a cross. Each point is shown with the budget nearest to its own compute
-    (in log C, within half the spacing).
+    One panel per law of ``curves`` (results/fit/curves/isoflop.csv of its fit on ``fit_set``;
+    the inference law's at its R), a curve per budget with the law's optimum N marked by a
+    cross. Each point of ``points`` (results/fit/curves/points.csv) is shown with the budget it
+    was assigned (its ``budget``: the nearest in log C, within half the spacing).
     """
-    compute = training_compute(points["N"], points["D"])
-    levels = np.array([curve.compute for curve in next(iter(curves.values()))])
-    log_c, log_levels = np.log(compute), np.log(levels)
-    half = np.diff(log_levels).min() / 2 if len(levels) > 1 else np.log(2)
-    nearest = np.abs(log_c[:, None] - log_levels[None, :]).argmin(axis=1)
-    near = np.abs(log_c - log_levels[nearest]) <= half * (1 + 1e-9)
+    laws = list(pd.unique(curves["law"]))
     fig, axes = _panels(
-        len(curves), f"IsoFLOP: predicted loss vs N at fixed compute (fit set {fit_set})"
+        len(laws), f"IsoFLOP: predicted loss vs N at fixed compute (fit set {fit_set})"
     )
-    for ax, (law, law_curves) in zip(axes, curves.items(), strict=True):
+    for ax, law in zip(axes, laws, strict=True):
+        law_curves = [rows for _, rows in curves[curves["law"] == law].groupby("budget")]
         for i, curve in enumerate(law_curves):
             color = f"C{i % 10}"
+            compute = curve["C"].iloc[0]
             ax.plot(
-                curve.n, curve.loss, color=color, lw=1.2, label=f"C = {curve.compute:.2g} FLOPs"
+                curve["N"], curve["loss"], color=color, lw=1.2, label=f"C = {compute:.2g} FLOPs"
             )
-            if curve.best is not None:
+            best = curve[curve["optimum"] == 1]
+            if len(best):
                 ax.scatter(
-                    curve.n[curve.best],
-                    curve.loss[curve.best],
+                    best["N"],
+                    best["loss"],
                     marker="X",
                     s=70,
                     color=color,
@@ -571,7 +566,7 @@ def fig_isoflop(
                     zorder=4,
                     label="law's optimum N",
                 )
-            mine = near & (nearest == i)
+            mine = points["budget"] == i
             ax.scatter(
                 points.loc[mine, "N"],
                 points.loc[mine, "loss"],
@@ -582,9 +577,10 @@ def fig_isoflop(
                 label="trained points near the budget",
             )
         _log_axis(ax)
-        at_ratio = law == "inference" and ratio is not None
+        ratio = curves.loc[curves["law"] == law, "R"].iloc[0]
+        at_ratio = law == "inference"
         title = f"{law} law" + (f" at R = {ratio:.3g} (median of the points)" if at_ratio else "")
-        no_optimum = sum(curve.best is None for curve in law_curves)
+        no_optimum = sum(not (curve["optimum"] == 1).any() for curve in law_curves)
         if no_optimum:
             title += f"\nno optimum N in range at {no_optimum} of {len(law_curves)} budgets"
         ax.set(title=title, xlabel="parameters N (log)", ylabel="loss (nats/token)")
@@ -676,13 +672,17 @@ def fig_loss_vs_throughput(
 
 @_styled
 def fig_accuracy_vs_loss(
-    models: pd.DataFrame, tasks: Iterable[str], downstream: Mapping[str, Any] | None = None
+    models: pd.DataFrame,
+    tasks: Iterable[str],
+    downstream: Mapping[str, Any] | None = None,
+    curve: pd.DataFrame | None = None,
 ) -> Figure:
     """Paper Fig. 7: downstream accuracy falls with the loss, task by task.
 
     ``models``: one row per evaluated model (``size_group, loss, average`` and a column per
     task). One panel per task and one for the average; on the average, the Gadre et al. fit
-    ``1 - acc = E - a·exp(-b·L)`` of ``downstream`` (results/fit/downstream.json).
+    ``1 - acc = E - a·exp(-b·L)`` of ``downstream`` (results/fit/downstream.json) as its
+    ``curve`` (results/select/accuracy_curve.csv: ``loss, acc_pred``).
     """
     columns = [*tasks, "average"]
     fig, axes = _panels(len(columns), "Zero-shot accuracy vs loss per task (paper Fig. 7)")
@@ -699,12 +699,11 @@ def fig_accuracy_vs_loss(
             ax.scatter(
                 trained["loss"], trained[column], label="trained candidates", **CANDIDATE_STYLE
             )
-        if column == "average" and downstream is not None:
-            loss = np.linspace(models["loss"].min(), models["loss"].max(), 100)
+        if column == "average" and downstream is not None and curve is not None:
             r2 = downstream["metrics"].get("grid_r2")
             ax.plot(
-                loss,
-                predict_accuracy(downstream["params"], loss),
+                curve["loss"],
+                curve["acc_pred"],
                 "k--",
                 lw=1,
                 label="fit: 1 - acc = E - a·exp(-b·L)"

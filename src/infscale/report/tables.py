@@ -13,11 +13,9 @@ import numpy as np
 import pandas as pd
 
 from infscale.fit.core import PARAMS, TIED, free_params
-from infscale.fit.downstream import predict_accuracy
-from infscale.fit.frontier import training_compute
 from infscale.fit.predictions import FitKey
 from infscale.select.candidates import variables_read
-from infscale.select.models import last_boundaries, trained_candidates
+from infscale.select.models import trained_candidates
 from infscale.select.winner import SMOOTH
 
 MISSING = "-"
@@ -102,18 +100,6 @@ def compute_spent(benchmarks: Mapping[str, pd.DataFrame]) -> dict[str, float]:
         "wall_s": float(sum(f["s"].sum() for f in frames)),
         "cpu_s": float(sum(f["cpu_time"].sum() for f in frames)),
     }
-
-
-def training_flops(points: pd.DataFrame, trained_points: pd.DataFrame) -> dict[str, float]:
-    """6·N·D summed over the grid's runs, the trained candidates' and both, D each run's last
-    boundary (a run trains to its last one)."""
-
-    def total(frame: pd.DataFrame) -> float:
-        last = last_boundaries(frame)
-        return float(training_compute(last["N"], last["D"]).sum())
-
-    grid, candidates = total(points), total(trained_points)
-    return {"grid": grid, "candidates": candidates, "total": grid + candidates}
 
 
 # ---------------------------------------------------------------- the tables
@@ -309,7 +295,7 @@ def trained_latency_table(trained: pd.DataFrame) -> Table:
 
 
 def gqa_table(speedups: pd.DataFrame, lengths: str) -> Table:
-    """The gqa sweep (infscale.latency.sweeps.gqa_speedups): each twin's tokens/s and its gain
+    """The gqa sweep (results/latency/gqa_speedups.csv): each twin's tokens/s and its gain
     over the MHA shape at every batch size, and what that says at batch 8 and more."""
     large = speedups[(speedups["batch_size"] >= 8) & (speedups["heads_per_kv"] > 1)]
     if large.empty:
@@ -471,17 +457,19 @@ def selection_table(
     selected: pd.DataFrame,
     fit: Mapping[str, Any],
     fit_set: str,
-    downstream: Mapping[str, Any],
+    predicted: pd.DataFrame,
     models: pd.DataFrame,
     baseline: str,
 ) -> Table:
     """The selection (paper Fig. 6): every candidate with its predicted loss (and the fit's
     bootstrap band), latency, feasibility and rank, the accuracy the loss->accuracy fit
-    predicts from that loss, and the measured accuracy of those trained."""
+    predicts from that loss (``predicted``: results/select/accuracy.csv), and the measured
+    accuracy of those trained."""
     ordered = selected.sort_values(["rank", "loss_pred"], na_position="last", kind="stable")
     lo, hi = loss_band(ordered)
     trained = trained_candidates(models)[["name", "average"]]
     accuracy = ordered[["name"]].merge(trained, on="name", how="left")["average"].to_numpy()
+    acc_pred = ordered[["name"]].merge(predicted, on="name", how="left")["acc_pred"].to_numpy()
     frame = pd.DataFrame(
         {
             "rank": ordered["rank"],
@@ -500,7 +488,7 @@ def selection_table(
             "selected": ordered["selected"],
             "chosen_frac": ordered.get("chosen_frac"),
             "baseline": ordered["name"] == baseline,
-            "acc_pred": predict_accuracy(downstream["params"], ordered["loss_pred"]),
+            "acc_pred": acc_pred,
             "accuracy": accuracy,
         }
     )
@@ -602,7 +590,8 @@ def story_table(lines: Sequence[str]) -> Table:
 def provenance_table(
     provenance: Mapping[str, Any], compute: Mapping[str, float], flops: Mapping[str, float]
 ) -> Table:
-    """Where the results came from, and the compute they cost."""
+    """Where the results came from, and the compute they cost: ``compute`` summed over the
+    benchmark files (compute_spent), ``flops`` results/select/training_flops.json."""
     rows = [(key, value) for key, value in provenance.items() if not isinstance(value, Mapping)]
     rows += [(f"version: {lib}", v) for lib, v in provenance.get("versions", {}).items()]
     rows += [

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from infscale.fit.frontier import training_compute
 from infscale.grid import CANDIDATES
 from infscale.select.pareto import pareto_front
 from infscale.select.winner import eval_summary, measured_log_se
@@ -38,6 +39,15 @@ def last_boundaries(points: pd.DataFrame) -> pd.DataFrame:
 def trained_candidates(models: pd.DataFrame) -> pd.DataFrame:
     """The trained candidates' rows of an evaluated_models table."""
     return models[models["size_group"] == CANDIDATES]
+
+
+def training_flops(models: pd.DataFrame) -> dict[str, float]:
+    """6·N·D summed over the evaluated models (models.csv: each run at its last boundary, to
+    which it trains) of the grid, of the trained candidates, and of both."""
+    compute = training_compute(models["N"], models["D"])
+    trained = (models["size_group"] == CANDIDATES).to_numpy()
+    grid, candidates = float(compute[~trained].sum()), float(compute[trained].sum())
+    return {"grid": grid, "candidates": candidates, "total": grid + candidates}
 
 
 def evaluated_models(
