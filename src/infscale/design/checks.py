@@ -1,0 +1,38 @@
+"""The design's config checks (gathered by infscale.checks): what would stop a round after the
+seed grid has trained is refused when the config is parsed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infscale.design.problem import run_flops
+from infscale.design.proposals import proposal_runs, proposal_table, round_budget
+from infscale.errors import InputError
+
+
+def check_design(config: dict[str, Any]) -> None:
+    """Raise InputError, naming the key, for rounds that could not run."""
+    if not config["design"]["enabled"]:
+        return
+    seeds = config["design"]["seed_runs"]
+    runs = proposal_runs(config)
+    names = [run.name for run in runs]
+    if not seeds:
+        raise InputError("config key design.seed_runs: no runs for round 0")
+    unknown = [name for name in seeds if name not in names]
+    if unknown:
+        raise InputError(
+            f"config key design.seed_runs: {', '.join(unknown)} not among the proposals "
+            f"({', '.join(names)})"
+        )
+    open_runs = [run for run in runs if run.name not in seeds]
+    if not open_runs:
+        raise InputError(
+            "config key design.proposals: empty proposal set (every proposal is a seed run)"
+        )
+    budget, cheapest = round_budget(config), run_flops(proposal_table(open_runs)).min()
+    if budget < cheapest:
+        raise InputError(
+            f"config key design.budget_flops: a round's budget of {budget:.3g} FLOPs is below "
+            f"the cheapest proposal's {cheapest:.3g}"
+        )
