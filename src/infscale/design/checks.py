@@ -3,10 +3,12 @@ seed grid has trained is refused when the config is parsed."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from infscale.design.problem import run_flops
 from infscale.design.proposals import proposal_runs, proposal_table, round_budget
+from infscale.design.reference import reference_files
 from infscale.errors import InputError
 
 
@@ -14,6 +16,10 @@ def check_design(config: dict[str, Any]) -> None:
     """Raise InputError, naming the key, for rounds that could not run."""
     if not config["design"]["enabled"]:
         return
+    if not config["fit"]["bootstrap"]:
+        raise InputError(
+            "config key fit.bootstrap: 0, but the design rounds need a fit's bootstrap resamples"
+        )
     seeds = config["design"]["seed_runs"]
     runs = proposal_runs(config)
     names = [run.name for run in runs]
@@ -35,4 +41,11 @@ def check_design(config: dict[str, Any]) -> None:
         raise InputError(
             f"config key design.budget_flops: a round's budget of {budget:.3g} FLOPs is below "
             f"the cheapest proposal's {cheapest:.3g}"
+        )
+    files = reference_files(config["design"]["reference"]).values()
+    missing = [path for path in files if not Path(path).is_file()]
+    if missing:
+        raise InputError(
+            f"config key design.reference: no {missing[0]} (the directory of a finished "
+            "full-grid run)"
         )
