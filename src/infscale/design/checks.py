@@ -10,6 +10,7 @@ from infscale.design.problem import run_flops
 from infscale.design.proposals import proposal_runs, proposal_table, round_budget
 from infscale.design.reference import reference_files
 from infscale.errors import InputError
+from infscale.fit.laws import free_params
 
 
 def check_design(config: dict[str, Any]) -> None:
@@ -30,6 +31,14 @@ def check_design(config: dict[str, Any]) -> None:
         raise InputError(
             f"config key design.seed_runs: {', '.join(unknown)} not among the proposals "
             f"({', '.join(names)})"
+        )
+    law, tie = config["design"]["law"], config["fit"]["tie"]
+    needed = len(free_params(law, tie))
+    points = sum(len(run.multipliers) for run in runs if run.name in seeds)
+    if points < needed:
+        raise InputError(
+            f"config key design.seed_runs: {points} loss point(s) for the {needed} free "
+            f"parameters of the {law} law with tie {tie}"
         )
     open_runs = [run for run in runs if run.name not in seeds]
     if not open_runs:
