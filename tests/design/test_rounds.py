@@ -288,7 +288,7 @@ def test_the_checkpoint_designs_a_round_from_the_seed_runs(rounds):
 
 
 def test_the_checkpoint_adds_exactly_the_designed_runs(rounds):
-    config, workdir, _ = rounds
+    _, workdir, _ = rounds
     designed = set(pd.read_csv(workdir / "results/design/round_1.csv")["name"])
     proc = snakemake(workdir, "-n", "--rerun-triggers=mtime", configfile=workdir / "config.yaml")
     assert proc.returncode == 0, proc.stderr
