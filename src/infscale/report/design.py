@@ -81,11 +81,7 @@ def rounds_table(
                 ),
             }
         )
-    chosen = selected[selected["selected"] == 1].sort_values("rank")
-    final = ", ".join(
-        f"{name} in {frac:.0%}"
-        for name, frac in zip(chosen["name"], chosen["chosen_frac"], strict=True)
-    )
+    final = _selection(selected, "{name} in {frac:.0%}")
     return Table(
         title,
         pd.DataFrame(rows, columns=ROUND_COLUMNS),
@@ -101,14 +97,25 @@ def rounds_table(
         "resamples of a fit of every earlier round's runs (0: every resample picks the same "
         "set); a run's gain is how much it was expected to shrink it, and 'after' the "
         "expected entropy once the round's runs are in. After the last round, the selection "
-        f"(fit of every round's runs) chose {final} of its resamples.",
+        f"(fit of every round's runs): {final} of its resamples.",
+    )
+
+
+def _selection(selected: pd.DataFrame, form: str) -> str:
+    """The selected candidates in rank order, each with the share of bootstrap resamples that
+    choose it (``form`` with name and frac), or "(no resamples)" where the fit had none."""
+    chosen = selected[selected["selected"] == 1].sort_values("rank")
+    if "chosen_frac" not in chosen:
+        return ", ".join(chosen["name"]) + " (no resamples)"
+    return ", ".join(
+        form.format(name=name, frac=frac)
+        for name, frac in zip(chosen["name"], chosen["chosen_frac"], strict=True)
     )
 
 
 def _summary(
     points: pd.DataFrame, fit: Mapping[str, Any], selected: pd.DataFrame, winner: Mapping
 ) -> dict[str, str]:
-    chosen = selected[selected["selected"] == 1].sort_values("rank")
     runs = sorted(points["run"].unique())
     rows = {
         "runs trained (law)": f"{len(runs)}",
@@ -120,9 +127,7 @@ def _summary(
         lo, hi = intervals.get(name, (None, None))
         band = f" [{lo:.4g}, {hi:.4g}]" if lo is not None else ""
         rows[name] = f"{fit['params'][name]:.4g}{band}"
-    rows["selected (share of resamples)"] = ", ".join(
-        f"{n} ({f:.0%})" for n, f in zip(chosen["name"], chosen["chosen_frac"], strict=True)
-    )
+    rows["selected (share of resamples)"] = _selection(selected, "{name} ({frac:.0%})")
     rows["winner"] = f"{winner['winner']} ({winner['verdict']})"
     return rows
 
