@@ -20,11 +20,12 @@ include: "rules/latency.smk"
 include: "rules/eval.smk"
 include: "rules/fit.smk"
 include: "rules/select.smk"
+include: "rules/design.smk"
 include: "rules/report.smk"
 
 
 rule all:
     input:
         rules.report.output,
-        removed_grid_checkpoints(),
+        removed_grid_checkpoints,
         removed_candidate_checkpoints,

@@ -26,7 +26,7 @@ import torch
 
 from infscale.checks import load_config
 from infscale.data.manifest import manifest_windows
-from infscale.grid import _run
+from infscale.grid import make_run
 from infscale.shapes import Shape
 from infscale.train.loop import train_run
 
@@ -57,7 +57,7 @@ def main() -> None:
     except ValueError as err:
         parser.error(str(err))
     for spec, shape in shapes.items():
-        run = _run(shape.label, "bench", spec, shape, tuple(args.mults))
+        run = make_run(shape.label, "bench", spec, shape, tuple(args.mults))
         for seed in args.seeds:
             start = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:

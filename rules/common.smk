@@ -4,6 +4,9 @@ import sys
 from pathlib import Path
 
 from infscale.checks import validate_config
+from infscale.design.problem import run_flops
+from infscale.design.proposals import proposal_runs, proposal_table, round_budget
+from infscale.design.reference import reference_files
 from infscale.errors import InputError
 from infscale.fit.laws import PAPER_LAWS
 from infscale.grid import grid_runs, candidate_runs, latency_shapes, run_table
@@ -52,9 +55,28 @@ def sorted_keys(value):
 config.update(sorted_keys(config))
 
 CACHE = str(Path(config["cache_dir"]).expanduser())
-RUNS = run_table(config)
 GRID = grid_runs(config)
-SHAPES = latency_shapes(config)
+# The runs a design may train (none unless design.enabled): fixed names, trained as grid runs.
+PROPOSALS = proposal_runs(config)
+RUNS = {**run_table(config), **{run.name: run for run in PROPOSALS}}
+SHAPES = {**latency_shapes(config), **{run.shape.label: run.shape for run in PROPOSALS}}
+DESIGN = config["design"]
+DESIGN_BUDGET = round_budget(config) if DESIGN["enabled"] else None
+# Each proposal's training FLOPs (6·N·D at its last multiplier), as the design counts them.
+DESIGN_FLOPS = (
+    dict(zip([run.name for run in PROPOSALS], run_flops(proposal_table(PROPOSALS))))
+    if PROPOSALS
+    else {}
+)
+DESIGN_REFERENCE = reference_files(DESIGN["reference"]) if DESIGN["enabled"] else {}
+
+
+def design_round_files(suffix):
+    """Every design round's table (csv) or summary (json); none with design off."""
+    rounds = range(1, DESIGN["rounds"] + 1) if DESIGN["enabled"] else []
+    return [f"results/design/round_{r}.{suffix}" for r in rounds]
+
+
 CONFIG_HASH = config_hash(config)
 # The infscale commands the rules run (rule fit, choose_law) record it as their provenance.
 os.environ[CONFIG_HASH_ENV] = CONFIG_HASH
@@ -71,6 +93,7 @@ wildcard_constraints:
     law="chinchilla|inference",
     fitset="[A-Za-z0-9]+",
     run="[A-Za-z0-9]+-[A-Za-z0-9]+(-[0-9]+x)?|candidates/[A-Za-z0-9_]+",
+    round="[1-9][0-9]*",
 
 
 def grid_run_name(wildcards):
@@ -81,8 +104,28 @@ def grid_run_name(wildcards):
 
 
 def grid_files(pattern):
-    """``pattern`` with ``{run}`` filled for every grid run."""
-    return [pattern.format(run=run.name) for run in GRID]
+    """An input function: ``pattern`` with ``{run}`` filled for every grid run trained, which
+    with design.enabled are the runs of every round (design_files)."""
+
+    def files(wildcards):
+        if DESIGN["enabled"]:
+            return design_files(pattern, DESIGN["rounds"])
+        return [pattern.format(run=run.name) for run in GRID]
+
+    return files
+
+
+def design_files(pattern, last_round):
+    """``pattern`` for the seed runs and those rounds 1..``last_round`` of the design_round
+    checkpoint chose; reading a round's table makes the DAG wait for it."""
+    import pandas as pd
+
+    names = list(DESIGN["seed_runs"])
+    for r in range(1, last_round + 1):
+        names += list(
+            pd.read_csv(checkpoints.design_round.get(round=r).output.table)["name"]
+        )
+    return [pattern.format(run=name) for name in names]
 
 
 # The latency protocol with its optional keys filled in (sweeps apart, so that changing a
@@ -98,7 +141,7 @@ LATENCY_SOURCE = config["select"]["latency_source"]
 def latency_labels():
     """The shapes timed per shape: the grid's, and the candidates' when all are measured."""
     if LATENCY_SOURCE != "measure":
-        return sorted({run.shape.label for run in GRID})
+        return sorted({run.shape.label for run in GRID + PROPOSALS})
     return list(SHAPES)
 
 
@@ -156,11 +199,11 @@ def candidate_files(pattern, wildcards):
     return [pattern.format(name=name) for name in names]
 
 
-def removed_grid_checkpoints():
+def removed_grid_checkpoints(wildcards):
     """remove_checkpoints' markers of the grid runs, where the config removes checkpoints."""
     if not config["remove_checkpoints"]:
         return []
-    return grid_files("results/runs/{run}/checkpoints.removed")
+    return grid_files("results/runs/{run}/checkpoints.removed")(wildcards)
 
 
 def removed_candidate_checkpoints(wildcards):
@@ -285,6 +328,7 @@ localrules:
     latency_all,
     latency_crosscheck,
     candidates,
+    design_round,
     latency_shortlist,
     select,
     winner,

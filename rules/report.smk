@@ -35,6 +35,9 @@ rule report:
         trained_points=lambda wc: candidate_files(
             "results/runs/candidates/{name}/points.csv", wc
         ),
+        design_tables=design_round_files("csv"),
+        design_summaries=design_round_files("json"),
+        reference=list(DESIGN_REFERENCE.values()),
     output:
         **report_outputs(),
     log:
@@ -50,5 +53,9 @@ rule report:
         benchmarks="results/benchmarks",
         own_benchmark="results/benchmarks/report.tsv",
         config_hash=CONFIG_HASH,
+        seed_runs=DESIGN["seed_runs"] if DESIGN["enabled"] else [],
+        run_flops=DESIGN_FLOPS,
+        grid_flops=sum(DESIGN_FLOPS.get(run.name, 0.0) for run in GRID),
+        reference_dir=DESIGN["reference"],
     script:
         "../workflow/scripts/report.py"

@@ -15,6 +15,7 @@ import yaml
 
 from infscale.config import fill_config
 from infscale.data.checks import check_data
+from infscale.design.checks import check_design
 from infscale.evaluate.checks import check_eval
 from infscale.fit.checks import check_fit
 from infscale.grid import latency_shapes
@@ -36,6 +37,7 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> list[str
     check_eval(config)
     check_fit(config)
     check_select(config)
+    check_design(config)
     return warmup_warnings(config)
 
 

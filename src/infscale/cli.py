@@ -202,8 +202,8 @@ def _select(args: argparse.Namespace) -> None:
 def _design(args: argparse.Namespace) -> None:
     """The runs to train next (DESIGN.md, ``infscale design``); the uncertainty before any of
     them on the first line, then the chosen runs."""
-    from infscale.design.greedy import greedy_design
-    from infscale.design.problem import OUTPUT_COLUMNS, RUN_COLUMNS, design_problem
+    from infscale.design.problem import OUTPUT_COLUMNS, RUN_COLUMNS
+    from infscale.design.rounds import design_runs
     from infscale.io import read_csv, write_csv
     from infscale.select.ilp import CANDIDATE_COLUMNS
 
@@ -215,17 +215,8 @@ def _design(args: argparse.Namespace) -> None:
         "max_tokens": args.max_tokens,
         "max_latency": args.max_latency,
     }
-    problem = design_problem(fit, proposals, candidates, args.k, budgets, args.budget_flops)
-    design = greedy_design(
-        problem.candidate_loss,
-        problem.feasible,
-        args.k,
-        problem.run_loss,
-        problem.flops,
-        args.budget_flops,
-        problem.noise_sd,
-        args.seed,
-    )
+    result = design_runs(fit, proposals, candidates, args.k, budgets, args.budget_flops, args.seed)
+    design, problem, table = result.design, result.problem, result.table
     resamples = len(problem.run_loss)
     print(
         f"uncertainty before: {design.uncertainty_before:.4f} bits (entropy of the top-{args.k} "
@@ -237,15 +228,8 @@ def _design(args: argparse.Namespace) -> None:
             "non-positive loss and are left out",
             file=sys.stderr,
         )
-    steps = design.steps
-    table = proposals.drop(columns=list(OUTPUT_COLUMNS), errors="ignore").iloc[
-        [s.run for s in steps]
-    ]
-    table = table.reset_index(drop=True).assign(
-        **{column: [getattr(s, column) for s in steps] for column in OUTPUT_COLUMNS}
-    )
     write_csv(args.out, table)
-    if steps:
+    if design.steps:
         print(table[["name", "N", "D", *OUTPUT_COLUMNS]].to_string(index=False))
     else:
         print("no run is expected to shrink the uncertainty: nothing to train")

@@ -78,9 +78,9 @@ def grid_runs(config: dict[str, Any]) -> list[Run]:
             shape = model_shape({"n_heads": group["n_heads"], **spec}, config, where)
             mults = tuple(sorted(spec.get("multipliers", group["multipliers"])))
             if protocol == "paper":
-                runs.append(_run(name, size, variant, shape, mults))
+                runs.append(make_run(name, size, variant, shape, mults))
             else:
-                runs += [_run(f"{name}-{m}x", size, variant, shape, (m,)) for m in mults]
+                runs += [make_run(f"{name}-{m}x", size, variant, shape, (m,)) for m in mults]
     return runs
 
 
@@ -116,7 +116,8 @@ def latency_shapes(config: dict[str, Any]) -> dict[str, Shape]:
     return {run.shape.label: run.shape for run in runs}
 
 
-def _run(name: str, size: str, variant: str, shape: Shape, mults: tuple[int, ...]) -> Run:
+def make_run(name: str, size: str, variant: str, shape: Shape, mults: tuple[int, ...]) -> Run:
+    """A run of ``shape`` trained to its largest multiplier, with a point at each."""
     if not mults or min(mults) <= 0:
         raise InputError(f"{name}: token multipliers must be positive, got {list(mults)}")
     return Run(name, size, variant, shape, mults, tuple(m * shape.n_params for m in mults))

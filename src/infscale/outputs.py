@@ -15,6 +15,7 @@ LAWS = "2. Scaling laws"
 LATENCY = "3. Latency"
 DOWNSTREAM = "4. Downstream accuracy"
 RUNS = "5. Runs and provenance"
+DESIGN = "6. Design rounds"
 # The subcategory of the story and summary.md: Snakemake's report sorts subcategories by name,
 # and this one comes before "Figures" and "Tables", so the story is the report's first item.
 AT_A_GLANCE = "At a glance"
@@ -51,6 +52,8 @@ TABLES: dict[str, str] = {
     "downstream": DOWNSTREAM,
     "runs": RUNS,
     "provenance": RUNS,
+    "design_rounds": DESIGN,  # config design: the runs each round added, and why
+    "design_vs_grid": DESIGN,
 }
 FIGURE_FORMATS = ("png", "svg")
 # What the stages computed for the report to draw, by the report rule's input name: the report

@@ -26,7 +26,7 @@ from infscale.fit.predictions import (
     spearman_table,
 )
 from infscale.latency.sweeps import gqa_speedups, sweep_fits
-from infscale.report import figures, story, tables
+from infscale.report import design, figures, story, tables
 from infscale.select.accuracy import accuracy_curve, candidate_accuracy
 from infscale.select.models import evaluated_models, trained_candidates, training_flops
 from infscale.select.pareto import pareto_front
@@ -875,6 +875,10 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         ),
         "downstream": tables.downstream_table(downstream),
         "runs": tables.runs_table(points, trained_points, models),
+        "design_rounds": design.rounds_table([], [], {}, 1.0, selected),
+        "design_vs_grid": design.comparison_table(
+            {"points": points, "fit": chosen, "selected": selected, "winner": winner}, None, None
+        ),
         "provenance": tables.provenance_table(
             provenance,
             {"jobs": 3, "wall_s": 100.0, "cpu_s": 150.0},

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from infscale.design.reference import REFERENCE_FILES
 from infscale.fit.predictions import by_fit, fit_key
 from infscale.io import read_csv, read_json
 from infscale.provenance import provenance
-from infscale.report import figures, story, tables
+from infscale.report import design, figures, story, tables
 from infscale.script import start_script
 
 start_script(snakemake.log[0])
@@ -101,6 +102,30 @@ shown = {
         read_json(inp.training_flops),
     ),
 }
+# the full-grid run beside this one (design.reference): its files, or none
+reference = dict(zip(REFERENCE_FILES, inp.reference, strict=False))
+shown["design_rounds"] = design.rounds_table(
+    params.seed_runs,
+    [
+        (read_csv(t), read_json(j))
+        for t, j in zip(inp.design_tables, inp.design_summaries, strict=True)
+    ],
+    params.run_flops,
+    params.grid_flops,
+    selected,
+)
+shown["design_vs_grid"] = design.comparison_table(
+    {"points": points, "fit": chosen, "selected": selected, "winner": winner},
+    {
+        "points": read_csv(reference["points"]),
+        "fit": read_json(reference["fit"]),
+        "selected": read_csv(reference["selected"]),
+        "winner": read_json(reference["winner"]),
+    }
+    if reference
+    else None,
+    params.reference_dir,
+)
 markdown = story.summary_markdown(shown, list(drawn), snakemake.config)
 for path in story.write_report(Path(snakemake.output.summary).parent, drawn, shown, markdown):
     print(path)

@@ -330,6 +330,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("Loss to downstream accuracy", ("downstream",)),
+    ("Design rounds", ("design_rounds", "design_vs_grid")),
     ("Runs", ("runs",)),
 )
 
