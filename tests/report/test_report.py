@@ -877,7 +877,15 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "runs": tables.runs_table(points, trained_points, models),
         "design_rounds": design.rounds_table([], [], {}, 1.0, selected),
         "design_vs_grid": design.comparison_table(
-            {"points": points, "fit": chosen, "selected": selected, "winner": winner}, None, None
+            {
+                "points": points,
+                "fit": chosen,
+                "selected": selected,
+                "winner": winner,
+                "flops": training_flops(models),
+            },
+            None,
+            None,
         ),
         "provenance": tables.provenance_table(
             provenance,

@@ -115,12 +115,19 @@ shown["design_rounds"] = design.rounds_table(
     selected,
 )
 shown["design_vs_grid"] = design.comparison_table(
-    {"points": points, "fit": chosen, "selected": selected, "winner": winner},
+    {
+        "points": points,
+        "fit": chosen,
+        "selected": selected,
+        "winner": winner,
+        "flops": read_json(inp.training_flops),
+    },
     {
         "points": read_csv(reference["points"]),
         "fit": read_json(reference["fit"]),
         "selected": read_csv(reference["selected"]),
         "winner": read_json(reference["winner"]),
+        "flops": read_json(reference["flops"]),
     }
     if reference
     else None,

@@ -10,7 +10,7 @@ from infscale.design.problem import run_flops
 from infscale.design.proposals import proposal_runs, proposal_table, round_budget
 from infscale.design.reference import reference_files
 from infscale.errors import InputError
-from infscale.fit.laws import free_params
+from infscale.fit.core import free_params
 
 
 def check_design(config: dict[str, Any]) -> None:

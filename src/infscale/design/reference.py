@@ -10,6 +10,7 @@ REFERENCE_FILES = {
     "fit": "results/fit/chosen.json",
     "selected": "results/select/selected.csv",
     "winner": "results/select/winner.json",
+    "flops": "results/select/training_flops.json",
 }
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from infscale.fit.laws import PARAMS
-from infscale.report.tables import Table, training_flops
+from infscale.fit.core import PARAMS
+from infscale.report.tables import Table
 
 ROUND_COLUMNS = [
     "round",
@@ -24,10 +24,6 @@ ROUND_COLUMNS = [
     "modal_share",
     "uncertainty_after_bits",
 ]
-
-
-def _last_flops(points: pd.DataFrame, runs: Sequence[str]) -> float:
-    return training_flops(points[points["run"].isin(runs)], points.iloc[:0])["grid"]
 
 
 def rounds_table(
@@ -114,12 +110,16 @@ def _selection(selected: pd.DataFrame, form: str) -> str:
 
 
 def _summary(
-    points: pd.DataFrame, fit: Mapping[str, Any], selected: pd.DataFrame, winner: Mapping
+    points: pd.DataFrame,
+    fit: Mapping[str, Any],
+    selected: pd.DataFrame,
+    winner: Mapping,
+    flops: Mapping[str, float],
 ) -> dict[str, str]:
     runs = sorted(points["run"].unique())
     rows = {
         "runs trained (law)": f"{len(runs)}",
-        "training FLOPs (law)": f"{_last_flops(points, runs):.3g}",
+        "training FLOPs (law)": f"{flops['grid']:.3g}",
         "law": f"{fit['law']} (tie {fit['tie']}, {fit['method']}, {fit['n_points']} points)",
     }
     intervals = fit.get("intervals") or {}
@@ -138,7 +138,8 @@ def comparison_table(
     """The adaptive run beside a finished full-grid run (design.reference): runs and FLOPs the
     law was fitted on, the selection law's coefficients with their 95% intervals, the selection
     with each chosen candidate's share of resamples, and the winner. Each argument: ``points``,
-    ``fit`` (results/fit/chosen.json), ``selected``, ``winner``."""
+    ``fit`` (results/fit/chosen.json), ``selected``, ``winner``, ``flops`` (the select stage's
+    training_flops.json)."""
     title = "The adaptive run beside the full grid"
     mine = _summary(**adaptive)
     if reference is None:
