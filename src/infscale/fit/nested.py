@@ -3,6 +3,7 @@ from the optimum of the tie mode it nests, and the better objective is kept."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -12,7 +13,9 @@ from infscale.fit.core import FitError
 # Tie mode -> the tie mode it nests (its special case: all ⊂ alpha-beta ⊂ none).
 NESTS: dict[str, str] = {"none": "alpha-beta", "alpha-beta": "all"}
 NESTED_KEPT = 256  # fits remembered by fit_nested: a comparison asks for each tied form again
-_NESTED: dict[tuple, dict[str, float] | FitError] = {}
+# memo -> (the fit or its error, the warnings its fitting raised: a caller that hits the memo
+# gets them again, so its row still names them)
+_NESTED: dict[tuple, tuple[dict[str, float] | FitError, list[warnings.WarningMessage]]] = {}
 
 
 def fit_nested(
@@ -34,35 +37,50 @@ def fit_nested(
         return fit_nested(more, key, free, fit, objective)
     memo = (*key, tie)
     if memo not in _NESTED:
-        candidates: list[tuple[float, dict[str, float]]] = []
-        errors: list[FitError] = []
-
-        def attempt(start: Mapping[str, float] | None) -> None:
-            try:
-                params = fit(tie, start)
-            except FitError as err:
-                errors.append(err)
-                return
-            candidates.append((objective(tie, params), params))
-
-        attempt(None)
-        if more is not None:
-            try:
-                tied = fit_nested(more, key, free, fit, objective)
-            except FitError:
-                tied = None
-            if tied is not None:
-                candidates.append((objective(tie, tied), tied))
-                attempt(tied)
-        finite = [c for c in candidates if np.isfinite(c[0])]
+        with warnings.catch_warnings(record=True) as raised:
+            warnings.simplefilter("always")
+            found = _fit_nested(tie, more, key, free, fit, objective)
         if len(_NESTED) >= NESTED_KEPT:
             del _NESTED[next(iter(_NESTED))]
-        _NESTED[memo] = (
-            min(finite, key=lambda c: c[0])[1]
-            if finite
-            else (errors[0] if errors else FitError("no fit reached a finite objective"))
-        )
-    found = _NESTED[memo]
+        _NESTED[memo] = (found, raised)
+    found, raised = _NESTED[memo]
+    for w in raised:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if isinstance(found, FitError):
         raise found
     return dict(found)
+
+
+def _fit_nested(
+    tie: str,
+    more: str | None,
+    key: tuple,
+    free: Callable[[str], tuple[str, ...]],
+    fit: Callable[[str, Mapping[str, float] | None], dict[str, float]],
+    objective: Callable[[str, Mapping[str, float]], float],
+) -> dict[str, float] | FitError:
+    """fit_nested's work for one memo entry: the best candidate, or the error to raise."""
+    candidates: list[tuple[float, dict[str, float]]] = []
+    errors: list[FitError] = []
+
+    def attempt(start: Mapping[str, float] | None) -> None:
+        try:
+            params = fit(tie, start)
+        except FitError as err:
+            errors.append(err)
+            return
+        candidates.append((objective(tie, params), params))
+
+    attempt(None)
+    if more is not None:
+        try:
+            tied = fit_nested(more, key, free, fit, objective)
+        except FitError:
+            tied = None
+        if tied is not None:
+            candidates.append((objective(tie, tied), tied))
+            attempt(tied)
+    finite = [c for c in candidates if np.isfinite(c[0])]
+    if finite:
+        return min(finite, key=lambda c: c[0])[1]
+    return errors[0] if errors else FitError("no fit reached a finite objective")
