@@ -93,7 +93,11 @@ IGNORED: tuple[Ignored, ...] = (
     Ignored("latency/d*-l*-h*.json", MEASURED, "a shape's measured generation times"),
     Ignored("latency/sweeps*.csv", MEASURED, "the sweeps' measured times (Fig. 3)"),
     Ignored("latency/throughput.csv", MEASURED, "measured tokens per second (Fig. 4)"),
-    Ignored("latency/candidate_throughput*.csv", MEASURED, "the candidates' tokens per second"),
+    Ignored(
+        "latency/candidate_throughput*.csv",
+        MEASURED | {"batch_size", "saturated"},
+        "the candidates' tokens per second, and the batch where it stopped rising",
+    ),
     Ignored(
         "latency/crosscheck.*",
         frozenset({"tokens_per_s", "s_per_token", "measured_over_memory_model", "departs_from"})

@@ -36,7 +36,9 @@ winner = choose_winner(
     trained_candidates(models), selected, params.baseline, timing_z=params.timing_z
 )
 write_csv(snakemake.output.models, models)
-write_json(snakemake.output.flops, training_flops(models))
+write_json(
+    snakemake.output.flops, {**training_flops(models), "provenance": provenance(snakemake.config)}
+)
 write_json(snakemake.output.winner, {**winner, "provenance": provenance(snakemake.config)})
 print(models.to_string())
 print(f"winner: {winner['winner']} ({winner['decided_by']}); verdict: {winner['verdict']}")

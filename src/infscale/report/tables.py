@@ -587,6 +587,9 @@ def story_table(lines: Sequence[str]) -> Table:
     )
 
 
+FLOP_PARTS = ("grid", "candidates", "total")  # training_flops.json's sums (and its provenance)
+
+
 def provenance_table(
     provenance: Mapping[str, Any], compute: Mapping[str, float], flops: Mapping[str, float]
 ) -> Table:
@@ -598,7 +601,7 @@ def provenance_table(
         ("benchmarked jobs", f"{compute['jobs']:,}"),
         ("wall-clock time, summed over jobs (s)", f"{compute['wall_s']:,.1f}"),
         ("CPU time, summed over jobs (s)", f"{compute['cpu_s']:,.1f}"),
-        *((f"training FLOPs 6·N·D, {part}", f"{value:.4g}") for part, value in flops.items()),
+        *((f"training FLOPs 6·N·D, {part}", f"{flops[part]:.4g}") for part in FLOP_PARTS),
     ]
     return Table(
         "Provenance and compute spent",
