@@ -41,7 +41,7 @@ DESIGN = {
     "rounds": 2,
     "budget_fraction": 0.3,
     "seed": 0,
-    "seed_runs": ["a-v1", "a-v2", "b-v2", "c-v1"],  # 6 points for 5 free parameters
+    "seed_runs": ["a-v1", "a-v2", "b-v2", "c-v1"],  # 6 points for 6 free parameters
     "proposals": {"grid": True, "gqa_kv_heads": [1], "ffn_ratios": [1.5]},
 }
 # The world the seed runs' losses come from (inference law, tie all): c2 and c3 tie within
@@ -131,8 +131,16 @@ def test_proposal_table_is_what_infscale_design_reads():
         (
             {"seed_runs": ["a-v1", "b-v2"]},
             {},
-            "design.seed_runs: 3 loss point(s) for the 5 free parameters of the inference law",
+            "design.seed_runs: 3 loss point(s) for the 6 free parameters of the inference law "
+            "with tie alpha-beta",
         ),
+        (  # the design's own tie counts, not the final fit's
+            {"seed_runs": ["a-v1", "b-v2", "c-v1"], "tie": "none"},
+            {"tie": "all"},
+            "design.seed_runs: 4 loss point(s) for the 7 free parameters of the inference law "
+            "with tie none",
+        ),
+        ({"tie": "gamma"}, {}, "design.tie: 'gamma' is not one of ['all', 'alpha-beta', 'none']"),
         ({}, {"bootstrap": 0}, "fit.bootstrap: 0, but the design rounds need"),
         ({"reference": "/nonexistent/run"}, {}, "design.reference: no /nonexistent/run/results"),
     ],
@@ -281,6 +289,7 @@ def test_the_checkpoint_designs_a_round_from_the_seed_runs(rounds):
     assert set(table["name"]) <= {run.name for run in proposal_runs(config)}
     fit = yaml.safe_load((workdir / "results/design/round_1_fit.json").read_text())
     assert fit["law"] == "inference" and fit["n_points"] == 6  # a's runs have two boundaries
+    assert fit["tie"] == "alpha-beta" != config["fit"]["tie"]  # design.tie, not fit.tie
     grid_flops = proposal_table(grid_runs(config)).eval("6 * N * D").sum()
     assert round_budget(config) == pytest.approx(0.3 * grid_flops)
     assert table["cum_flops"].iloc[-1] <= round_budget(config)

@@ -32,7 +32,7 @@ def check_design(config: dict[str, Any]) -> None:
             f"config key design.seed_runs: {', '.join(unknown)} not among the proposals "
             f"({', '.join(names)})"
         )
-    law, tie = config["design"]["law"], config["fit"]["tie"]
+    law, tie = config["design"]["law"], config["design"]["tie"]
     needed = len(free_params(law, tie))
     points = sum(len(run.multipliers) for run in runs if run.name in seeds)
     if points < needed:
