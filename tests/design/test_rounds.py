@@ -53,8 +53,8 @@ NOISE_SD = 0.08
 def design_config(**design) -> dict:
     config = yaml.safe_load(MICRO.read_text())
     config["design"] = {**copy.deepcopy(DESIGN), **design}
-    # huber, as the default config: a bootstrap resample may draw fewer points than lm's
-    # curve_fit accepts (the micro config's lm never fits a resample that small)
+    # huber, as the default config: lm would count failed every resample that draws fewer
+    # points than the law's free parameters, as a seed of 6 points for 6 often does
     config["fit"]["method"] = "huber"
     # One of c2 (48x2) and c3 (40x3), near-equal N: the shape term decides, and a seed of four
     # runs leaves it open (c1, the deep one, is too slow: candidates_table's latency is 0.01 a
