@@ -54,7 +54,7 @@ def design_config(**design) -> dict:
     config = yaml.safe_load(MICRO.read_text())
     config["design"] = {**copy.deepcopy(DESIGN), **design}
     # huber, as the default config: lm would count failed every resample that draws fewer
-    # points than the law's free parameters, as a seed of 7 points for 6 often does
+    # points than the law's free parameters, as a seed of 7 points for 6 can
     config["fit"]["method"] = "huber"
     # One of c2 (48x2) and c3 (40x3), near-equal N: the shape term decides, and a seed of five
     # runs leaves it open (c1, the deep one, is too slow: candidates_table's latency is 0.01 a
