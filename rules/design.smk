@@ -24,7 +24,7 @@ checkpoint design_round:
     params:
         law=config["design"]["law"],
         method=config["fit"]["method"],
-        tie=config["fit"]["tie"],
+        tie=config["design"]["tie"],
         bootstrap=config["fit"]["bootstrap"],
         seed=config["seed"],
         design_seed=config["design"]["seed"],

@@ -41,7 +41,7 @@ DESIGN = {
     "rounds": 2,
     "budget_fraction": 0.3,
     "seed": 0,
-    "seed_runs": ["a-v1", "a-v2", "b-v2", "c-v1"],  # 6 points for 5 free parameters
+    "seed_runs": ["a-v1", "a-v2", "b-v1", "b-v2", "c-v1"],  # 7 points, 6 free parameters
     "proposals": {"grid": True, "gqa_kv_heads": [1], "ffn_ratios": [1.5]},
 }
 # The world the seed runs' losses come from (inference law, tie all): c2 and c3 tie within
@@ -53,10 +53,10 @@ NOISE_SD = 0.08
 def design_config(**design) -> dict:
     config = yaml.safe_load(MICRO.read_text())
     config["design"] = {**copy.deepcopy(DESIGN), **design}
-    # huber, as the default config: a bootstrap resample may draw fewer points than lm's
-    # curve_fit accepts (the micro config's lm never fits a resample that small)
+    # huber, as the default config: lm would count failed every resample that draws fewer
+    # points than the law's free parameters, as a seed of 7 points for 6 can
     config["fit"]["method"] = "huber"
-    # One of c2 (48x2) and c3 (40x3), near-equal N: the shape term decides, and a seed of four
+    # One of c2 (48x2) and c3 (40x3), near-equal N: the shape term decides, and a seed of five
     # runs leaves it open (c1, the deep one, is too slow: candidates_table's latency is 0.01 a
     # layer).
     config["select"].update(k=1, max_latency_s=0.05)
@@ -131,8 +131,22 @@ def test_proposal_table_is_what_infscale_design_reads():
         (
             {"seed_runs": ["a-v1", "b-v2"]},
             {},
-            "design.seed_runs: 3 loss point(s) for the 5 free parameters of the inference law",
+            "design.seed_runs: 3 loss point(s) for the 6 free parameters of the inference law "
+            "with tie alpha-beta",
         ),
+        (  # the design's own tie counts, not the final fit's
+            {"seed_runs": ["a-v1", "b-v2", "c-v1"], "tie": "none"},
+            {"tie": "all"},
+            "design.seed_runs: 4 loss point(s) for the 7 free parameters of the inference law "
+            "with tie none",
+        ),
+        (  # as many points as parameters: the fit would interpolate them
+            {"seed_runs": ["a-v1", "a-v2", "b-v2", "c-v1"]},
+            {},
+            "design.seed_runs: 6 loss point(s) for the 6 free parameters of the inference law "
+            "with tie alpha-beta: a round's fit needs more points than parameters",
+        ),
+        ({"tie": "gamma"}, {}, "design.tie: 'gamma' is not one of ['all', 'alpha-beta', 'none']"),
         ({}, {"bootstrap": 0}, "fit.bootstrap: 0, but the design rounds need"),
         ({"reference": "/nonexistent/run"}, {}, "design.reference: no /nonexistent/run/results"),
     ],
@@ -280,7 +294,8 @@ def test_the_checkpoint_designs_a_round_from_the_seed_runs(rounds):
     assert not set(table["name"]) & set(config["design"]["seed_runs"])  # never retrained
     assert set(table["name"]) <= {run.name for run in proposal_runs(config)}
     fit = yaml.safe_load((workdir / "results/design/round_1_fit.json").read_text())
-    assert fit["law"] == "inference" and fit["n_points"] == 6  # a's runs have two boundaries
+    assert fit["law"] == "inference" and fit["n_points"] == 7  # a's runs have two boundaries
+    assert fit["tie"] == "alpha-beta" != config["fit"]["tie"]  # design.tie, not fit.tie
     grid_flops = proposal_table(grid_runs(config)).eval("6 * N * D").sum()
     assert round_budget(config) == pytest.approx(0.3 * grid_flops)
     assert table["cum_flops"].iloc[-1] <= round_budget(config)

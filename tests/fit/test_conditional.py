@@ -16,6 +16,7 @@ import pytest
 
 from infscale.errors import InputError
 from infscale.fit import conditional
+from infscale.fit.bootstrap import resample_runs
 from infscale.fit.core import PARAMS
 from infscale.fit.laws import fit_law, law_loss, predict, predict_points, predict_points_interval
 from infscale.shapes import ffn_hidden, param_count
@@ -249,6 +250,25 @@ def test_lm_bootstrap_refits_from_the_full_fit():
     fit = fit_law("conditional", N, D, y, variables=v, form="additive", bootstrap=5)
     assert fit["bootstrap"]["failed"] == 0 and fit["bootstrap"]["unit"] == "point"
     # Noise-free: every resample has the same optimum.
+    for p, (lo, hi) in fit["intervals"].items():
+        assert lo == pytest.approx(TRUTH[p], rel=1e-6, abs=1e-12)
+        assert hi == pytest.approx(TRUTH[p], rel=1e-6, abs=1e-12)
+
+
+def test_lm_resample_with_fewer_points_than_parameters_counts_as_failed():
+    """Four single-point runs beside one run of every other point: a resample that misses the
+    big run holds 5 points for 8 free parameters, which LM refuses (curve_fit would
+    raise a TypeError): it counts as failed, and every other resample recovers the truth."""
+    N, D, v = recovery_points()
+    y = law_loss("conditional", TRUTH, N, D, variables=v, form="additive")
+    runs = np.where(np.arange(len(y)) < len(y) - 4, "big", np.arange(len(y)).astype(str))
+    k, n_free = 12, len(conditional.free_params("all", ()))
+    short = int((resample_runs(runs, k, np.random.default_rng(0)).sum(axis=1) < n_free).sum())
+    assert 0 < short < k
+    fit = fit_law(
+        "conditional", N, D, y, variables=v, form="additive", runs=runs, bootstrap=k, seed=0
+    )
+    assert fit["bootstrap"]["failed"] == short
     for p, (lo, hi) in fit["intervals"].items():
         assert lo == pytest.approx(TRUTH[p], rel=1e-6, abs=1e-12)
         assert hi == pytest.approx(TRUTH[p], rel=1e-6, abs=1e-12)

@@ -328,6 +328,33 @@ def test_bootstrap_draws_whole_runs(method):
     assert hi - lo > 1e-4
 
 
+@pytest.mark.parametrize("law", ["chinchilla", "inference"])
+def test_lm_resample_with_fewer_points_than_parameters_counts_as_failed(law):
+    """A run-level resample that draws only single-point runs holds fewer points than the law's
+    free parameters: curve_fit would raise a TypeError, so LM refuses it and the resample
+    counts as failed, as a refit that does not converge does. Noise-free, every other resample
+    holds the big run and converges to the full fit."""
+    points, _, y = synthetic(law, "all", "tiny")
+    k, seed, n_free = 20, 0, len(free_params(law, "all"))
+    # n_free - 1 runs: a resample without the big run holds n_free - 1 points
+    singles = n_free - 2
+    runs = np.where(np.arange(len(y)) < len(y) - singles, "big", np.arange(len(y)).astype(str))
+    short = int((resample_runs(runs, k, np.random.default_rng(seed)).sum(axis=1) < n_free).sum())
+    assert 0 < short < k  # the world has both kinds of resample
+    result = fit(law, "all", points, y, method="lm", runs=list(runs), bootstrap=k, seed=seed)
+    assert result["bootstrap"]["failed"] == short
+    assert all(len(s) == k - short for s in result["bootstrap"]["samples"].values())
+    for p, (lo, hi) in result["intervals"].items():
+        assert lo == pytest.approx(result["params"][p], rel=1e-6), p
+        assert hi == pytest.approx(result["params"][p], rel=1e-6), p
+
+
+def test_lm_refuses_fewer_points_than_parameters():
+    points, _, y = synthetic("chinchilla", "all", "tiny")
+    with pytest.raises(FitError, match="3 point\\(s\\) for 4 free parameters"):
+        fit_lm("chinchilla", "all", points["N"][:3], points["D"][:3], None, y[:3])
+
+
 def test_predict_points_reads_each_laws_columns():
     points, _, y = synthetic("inference", "all", "tiny", noise=0.002)
     result = fit("inference", "all", points, y, bootstrap=5)

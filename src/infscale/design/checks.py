@@ -32,13 +32,14 @@ def check_design(config: dict[str, Any]) -> None:
             f"config key design.seed_runs: {', '.join(unknown)} not among the proposals "
             f"({', '.join(names)})"
         )
-    law, tie = config["design"]["law"], config["fit"]["tie"]
+    law, tie = config["design"]["law"], config["design"]["tie"]
     needed = len(free_params(law, tie))
     points = sum(len(run.multipliers) for run in runs if run.name in seeds)
-    if points < needed:
+    if points <= needed:  # at as many, the fit interpolates: no residual, no run noise
         raise InputError(
             f"config key design.seed_runs: {points} loss point(s) for the {needed} free "
-            f"parameters of the {law} law with tie {tie}"
+            f"parameters of the {law} law with tie {tie}: a round's fit needs more points than "
+            "parameters (the design's run noise is the fit's residual sd)"
         )
     open_runs = [run for run in runs if run.name not in seeds]
     if not open_runs:

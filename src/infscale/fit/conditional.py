@@ -323,13 +323,15 @@ def fit_lm(
     same points (exponents tied, whatever ``tie``: LM then frees what the tie mode frees) with
     the shape coefficients at 0 (the law at a0 = b0 = 1 is then Chinchilla's exactly, so LM
     starts on the right scale, where all-ones would not). FitError when LM
-    stops without a finite fit or runs out of its ``maxfev`` evaluations."""
+    stops without a finite fit or runs out of its ``maxfev`` evaluations, or has fewer points
+    than free parameters."""
     from scipy.optimize import OptimizeWarning, curve_fit
 
+    free = free_params(tie, dropped)
+    paper.check_lm_points(len(loss), len(free))
     if start is None:  # every exponent tied: 900 grid starts, not 4,500, for a point LM leaves
         chinchilla = paper.fit_huber("chinchilla", "all", N, D, None, loss)
         start = chinchilla | dict.fromkeys(SHAPE_COEFS, 0.0)
-    free = free_params(tie, dropped)
 
     def model(_index: np.ndarray, *theta: float) -> np.ndarray:  # xdata: the points, by index
         return conditional_loss(form, expand(tie, dropped, theta), N, D, kept)

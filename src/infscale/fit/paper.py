@@ -92,11 +92,13 @@ def fit_lm(
 
     Raises FitError when LM stops without a fit: out of evaluations, non-finite parameters, or
     never having left the start (at large N and D the terms N^-1 and D^-1 are so small that LM
-    can declare convergence at step 0).
+    can declare convergence at step 0); and before LM, on fewer points than free parameters (a
+    bootstrap resample may draw so few, which then counts as failed).
     """
     from scipy.optimize import OptimizeWarning, curve_fit
 
     free = free_params(law, tie)
+    check_lm_points(len(loss), len(free))
     p0 = np.ones(len(free)) if start is None else np.array([start[p] for p in free], float)
     x = np.vstack([N, D] if R is None else [N, D, R])
 
@@ -122,6 +124,16 @@ def fit_lm(
             + ": the loss hardly depends on them there; try --method huber"
         )
     return expand(law, tie, theta)
+
+
+def check_lm_points(n_points: int, n_free: int) -> None:
+    """FitError when LM has fewer points than free parameters (curve_fit would raise a
+    TypeError): the one check every lm fitter makes before it starts."""
+    if n_points < n_free:
+        raise FitError(
+            f"the lm fit has {n_points} point(s) for {n_free} free parameters: need at least "
+            f"{n_free}"
+        )
 
 
 def fit_paper_law(
