@@ -4,9 +4,9 @@ nearest one is known."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
+from test_frontier import D, N, P, optimum  # the Chinchilla world and its closed-form optimum
 
 from infscale.fit.curves import (
     compute_points,
@@ -18,18 +18,8 @@ from infscale.fit.curves import (
 )
 from infscale.fit.frontier import FRONTIER_BUDGETS, N_GRID, RATIO_GRID, RATIO_MARGIN
 
-P = {"A": 10.0, "B": 20.0, "E": 1.0, "alpha": 0.3, "beta": 0.3}
 CHINCHILLA = {"law": "chinchilla", "tie": "all", "params": P}
 INFERENCE = {"law": "inference", "tie": "all", "params": P | {"gamma": 0.5, "epsilon": 0.01}}
-N = np.array([1e6, 1e6, 2.6e6, 2.6e6])
-D = np.array([2e7, 4e7, 5.2e7, 1.04e8])
-
-
-def optimum(compute: float) -> tuple[float, float]:
-    """N* and L* of the Chinchilla law at compute C (D = C / 6N), by hand: dL/dN = 0."""
-    a, b = P["alpha"], P["beta"]
-    n = (a * P["A"] / (b * P["B"])) ** (1 / (a + b)) * (compute / 6) ** (b / (a + b))
-    return n, P["E"] + P["A"] * n**-a + P["B"] * (compute / (6 * n)) ** -b
 
 
 def test_isoflop_table_marks_the_closed_form_optimum_of_each_budget():
