@@ -15,7 +15,7 @@ import pandas as pd
 from infscale.fit.core import PARAMS, TIED, free_params
 from infscale.fit.predictions import FitKey
 from infscale.select.candidates import variables_read
-from infscale.select.models import trained_candidates
+from infscale.select.models import FLOP_PARTS, trained_candidates
 from infscale.select.winner import SMOOTH
 
 MISSING = "-"
@@ -585,9 +585,6 @@ def story_table(lines: Sequence[str]) -> Table:
         note="The law the selection used, the shape effect it predicts, what it chose and "
         "why, and the winner against the baseline, from this run's own numbers.",
     )
-
-
-FLOP_PARTS = ("grid", "candidates", "total")  # training_flops.json's sums (and its provenance)
 
 
 def provenance_table(

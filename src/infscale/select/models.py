@@ -41,13 +41,16 @@ def trained_candidates(models: pd.DataFrame) -> pd.DataFrame:
     return models[models["size_group"] == CANDIDATES]
 
 
+FLOP_PARTS = ("grid", "candidates", "total")  # the sums training_flops.json holds
+
+
 def training_flops(models: pd.DataFrame) -> dict[str, float]:
     """6·N·D summed over the evaluated models (models.csv: each run at its last boundary, to
     which it trains) of the grid, of the trained candidates, and of both."""
     compute = training_compute(models["N"], models["D"])
     trained = (models["size_group"] == CANDIDATES).to_numpy()
     grid, candidates = float(compute[~trained].sum()), float(compute[trained].sum())
-    return {"grid": grid, "candidates": candidates, "total": grid + candidates}
+    return dict(zip(FLOP_PARTS, (grid, candidates, grid + candidates), strict=True))
 
 
 def evaluated_models(
