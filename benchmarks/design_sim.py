@@ -43,7 +43,13 @@ import numpy as np
 import pandas as pd
 
 from infscale.checks import load_config
-from infscale.design.greedy import greedy_design, likelihood_scale, log_likelihood, normalise
+from infscale.design.greedy import (
+    OUTCOMES,
+    greedy_design,
+    likelihood_scale,
+    log_likelihood,
+    normalise,
+)
 from infscale.fit.frontier import training_compute
 from infscale.fit.laws import fit_law, predict_points
 from infscale.grid import candidate_runs, grid_runs
@@ -53,7 +59,6 @@ from infscale.shapes import Shape
 REPO = Path(__file__).resolve().parents[1]
 SEED_SD = 0.0051  # README: the default grid's seed-to-seed sd of the loss
 KNOWN = 200  # resamples per world (the default config's fit.bootstrap), reweighted after runs
-OUTCOMES = 100  # outcomes infscale design simulates per run (its default 400: 4x the time)
 FAMILIES = ("inference", "conditional", "published")
 POOL = 600  # parameter draws per family: the truths and the known resamples come from these
 FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)

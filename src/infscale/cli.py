@@ -8,6 +8,7 @@ exits 2; a traceback means a bug.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -150,6 +151,7 @@ def _compare(args: argparse.Namespace) -> None:
             seed=args.seed,
             vocab_size=args.vocab_size,
             multiple_of=args.multiple_of,
+            jobs=args.jobs,
         ),
     )
     write_csv(args.out, table)
@@ -300,6 +302,11 @@ def _reading(path: Path, read: Callable[..., T], *args: Any) -> T:
         return read(*args)
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS has one: a SLURM job's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _positive_int(text: str) -> int:
@@ -521,6 +528,15 @@ def _parser() -> argparse.ArgumentParser:
         "--group-by",
         metavar="COLUMN",
         help="size-group column for Spearman and extrapolation (default: size_group if present)",
+    )
+    sub.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        help="processes that fit the laws side by side (default: the CPUs this process may use, "
+        "%(default)s)",
     )
     _shape_default_args(sub)
     _bootstrap_args(sub)

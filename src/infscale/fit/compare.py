@@ -46,14 +46,20 @@ them and by its refit code (huber: warm-started at the full fit's optimum).
 
 from __future__ import annotations
 
+import itertools
 import json
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
+from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import conditional
+from infscale.fit import conditional, nested
 from infscale.fit.bootstrap import bootstrap_summary, resample_runs
 from infscale.fit.core import METHODS, TIES, FitError, check_choice, numerical_warnings
 from infscale.fit.core import table_columns as columns
@@ -91,6 +97,12 @@ COLUMNS = [
     "logo_skipped",
 ]
 BOOTSTRAP_COLUMNS = ["bootstrap_k", "bootstrap_failed", "params_ci95"]
+# How the worker processes of compare_laws(jobs > 1) start: forked on Linux (no re-import: a
+# worker costs milliseconds, where the fits of a small table take about a second; numpy's
+# OpenBLAS resets its threads across a fork), from a fork server elsewhere (macOS's system
+# libraries are not fork-safe). A script that calls it with jobs > 1 off Linux needs the
+# ``if __name__ == "__main__"`` guard.
+START_METHOD = "fork" if sys.platform == "linux" else "forkserver"
 # Why a Spearman correlation is empty (metrics.metrics: under 2 points, or constant, per group).
 NO_RANKING = "no size group has 2 or more points with distinct losses and predictions"
 
@@ -107,6 +119,7 @@ def compare_laws(
     ties: Sequence[str] = TIES,
     vocab_size: int | None = None,
     multiple_of: int = PAPER_MULTIPLE_OF,
+    jobs: int = 1,
 ) -> pd.DataFrame:
     """The comparison table (COLUMNS, + BOOTSTRAP_COLUMNS with ``bootstrap``), one row per
     (law, tie) (``ties``: the contract's every tie mode, fewer for the workflow's lm rows),
@@ -117,7 +130,8 @@ def compare_laws(
     as ``infscale params`` defaults them. A law that cannot run (a missing column, a fit set
     smaller than its parameter count, a failed fit) gets rows with the reason in ``error``, so
     that it never aborts the others; an InputError names bad input common to all of them
-    (an unknown law, tie or method, a missing N, D or loss) or says why no law ran."""
+    (an unknown law, tie or method, a missing N, D or loss) or says why no law ran. ``jobs``
+    processes fit the laws side by side (the table is the same)."""
     import pandas as pd
 
     unknown = [name for name in law_names if name not in LAWS]
@@ -142,6 +156,10 @@ def compare_laws(
     order = None
     if data.groups is not None:
         order = pd.Series(data.N).groupby(data.groups).median().sort_values().index.tolist()
+    if jobs > 1:
+        runnable = [law.name for law in chosen if law.name not in unreadable]
+        fit_sets = [train, *(fold for fold, _ in _folds(data, order))]
+        _fit_ahead(runnable, ties, method, fit_sets, jobs)
     done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     rows = []
     for law in chosen:
@@ -305,9 +323,7 @@ def _progressive(
     """logo_*: fit on the groups before each in ``order``, predict that group; a skipped
     fold's reason goes to ``notes``."""
     rel, folds, skipped = [], 0, 0
-    for j in range(1, len(order)):
-        train = data.take(np.isin(data.groups, order[:j]))
-        test = data.take(data.groups == order[j])
+    for j, (train, test) in enumerate(_folds(data, order), start=1):
         k = len(law.free(tie, train))
         try:
             if len(train) < k:
@@ -326,6 +342,63 @@ def _progressive(
         notes.append(f"logo_rel_err, logo_max_rel_err empty: all {skipped} fold(s) skipped")
         return counts
     return {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))} | counts
+
+
+def _folds(data: Points, order: list[str] | None) -> list[tuple[Points, Points]]:
+    """The progressive extrapolation's (fit, predicted) points: every group before each in
+    ``order``, and that group; none without groups."""
+    if order is None:
+        return []
+    return [
+        (data.take(np.isin(data.groups, order[:j])), data.take(data.groups == order[j]))
+        for j in range(1, len(order))
+    ]
+
+
+def _fit_ahead(
+    names: Sequence[str], ties: Sequence[str], method: str, fit_sets: Sequence[Points], jobs: int
+) -> None:
+    """Fit every law in every tie mode on every point set the rows read (the fit set, each
+    fold's), ``jobs`` processes side by side, into the fit memo (infscale.fit.nested): the rows
+    are then built as without, their fits memo hits. Each fit is a function of its points
+    alone, so the table is the same. A task is one point set and a law with the laws that start
+    from its optimum (Law.starts_from), which it then holds; the largest point sets go first,
+    so that the last tasks to finish are short."""
+    together: dict[str, list[str]] = {}
+    for name in names:
+        root = LAWS[name].starts_from
+        together.setdefault(root if root in names else name, []).append(name)
+    groups = [tuple(group) for group in together.values()]
+    by_size = sorted(fit_sets, key=len, reverse=True)
+    tasks = [(group, points) for points in by_size for group in groups]
+    workers = min(jobs, len(tasks))
+    if workers < 2:
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context(START_METHOD)) as pool:
+        fitted = pool.map(
+            _fit_every_tie,
+            *zip(*tasks, strict=True),
+            itertools.repeat(tuple(ties)),
+            itertools.repeat(method),
+        )
+        for entries in fitted:
+            nested.remember(entries)
+
+
+def _fit_every_tie(
+    names: tuple[str, ...], points: Points, ties: tuple[str, ...], method: str
+) -> dict[tuple, nested.Entry]:
+    """A worker's task: the laws ``names`` fitted in every tie mode on ``points`` (those with
+    fewer points than free parameters skipped, as the rows skip them); the memo's new entries.
+    The warnings stay in the entries: the rows raise them again, and catch them."""
+    known = set(nested.remembered())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for law, tie in itertools.product((LAWS[name] for name in names), ties):
+            if len(points) >= len(law.free(tie, points)):
+                with suppress(FitError):  # remembered too: the row reads the error from the memo
+                    law.fit(tie, method, points)
+    return nested.remembered(known)
 
 
 def _bootstrap(

@@ -55,6 +55,7 @@ class Law:
     refit: Refit
     free: Callable[[str, Points | None], tuple[str, ...]]
     describe: Callable[[Params, Points], tuple[dict[str, Any], list[str]]]
+    starts_from: str | None = None  # the law whose optimum on the same points its fits start at
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -154,6 +155,7 @@ def _conditional_law(name: str, form: str) -> Law:
         refit=refit,
         free=lambda tie, p: conditional.free_params(tie, dropped(p)),
         describe=describe,
+        starts_from="chinchilla",
     )
 
 

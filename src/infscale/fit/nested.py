@@ -4,7 +4,7 @@ from the optimum of the tie mode it nests, and the better objective is kept."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 
@@ -15,7 +15,22 @@ NESTS: dict[str, str] = {"none": "alpha-beta", "alpha-beta": "all"}
 NESTED_KEPT = 256  # fits remembered by fit_nested: a comparison asks for each tied form again
 # memo -> (the fit or its error, the warnings its fitting raised: a caller that hits the memo
 # gets them again, so its row still names them)
-_NESTED: dict[tuple, tuple[dict[str, float] | FitError, list[warnings.WarningMessage]]] = {}
+Entry = tuple[dict[str, float] | FitError, list[warnings.WarningMessage]]
+_NESTED: dict[tuple, Entry] = {}
+
+
+def remembered(besides: Collection[tuple] = ()) -> dict[tuple, Entry]:
+    """The memo's entries but those keyed in ``besides``: what a worker process fitted, for its
+    parent to :func:`remember`."""
+    return {memo: entry for memo, entry in _NESTED.items() if memo not in besides}
+
+
+def remember(entries: Mapping[tuple, Entry]) -> None:
+    """Take fits made in another process into the memo: the next call for them is a hit."""
+    for memo, entry in entries.items():
+        if memo not in _NESTED and len(_NESTED) >= NESTED_KEPT:
+            del _NESTED[next(iter(_NESTED))]
+        _NESTED[memo] = entry
 
 
 def fit_nested(
