@@ -87,6 +87,9 @@ def test_the_contract_columns_and_their_meanings(compared):
         assert row.aic == pytest.approx(len(fit) * np.log(rss / len(fit)) + 2 * row.n_params)
         assert row.test_mse == pytest.approx(np.mean((test["loss"] - on_test) ** 2), rel=1e-6)
         assert row.test_max_abs_err == pytest.approx(np.max(np.abs(test["loss"] - on_test)))
+    best = table["aic"].min()
+    assert table["delta_aic"].tolist() == pytest.approx((table["aic"] - best).tolist())
+    assert table["delta_aic"].min() == 0.0 and table["delta_aic"].max() > 0
     rows = table.set_index(["law", "tie"])
     paper, chinchilla = rows.loc[("inference", "alpha-beta")], rows.loc[("chinchilla", "all")]
     # the true form extrapolates (to the test group and group by group) and ranks the test

@@ -589,7 +589,7 @@ def test_fit_set_scores_score_each_fit_on_every_point(points, trained_points, fi
     assert frame.loc[("chinchilla", "all"), "warnings"] == 1
 
 
-def test_comparison_table_adds_delta_aic_and_matching_intervals(fits):
+def test_comparison_table_shows_delta_aic_beside_aic_and_matching_intervals(fits):
     comparison = pd.DataFrame(
         {
             "law": ["chinchilla", "inference", "inference-additive"],
@@ -598,12 +598,14 @@ def test_comparison_table_adds_delta_aic_and_matching_intervals(fits):
             "n_params": [4, 5, 5],
             "n_fit": [8, 8, 8],
             "aic": [-30.0, -40.0, -35.0],
-            "logo_rel_err": [0.05, 0.02, 0.03],
             "params": ["A=1", "A=2", "A=3"],
+            "delta_aic": [10.0, 0.0, 0.0],  # the fit stage's, per method
+            "logo_rel_err": [0.05, 0.02, 0.03],
         }
     )
     frame = tables.comparison_table(comparison, fits).frame
-    assert frame["delta_aic"].tolist() == [10.0, 0.0, 5.0]
+    assert list(frame.columns[5:7]) == ["aic", "delta_aic"]
+    assert frame["delta_aic"].tolist() == [10.0, 0.0, 0.0]
     assert frame.columns[-1] == "params" and frame.loc[2, "params"] == "A=3"
     ci = frame.loc[1, "ci95"]
     lo, hi = np.percentile([9.0, 10.0, 11.0], [2.5, 97.5])
@@ -837,7 +839,14 @@ def shown(points, trained_points, models, fits, predictions, selected, downstrea
         "loo_max_rel_err": 0.2,
     }
     comparison = pd.DataFrame(
-        {"law": ["chinchilla"], "tie": ["all"], "method": ["lm"], "n_fit": [8], "aic": [-3.0]}
+        {
+            "law": ["chinchilla"],
+            "tie": ["all"],
+            "method": ["lm"],
+            "n_fit": [8],
+            "aic": [-3.0],
+            "delta_aic": [0.0],
+        }
     )
     return {
         "story": tables.story_table(story.story_lines(chosen, selected, winner, budgets)),

@@ -37,7 +37,9 @@ warnings a JSON list: signs of a degenerate fit (metrics.fit_warnings: a negativ
 an exponent at its bound 0, a dropped term), why each empty metric is empty (a skipped fold and
 its reason, no test rows, no ranking), and the numerical warnings raised, caught instead of
 printed; error why the law did not run (a missing column, too few fit rows, a failed fit).
-Extras: fit_r2, fit_spearman (on the fit set), logo_max_rel_err, logo_folds, logo_skipped, and
+Extras: delta_aic (the row's aic less the table's lowest: every row is fitted on the same
+points by the same method, so the difference ranks the laws), fit_r2, fit_spearman (on the fit
+set), logo_max_rel_err, logo_folds, logo_skipped, and
 with a bootstrap bootstrap_k, bootstrap_failed and params_ci95: a JSON object
 {parameter: [2.5 %, 97.5 %]} from K refits on resamples of whole runs (the column ``run``;
 without it, of rows), drawn with one seed for every row, as ``infscale fit --bootstrap`` draws
@@ -90,6 +92,7 @@ CONTRACT_COLUMNS = [
 ]
 COLUMNS = [
     *CONTRACT_COLUMNS,
+    "delta_aic",
     "fit_r2",
     "fit_spearman",
     "logo_max_rel_err",
@@ -179,6 +182,7 @@ def compare_laws(
                 )
             rows.append(done[key] | {"tie": tie})
     table = pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
+    table["delta_aic"] = table["aic"] - table["aic"].min()
     if table["error"].notna().all():
         first = table.iloc[0]
         raise InputError(

@@ -196,11 +196,11 @@ def fit_sets_table(scores: pd.DataFrame) -> Table:
 
 
 def comparison_table(comparison: pd.DataFrame, fits: Mapping[FitKey, dict[str, Any]]) -> Table:
-    """The law comparison (results/fit/comparison.csv, infscale.fit.compare) with ΔAIC against
-    the best row, and the bootstrap intervals of the free coefficients where a fit of that law,
-    tie and method on all the same points has them."""
+    """The law comparison (results/fit/comparison.csv, infscale.fit.compare), with the bootstrap
+    intervals of the free coefficients where a fit of that law, tie and method on all the same
+    points has them."""
     frame = comparison.copy()
-    frame.insert(frame.columns.get_loc("aic") + 1, "delta_aic", frame["aic"] - frame["aic"].min())
+    frame.insert(frame.columns.get_loc("aic") + 1, "delta_aic", frame.pop("delta_aic"))
     frame["ci95"] = [_intervals_text(row, fits) for row in comparison.to_dict(orient="records")]
     if "params" in frame.columns:  # the fitted coefficients, last: the longest cells
         frame = frame[[c for c in frame.columns if c != "params"] + ["params"]]
@@ -209,8 +209,9 @@ def comparison_table(comparison: pd.DataFrame, fits: Mapping[FitKey, dict[str, A
         frame,
         {"logo_rel_err": ".2%", "logo_max_rel_err": ".2%", "aic": ".2f", "delta_aic": ".2f"},
         "Fitted on every grid point (infscale compare; the additive variants are laws of their "
-        "own). aic = n·ln(RSS/n) + 2k; logo_*: progressive extrapolation (fit on the smaller "
-        "size groups, predict the next larger), mean and max relative error; ci95: bootstrap "
+        "own). aic = n·ln(RSS/n) + 2k, delta_aic against the best row of the same method; "
+        "logo_*: progressive extrapolation (fit on the smaller size groups, predict the next "
+        "larger), mean and max relative error; ci95: bootstrap "
         "intervals of the free coefficients where the workflow's fits match the row.",
     )
 
