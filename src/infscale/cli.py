@@ -532,9 +532,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--jobs",
         type=_positive_int,
-        default=len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        default=_usable_cpus(),
         help="processes that fit the laws side by side (default: the CPUs this process may use, "
         "%(default)s)",
     )
