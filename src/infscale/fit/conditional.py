@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import core, huber, nested, paper
+from infscale.fit import core, huber, methods, nested, paper
 from infscale.fit.huber import DELTA
 from infscale.fit.vp import fit_vp
 from infscale.shapes import ffn_hidden
@@ -325,10 +324,8 @@ def fit_lm(
     starts on the right scale, where all-ones would not). FitError when LM
     stops without a finite fit or runs out of its ``maxfev`` evaluations, or has fewer points
     than free parameters."""
-    from scipy.optimize import OptimizeWarning, curve_fit
-
     free = free_params(tie, dropped)
-    paper.check_lm_points(len(loss), len(free))
+    methods.check_lm_points(len(loss), len(free))
     if start is None:  # every exponent tied: 900 grid starts, not 4,500, for a point LM leaves
         chinchilla = paper.fit_huber("chinchilla", "all", N, D, None, loss)
         start = chinchilla | dict.fromkeys(SHAPE_COEFS, 0.0)
@@ -336,23 +333,9 @@ def fit_lm(
     def model(_index: np.ndarray, *theta: float) -> np.ndarray:  # xdata: the points, by index
         return conditional_loss(form, expand(tie, dropped, theta), N, D, kept)
 
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", OptimizeWarning)
-        try:
-            theta, _ = curve_fit(
-                model,
-                np.arange(len(loss)),
-                loss,
-                p0=[start[p] for p in free],
-                method="lm",
-                maxfev=maxfev,
-            )
-        except (RuntimeError, ValueError) as err:
-            raise core.FitError(
-                f"the lm fit did not converge: {' '.join(str(err).split())}"
-            ) from None
-    if not np.all(np.isfinite(theta)):
-        raise core.FitError("the lm fit did not converge: non-finite parameters")
+    theta = methods.curve_fit_lm(
+        model, np.arange(len(loss)), loss, [start[p] for p in free], maxfev
+    )
     return expand(tie, dropped, theta)
 
 
@@ -453,19 +436,11 @@ def huber_objective(
 
 
 def _from_u(tie: str, dropped: Sequence[str], u: np.ndarray) -> dict[str, float]:
-    free = free_params(tie, dropped)
-    return expand(
-        tie, dropped, [np.exp(v) if p in LOG_PARAMS else v for p, v in zip(free, u, strict=True)]
-    )
+    return expand(tie, dropped, methods.from_log_space(free_params(tie, dropped), LOG_PARAMS, u))
 
 
 def _to_u(tie: str, dropped: Sequence[str], params: Mapping[str, float]) -> np.ndarray:
-    return np.array(
-        [
-            core.log_coefficient(params[p]) if p in LOG_PARAMS else params[p]
-            for p in free_params(tie, dropped)
-        ]
-    )
+    return methods.to_log_space(free_params(tie, dropped), LOG_PARAMS, params)
 
 
 def refits(
@@ -482,40 +457,20 @@ def refits(
 ) -> tuple[list[dict[str, float]], int]:
     """Refit each resample (a row of point counts) from the full fit ``params``, with the full
     fit's dropped factors; (the fits, how many failed). huber: all resamples at once, the counts
-    weighting the Huber terms, to infscale.fit.paper's bootstrap tolerances; a row that does
+    weighting the Huber terms, to infscale.fit.methods' bootstrap tolerances; a row that does
     not converge or ends non-finite fails. lm: curve_fit on the drawn points within
     BOOTSTRAP_MAXFEV evaluations; a FitError fails."""
-    fits, failed = [], 0
-    if method == "vp":  # warm-started at the full fit, as huber's refits are
-        for row in counts:
-            i = np.repeat(np.arange(len(loss)), row)
-            drawn = vp_columns({n: v[i] for n, v in kept.items()})
-            try:
-                fits.append(
-                    fit_vp("conditional", tie, N[i], D[i], None, loss[i], params, form, drawn)
-                )
-            except core.FitError:
-                failed += 1
-        return fits, failed
     if method == "huber":
-        where, u0 = positions(tie, dropped), _to_u(tie, dropped, params)
-        u, value, converged = huber.lbfgs(
-            objective(form, where, (N, D, kept, np.log(loss))),
-            np.repeat(u0[None, :], len(counts), axis=0),
-            counts.astype(float),
-            ftol=paper.BOOTSTRAP_FTOL,
-            gtol=paper.BOOTSTRAP_GTOL,
-            max_iter=paper.BOOTSTRAP_MAX_ITER,
-        )
-        ok = converged & np.isfinite(value) & np.all(np.isfinite(u), axis=1)
-        return [_from_u(tie, dropped, row) for row in u[ok]], int(len(counts) - ok.sum())
-    for row in counts:
-        i = np.repeat(np.arange(len(loss)), row)
+        where = positions(tie, dropped)
+        objective_ = objective(form, where, (N, D, kept, np.log(loss)))
+        u, failed = methods.refit_huber(objective_, _to_u(tie, dropped, params), counts)
+        return [_from_u(tie, dropped, row) for row in u], failed
+
+    def fit_one(i: np.ndarray) -> dict[str, float]:
         drawn = {n: v[i] for n, v in kept.items()}
-        try:
-            fits.append(
-                fit_lm(form, tie, dropped, N[i], D[i], drawn, loss[i], params, BOOTSTRAP_MAXFEV)
-            )
-        except core.FitError:
-            failed += 1
-    return fits, failed
+        if method == "vp":  # warm-started at the full fit, as huber's refits are
+            columns = vp_columns(drawn)
+            return fit_vp("conditional", tie, N[i], D[i], None, loss[i], params, form, columns)
+        return fit_lm(form, tie, dropped, N[i], D[i], drawn, loss[i], params, BOOTSTRAP_MAXFEV)
+
+    return methods.refit_each(counts, fit_one)

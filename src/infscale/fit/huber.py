@@ -11,7 +11,7 @@ Huber_delta(log L - log L̂), delta = 1e-3, where
   (an alternative the law comparison in :mod:`infscale.fit.compare` tries)
 
 from every start of the grid, keeping the best objective. Instead of one L-BFGS run per start
-(a Python loop of 4,500 scipy calls), :func:`batched_lbfgs` runs L-BFGS on all starts together
+(a Python loop of 4,500 scipy calls), :func:`lbfgs` runs L-BFGS on all starts together
 as (starts × points) arrays, with the analytic gradient of :func:`objective`; each start stops on
 its own test (scipy L-BFGS-B's defaults: relative objective change under ``FTOL``, or largest
 gradient entry under ``GTOL``) and leaves the batch. The few best distinct runs are then polished
@@ -181,22 +181,6 @@ def bound_objective(form: str, where: Mapping[str, int], logs: Logs) -> Objectiv
         return _objective(x, form, m, where["E"], logs[3], w)
 
     return f_and_g
-
-
-def batched_lbfgs(
-    u0: np.ndarray,
-    form: str,
-    where: Mapping[str, int],
-    logs: Logs,
-    weights: np.ndarray | None = None,
-    *,
-    ftol: float = FTOL,
-    gtol: float = GTOL,
-    max_iter: int = MAX_ITER,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`lbfgs` on the huber objective of ``form``."""
-    objective = bound_objective(form, where, logs)
-    return lbfgs(objective, u0, weights, ftol=ftol, gtol=gtol, max_iter=max_iter)
 
 
 def lbfgs(

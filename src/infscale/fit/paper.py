@@ -5,7 +5,6 @@ and their bootstrap refits. scipy is imported inside the functions that need it.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -18,10 +17,17 @@ from infscale.fit.core import (
     expand,
     free_params,
     inference_loss,
-    log_coefficient,
     positions,
 )
 from infscale.fit.huber import LOG_PARAMS
+from infscale.fit.methods import (
+    check_lm_points,
+    curve_fit_lm,
+    from_log_space,
+    refit_each,
+    refit_huber,
+    to_log_space,
+)
 from infscale.fit.nested import fit_nested
 from infscale.fit.vp import fit_vp
 
@@ -69,14 +75,6 @@ def form_loss(
     return FORMS[form](params, N, D, R)
 
 
-# Chinchilla's method lives in infscale.fit.huber (the start grid, the vectorised L-BFGS).
-# A bootstrap resample refit by the huber method starts at the full fit's optimum and runs to
-# these tighter tolerances (it skips the start grid and the polish).
-BOOTSTRAP_FTOL = 1e-13
-BOOTSTRAP_GTOL = 1e-9
-BOOTSTRAP_MAX_ITER = 3000  # a resample that needs more has not converged: it is counted failed
-
-
 def fit_lm(
     law: str,
     tie: str,
@@ -95,8 +93,6 @@ def fit_lm(
     can declare convergence at step 0); and before LM, on fewer points than free parameters (a
     bootstrap resample may draw so few, which then counts as failed).
     """
-    from scipy.optimize import OptimizeWarning, curve_fit
-
     free = free_params(law, tie)
     check_lm_points(len(loss), len(free))
     p0 = np.ones(len(free)) if start is None else np.array([start[p] for p in free], float)
@@ -107,16 +103,7 @@ def fit_lm(
     def model(x: np.ndarray, *theta: float) -> np.ndarray:
         return form_loss(law, {p: theta[j] for p, j in where}, *x)
 
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", OptimizeWarning)
-        try:
-            theta, _ = curve_fit(
-                model, x, loss, p0=p0, method="lm", maxfev=MAXFEV if start is None else WARM_MAXFEV
-            )
-        except (RuntimeError, ValueError) as err:
-            raise FitError(f"the lm fit did not converge: {' '.join(str(err).split())}") from None
-    if not np.all(np.isfinite(theta)):
-        raise FitError("the lm fit did not converge: non-finite parameters")
+    theta = curve_fit_lm(model, x, loss, p0, MAXFEV if start is None else WARM_MAXFEV)
     if np.all(theta == p0):
         raise FitError(
             "the lm fit never left its start"
@@ -124,16 +111,6 @@ def fit_lm(
             + ": the loss hardly depends on them there; try --method huber"
         )
     return expand(law, tie, theta)
-
-
-def check_lm_points(n_points: int, n_free: int) -> None:
-    """FitError when LM has fewer points than free parameters (curve_fit would raise a
-    TypeError): the one check every lm fitter makes before it starts."""
-    if n_points < n_free:
-        raise FitError(
-            f"the lm fit has {n_points} point(s) for {n_free} free parameters: need at least "
-            f"{n_free}"
-        )
 
 
 def fit_paper_law(
@@ -235,20 +212,12 @@ def _logs(
 
 
 def _to_log_space(law: str, tie: str, params: Mapping[str, float]) -> np.ndarray:
-    """The free vector of ``params`` (log A, B, E, epsilon; nan where one is negative)."""
-    return np.array(
-        [
-            log_coefficient(params[p]) if p in LOG_PARAMS else params[p]
-            for p in free_params(law, tie)
-        ]
-    )
+    """The free vector of ``params`` (log A, B, E, epsilon)."""
+    return to_log_space(free_params(law, tie), LOG_PARAMS, params)
 
 
 def _from_log_space(law: str, tie: str, u: np.ndarray) -> dict[str, float]:
-    theta = [
-        np.exp(v) if p in LOG_PARAMS else v for p, v in zip(free_params(law, tie), u, strict=True)
-    ]
-    return expand(law, tie, theta)
+    return expand(law, tie, from_log_space(free_params(law, tie), LOG_PARAMS, u))
 
 
 FITTERS: dict[str, Callable[..., dict[str, float]]] = {
@@ -282,31 +251,17 @@ def refits(
     additive variant.
     """
     if method == "huber":
-        u0 = _to_log_space(law, tie, params)
-        u, value, converged = huber.batched_lbfgs(
-            np.repeat(u0[None, :], len(counts), axis=0),
-            form or law,
-            positions(law, tie),
-            _logs(N, D, R, loss),
-            counts.astype(float),
-            ftol=BOOTSTRAP_FTOL,
-            gtol=BOOTSTRAP_GTOL,
-            max_iter=BOOTSTRAP_MAX_ITER,
-        )
-        ok = converged & np.isfinite(value) & np.all(np.isfinite(u), axis=1)
-        return [_from_log_space(law, tie, row) for row in u[ok]], int(len(counts) - ok.sum())
-    fits, failed = [], 0
-    for row in counts:
-        i = np.repeat(np.arange(len(loss)), row)
+        objective = huber.bound_objective(form or law, positions(law, tie), _logs(N, D, R, loss))
+        u, failed = refit_huber(objective, _to_log_space(law, tie, params), counts)
+        return [_from_log_space(law, tie, row) for row in u], failed
+
+    def fit_one(i: np.ndarray) -> dict[str, float]:
         R_i = None if R is None else R[i]
-        try:
-            if method == "vp":  # warm-started at the full fit, as huber's refits are
-                fits.append(fit_vp(law, tie, N[i], D[i], R_i, loss[i], params, form))
-            else:
-                fits.append(FITTERS[method](law, tie, N[i], D[i], R_i, loss[i]))
-        except FitError:
-            failed += 1
-    return fits, failed
+        if method == "vp":  # warm-started at the full fit, as huber's refits are
+            return fit_vp(law, tie, N[i], D[i], R_i, loss[i], params, form)
+        return FITTERS[method](law, tie, N[i], D[i], R_i, loss[i])
+
+    return refit_each(counts, fit_one)
 
 
 def _huber_objective(
