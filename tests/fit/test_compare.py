@@ -140,14 +140,15 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, change, args, messag
 
 
 def test_a_law_with_more_parameters_than_the_smallest_group_has_points_skips_its_folds():
-    """The micro workflow's case: the first size group holds 4 points, fewer than the
-    conditional law's 6 free parameters here (its MLP factor dropped: r does not vary), so its
-    one fold is skipped and the row has no extrapolation score; the comparison completes, and
-    tied Chinchilla (4 parameters) still extrapolates."""
+    """The micro workflow's case: the first size group holds 4 points (4 shapes, so x takes 4
+    values and the width factor stays), fewer than the conditional law's 6 free parameters here
+    (its MLP factor dropped: r does not vary), so its one fold is skipped and the row has no
+    extrapolation score; the comparison completes, and tied Chinchilla (4 parameters) still
+    extrapolates."""
     from infscale.fit.compare import compare_laws
 
     table = points()
-    small = table[table["size_group"] != "l"].groupby("size_group").head(4)
+    small = table[(table["size_group"] != "l") & (table["D"] == 4 * table["N"])]
     small = small.assign(vocab_size=64, ffn_hidden=4 * small["d_model"])
     out = compare_laws(small, ["chinchilla", "conditional"], "huber", ties=("all",))
     conditional = out[out["law"] == "conditional"].iloc[0]

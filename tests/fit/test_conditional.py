@@ -123,6 +123,34 @@ def test_default_grid_shapes_drop_the_mlp_factor_and_say_so():
     np.testing.assert_allclose(pred, y, rtol=1e-6)
 
 
+def test_a_factor_whose_variable_takes_two_values_is_dropped_and_the_fit_is_reproducible():
+    """Two MLP widths (f = 2d and 4d: r = 1.5 and 3, a 2x spread) leave the MLP factor's two
+    coefficients and E a direction the points do not pin (an lm fit's E wandered from 1.75 to
+    1.88 between runs of the same code): the factor is dropped, and the comparison's row says
+    why."""
+    from infscale.fit.compare import compare_laws
+
+    rows = [
+        {"d_model": d, "n_layers": layers, "ffn_hidden": ratio * d, "vocab_size": 512}
+        for d, layers in ((32, 8), (48, 4), (64, 2), (96, 1))
+        for ratio in (2, 4)
+    ]
+    frame = pd.DataFrame(rows)
+    frame["N"] = [param_count(r["d_model"], r["n_layers"], 512, ffn=r["ffn_hidden"]) for r in rows]
+    frame = pd.concat([frame.assign(D=m * frame["N"]) for m in (4, 8, 16)], ignore_index=True)
+    v = conditional.factor_variables(frame)
+    assert conditional.distinct_values(v["mlp_ratio"]) == 2
+    assert conditional.dropped_factors(v) == ("mlp_ratio",)
+    y = law_loss("conditional", TRUTH | {"a2": 0.014}, frame["N"], frame["D"], variables=v)
+    table = compare_laws(frame.assign(loss=y), ["conditional-additive"], "lm", ties=["all"])
+    notes = json.loads(table["warnings"].iloc[0])
+    assert (
+        "the mlp_ratio factor is dropped (b1 = b2 = 0): r takes only 2 distinct value(s) over "
+        "the fit points, under 3: its two coefficients and E are not identified"
+    ) in notes
+    assert table["n_params"].iloc[0] == 6  # 4 Chinchilla (tie all) + the width factor's 2
+
+
 def test_free_parameters_and_dropped_coefficients():
     assert conditional.free_params("all") == ("A", "B", "E", "alpha", "a1", "a2", "b1", "b2")
     assert conditional.free_params("alpha-beta") == conditional.free_params("all")

@@ -34,8 +34,9 @@ named in warnings). It uses every row, fit set or not: it
 is its own split. aic = n·ln(RSS/n) + 2k over the fit set (Gaussian residuals); params is a
 JSON object of every parameter (tied and dropped ones included), as FIT.json has them;
 warnings a JSON list: signs of a degenerate fit (metrics.fit_warnings: a negative coefficient, E or
-an exponent at its bound 0, a dropped term), why each empty metric is empty (a skipped fold and
-its reason, no test rows, no ranking), and the numerical warnings raised, caught instead of
+an exponent at its bound 0, a dropped term; a conditional factor dropped, and why), why each
+empty metric is empty (a skipped fold and its reason, no test rows, no ranking), and the
+numerical warnings raised, caught instead of
 printed; error why the law did not run (a missing column, too few fit rows, a failed fit).
 Extras: delta_aic (the row's aic less the table's lowest: every row is fitted on the same
 points by the same method, so the difference ranks the laws), fit_r2, fit_spearman (on the fit
@@ -284,7 +285,7 @@ def _scores(
         params = _fit(law, tie, method, train)
     except FitError as err:
         return row | {"error": " ".join(str(err).split())}
-    notes += fit_warnings(params, train.N, train.D)
+    notes += fit_warnings(params, train.N, train.D) + law.describe(params, train)[1]
     resid = train.loss - law.loss(params, train)
     rss = float(np.sum(resid**2))
     scores = metrics(train.loss, train.loss - resid, train.groups)

@@ -13,8 +13,9 @@ at 1: they only scale the whole product, which E, A and B already do, so fitting
 a flat direction. Each factor is U-shaped when its two coefficients are positive: d/dx (a1·ln x +
 a2/x) = a1/x - a2/x² vanishes at x* = a2/a1, a minimum (``x_opt``, ``r_opt`` in a fit).
 
-A factor whose variable hardly varies over the fit points (max/min under ``MIN_SPREAD``) cannot
-be told apart from E: it is dropped, its coefficients fixed at 0 and not fitted.
+A factor whose variable hardly varies over the fit points (max/min under ``MIN_SPREAD``), or
+takes fewer than ``MIN_DISTINCT`` values, cannot be told apart from E: it is dropped, its
+coefficients fixed at 0 and not fitted.
 
 Both fits start from a Chinchilla fit of the same points (Chinchilla's huber method, robust),
 the shape coefficients from 0: ``lm`` is curve_fit (Levenberg-Marquardt, as the follow-up fits);
@@ -63,6 +64,12 @@ LOG_PARAMS = ("A", "B", "E")  # optimised as logs by the huber method
 # open_lm width rounding alone moves r by up to 1.125x at multiple_of 16 (2.0 to 2.25 on the
 # default grid), which is not a design variable: a factor fitted to it would fit rounding noise.
 MIN_SPREAD = 1.25
+# ... and take at least this many distinct values (relative gap over DISTINCT_RTOL): at two
+# values v1, v2 the factor's columns ln v and 1/v are, over the points, a constant and one
+# indicator, so its two coefficients and E (or, multiplied, the Chinchilla part's scale) leave a
+# direction the points do not pin down: the fit's E wanders along it from run to run.
+MIN_DISTINCT = 3
+DISTINCT_RTOL = 1e-9
 # Every shape coefficient kept starts at each of these (3^4 = 81 starts with both factors), so
 # that a U (both coefficients > 0), a factor monotone either way and no factor each have a start
 # near them. Starts where a factor is <= 0 at some point (infinite objective) are left out.
@@ -158,18 +165,35 @@ def _columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> list[np.nd
 
 
 def dropped_factors(variables: Mapping[str, np.ndarray]) -> tuple[str, ...]:
-    """The factors whose variable varies by less than MIN_SPREAD (max/min) over the points."""
-    return tuple(name for name, v in variables.items() if np.max(v) < MIN_SPREAD * np.min(v))
+    """The factors whose variable varies by less than MIN_SPREAD (max/min) over the points, or
+    takes fewer than MIN_DISTINCT distinct values."""
+    return tuple(name for name, v in variables.items() if _why_dropped(v) is not None)
+
+
+def distinct_values(v: np.ndarray) -> int:
+    """How many distinct values ``v`` takes, values within DISTINCT_RTOL of each other one."""
+    ordered = np.sort(np.asarray(v, float))
+    return 1 + int(np.sum(np.diff(ordered) > DISTINCT_RTOL * np.abs(ordered[1:])))
+
+
+def _why_dropped(v: np.ndarray) -> str | None:
+    if np.max(v) < MIN_SPREAD * np.min(v):
+        return f"varies only {np.max(v) / np.min(v):.3g}x over the fit points, under {MIN_SPREAD}x"
+    if distinct_values(v) < MIN_DISTINCT:
+        return (
+            f"takes only {distinct_values(v)} distinct value(s) over the fit points, under "
+            f"{MIN_DISTINCT}: its two coefficients and E are not identified"
+        )
+    return None
 
 
 def drop_warnings(variables: Mapping[str, np.ndarray], dropped: Sequence[str]) -> list[str]:
     lines = []
     for name in dropped:
         symbol, c_log, c_inv = FACTORS[name]
-        v = variables[name]
         lines.append(
-            f"the {name} factor is dropped ({c_log} = {c_inv} = 0): {symbol} varies only "
-            f"{np.max(v) / np.min(v):.3g}x over the fit points, under {MIN_SPREAD}x"
+            f"the {name} factor is dropped ({c_log} = {c_inv} = 0): {symbol} "
+            + _why_dropped(variables[name])
         )
     return lines
 
