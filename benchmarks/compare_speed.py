@@ -14,8 +14,10 @@ factor with its optimum at d/√N = 0.08 and an MLP-ratio factor at r = 1.03, Ch
 coefficients as Besiroglu et al. re-estimated them) with 0.5 % multiplicative noise (fixed seed):
 5 size groups (80M to 1.2B parameters, GPT-NeoX's vocabulary), 10 shapes each (5 widths × 2 MLP
 widths, each at the depth that brings N nearest the group's size) and 4 token multipliers per
-shape, one run per shape. vp fits no conditional multiplicative rows (their error column says
-why), so its comparison does less work than huber's. Prints the median of ``--repeats`` runs of
+shape, one run per shape. With two MLP widths r takes two values, so the conditional laws drop
+their MLP factor (its coefficients and E are not identified there; the rows say so). vp fits no
+conditional multiplicative rows (their error column says why), so its comparison does less work
+than huber's. Prints the median of ``--repeats`` runs of
 each case, wall and CPU seconds (on a shared machine the wall time also counts the other jobs'
 turns, so both are printed), and the load average before each.
 
