@@ -179,9 +179,10 @@ def distinct_values(v: np.ndarray) -> int:
 def _why_dropped(v: np.ndarray) -> str | None:
     if np.max(v) < MIN_SPREAD * np.min(v):
         return f"varies only {np.max(v) / np.min(v):.3g}x over the fit points, under {MIN_SPREAD}x"
-    if distinct_values(v) < MIN_DISTINCT:
+    distinct = distinct_values(v)
+    if distinct < MIN_DISTINCT:
         return (
-            f"takes only {distinct_values(v)} distinct value(s) over the fit points, under "
+            f"takes only {distinct} distinct value(s) over the fit points, under "
             f"{MIN_DISTINCT}: its two coefficients and E are not identified"
         )
     return None
