@@ -40,6 +40,7 @@ rule train:
         f"results/logs/train/{GRID_RUN}.log",
     benchmark:
         f"results/benchmarks/train/{GRID_RUN}.tsv"
+    priority: 5  # after the data stage, before the latency jobs: the grid is the longest path
     retries: TRAIN_RETRIES
     conda:
         "../envs/train.yaml"
