@@ -2,7 +2,7 @@
 
 The reference is what a straightforward replication does: for each of the 4,500 grid starts,
 scipy L-BFGS-B with default tolerances and numerical (2-point) gradients of the same Huber
-objective, keeping the best. The vectorised fit is ``infscale.fit.paper.fit_huber`` (all starts at
+objective, keeping the best. The vectorised fit is ``infscale.fit.methods.fit_huber`` (all starts at
 once with analytic gradients, then a polish). Data: 250 synthetic points from the Chinchilla law
 at the paper's scale with 1% noise (fixed seed); the fit is Chinchilla with alpha and beta free
 (tie none), i.e. the full 6·6·5·5·5 = 4,500-start grid. Prints both times, their ratio and both
@@ -27,9 +27,10 @@ import numpy as np
 from scipy.optimize import minimize
 
 from infscale.fit import huber
-from infscale.fit.core import free_params, positions
 from infscale.fit.laws import law_loss
-from infscale.fit.paper import fit_huber, refits
+from infscale.fit.methods import fit_huber, refits
+from infscale.fit.paper import PaperProblem
+from infscale.fit.points import Points
 
 TRUTH = {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28}
 LAW, TIE = "chinchilla", "none"
@@ -73,9 +74,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="K to time (0: skip)")
     args = parser.parse_args()
     N, D, loss = data(args.points)
-    free, where = free_params(LAW, TIE), positions(LAW, TIE)
-    logs = (np.log(N), np.log(D), None, np.log(loss))
-    starts = huber.grid_starts(free, where, LAW, logs)
+    problem = PaperProblem(LAW, LAW, TIE, Points(N, D, loss))
+    free, where, logs = problem.free, problem.where, problem.logs
+    starts = problem.huber_starts()
     blas = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
     print(
         f"{args.points} points, {len(starts)} starts, law {LAW}, tie {TIE}, "
@@ -83,9 +84,9 @@ def main() -> None:
     )
 
     t0 = time.perf_counter()
-    params = fit_huber(LAW, TIE, N, D, None, loss)
+    params = fit_huber(problem)
     fast = time.perf_counter() - t0
-    u_fast = np.array([np.log(params[p]) if p in huber.LOG_PARAMS else params[p] for p in free])
+    u_fast = problem.to_u(params)
     f_fast = float(huber.objective(u_fast, LAW, where, logs)[0])
 
     every = max(1, len(starts) // args.starts)
@@ -111,7 +112,7 @@ def main() -> None:
             len(N), np.full(len(N), 1 / len(N)), size=args.bootstrap
         )
         t0 = time.perf_counter()
-        _, failed = refits(LAW, TIE, "huber", N, D, None, loss, counts, params)
+        _, failed = refits(problem, "huber", counts, params)
         print(
             f"bootstrap K={args.bootstrap} (huber, warm-started at the full optimum): "
             f"{time.perf_counter() - t0:.2f} s, {failed} failed"

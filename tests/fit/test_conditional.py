@@ -19,6 +19,7 @@ from infscale.fit import conditional
 from infscale.fit.bootstrap import resample_runs
 from infscale.fit.core import PARAMS
 from infscale.fit.laws import fit_law, law_loss, predict, predict_points, predict_points_interval
+from infscale.fit.points import Points
 from infscale.shapes import ffn_hidden, param_count
 
 TRUTH = {
@@ -158,7 +159,9 @@ def test_free_parameters_and_dropped_coefficients():
     assert conditional.free_params("all", ("mlp_ratio",)) == ("A", "B", "E", "alpha", "a1", "a2")
     where = conditional.positions("all", ("width",))
     assert where["beta"] == where["alpha"] and "a1" not in where
-    assert conditional.expand("all", ("width",), [1, 2, 3, 0.3, 0.5, 0.6]) == {
+    empty = Points(np.empty(0), np.empty(0))
+    problem = conditional.ConditionalProblem("multiplicative", "all", empty, ("width",))
+    assert problem.expand([1, 2, 3, 0.3, 0.5, 0.6]) == {
         "A": 1.0,
         "B": 2.0,
         "E": 3.0,
@@ -228,7 +231,8 @@ def test_huber_objective_gradient_is_exact(form, tie, dropped):
     where = conditional.positions(tie, dropped)
     data = (N, D, kept, np.log(y * 1.01))
     rng = np.random.default_rng(3)
-    u0 = conditional._to_u(tie, dropped, TRUTH)
+    problem = conditional.ConditionalProblem(form, tie, Points(N, D, y, variables=v), dropped)
+    u0 = problem.to_u(TRUTH)
     u = u0[None, :] + rng.normal(0, 0.005, (2, len(u0)))  # within the factors' positive region
     weights = rng.integers(0, 3, (2, len(y))).astype(float)
     _, grad = conditional.huber_objective(u, form, where, data, weights)
@@ -245,7 +249,8 @@ def test_huber_objective_is_infinite_where_the_factor_goes_negative():
     N, D, v = recovery_points()
     y = law_loss("conditional", TRUTH, N, D, variables=v)
     where = conditional.positions("all")
-    u = conditional._to_u("all", (), TRUTH | {"a2": -0.1})  # 1 - 0.1/0.04 < 0 at x = 0.04
+    problem = conditional.ConditionalProblem("multiplicative", "all", Points(N, D, y, variables=v))
+    u = problem.to_u(TRUTH | {"a2": -0.1})  # 1 - 0.1/0.04 < 0 at x = 0.04
     data = (N, D, v, np.log(y))
     value, grad = conditional.huber_objective(u[None, :], "multiplicative", where, data)
     assert np.isinf(value[0]) and not grad.any()

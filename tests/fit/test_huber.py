@@ -143,7 +143,7 @@ def test_vectorised_fit_reaches_scipys_optimum_from_the_same_starts():
     logs = (np.log(points["N"]), np.log(points["D"]), None, np.log(y))
     where = positions(law, tie)
     starts = huber.grid_starts(free_params(law, tie), where, law, logs)[::450]
-    u, value = huber.fit_starts(starts, law, where, logs)  # batched, then the polish
+    u, value = huber.best_optimum(huber.bound_objective(law, where, logs), starts)  # + polish
 
     def fun(u):
         with np.errstate(all="ignore"):

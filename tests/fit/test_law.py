@@ -93,12 +93,12 @@ def test_a_law_names_the_input_it_lacks():
 
 
 def test_free_parameters_follow_the_tie_and_the_dropped_factors():
-    assert LAWS["inference-additive"].free("all", None) == ("A", "B", "E", "alpha", "epsilon")
     flat = Points(
         np.ones(3),
         np.ones(3),
         variables={"width": np.array([0.05, 0.1, 0.2]), "mlp_ratio": np.ones(3)},
     )
+    assert LAWS["inference-additive"].free("all", flat) == ("A", "B", "E", "alpha", "epsilon")
     assert LAWS["conditional"].free("none", flat) == (
         "A",
         "B",

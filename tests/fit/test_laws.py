@@ -18,7 +18,7 @@ import pytest
 
 from infscale.errors import InputError
 from infscale.fit.bootstrap import resample_runs
-from infscale.fit.core import PARAMS, FitError, expand, free_params, positions
+from infscale.fit.core import PARAMS, FitError, expand, free_params
 from infscale.fit.laws import (
     fit_law,
     law_loss,
@@ -27,8 +27,10 @@ from infscale.fit.laws import (
     predict_points,
     predict_points_interval,
 )
+from infscale.fit.methods import fit_lm
 from infscale.fit.metrics import fit_warnings, metrics, spearman_by_group
-from infscale.fit.paper import _huber_objective, fit_lm
+from infscale.fit.paper import PaperProblem
+from infscale.fit.points import Points
 
 SCALES = {
     "paper": dict(n=(8e7, 3.4e8), mults=(20, 40, 160), r=(17, 213), A=406.4, B=410.7, E=1.69),
@@ -51,6 +53,12 @@ def truth(law: str, tie: str, scale: str) -> dict[str, float]:
     s = SCALES[scale]
     theta = [{"A": s["A"], "B": s["B"], "E": s["E"], **EXPONENTS}[p] for p in free_params(law, tie)]
     return expand(law, tie, theta)
+
+
+def _problem(law: str, tie: str, points: dict, y: np.ndarray) -> PaperProblem:
+    """The law's problem (infscale.fit.problem) on synthetic points."""
+    N, D, R = (np.asarray(points[c], dtype=float) for c in ("N", "D", "R"))
+    return PaperProblem(law, law, tie, Points(N, D, np.asarray(y, dtype=float), R=R))
 
 
 def synthetic(law: str, tie: str, scale: str, noise: float = 0.0):
@@ -97,7 +105,7 @@ def test_lm_never_leaves_its_start_for_free_beta_at_paper_scale_but_the_nested_f
     """LM from ones fails; from the tied fit too (fit_nested), it recovers the law."""
     points, params, y = synthetic("chinchilla", "none", "paper")
     with pytest.raises(FitError, match="never left its start"):
-        fit_lm("chinchilla", "none", points["N"], points["D"], None, y)
+        fit_lm(_problem("chinchilla", "none", points, y))
     assert fit("chinchilla", "none", points, y)["params"] == pytest.approx(params, rel=1e-6)
 
 
@@ -107,7 +115,7 @@ def test_lm_with_free_gamma_lands_on_a_degenerate_fit_that_nesting_avoids(scale,
     """The paper tied gamma to alpha; freed, LM from ones drops the N and D terms. Started
     from the tied fit too, the less-tied form keeps the better fit: the true law."""
     points, params, y = synthetic("inference", tie, scale)
-    degenerate = fit_lm("inference", tie, points["N"], points["D"], points["R"], y)
+    degenerate = fit_lm(_problem("inference", tie, points, y))
     assert degenerate["alpha"] > 100 * params["alpha"]
     assert fit_warnings(degenerate, points["N"], points["D"])
     result = fit("inference", tie, points, y)
@@ -132,20 +140,16 @@ def test_huber_recovers_noise_free_law(scale, law, tie):
 )
 def test_huber_gradient_is_exact(law, tie):
     points, _, y = synthetic(law, tie, "tiny", noise=0.01)
-    logs = (np.log(points["N"]), np.log(points["D"]), np.log(points["R"]), np.log(y))
-    where = positions(law, tie)
     n_free = len(free_params(law, tie))
     u = np.array([3.0, 4.0, 0.5] + [0.3] * (n_free - 3)) + np.random.default_rng(1).normal(
         0, 0.1, n_free
     )
 
-    grad = _huber_objective(u, where, *logs)[1]
+    objective = _problem(law, tie, points, y).huber_objective
+    grad = objective(u[None, :], None)[1][0]
     h = 1e-6
     central = [
-        (
-            _huber_objective(u + h * e, where, *logs)[0]
-            - _huber_objective(u - h * e, where, *logs)[0]
-        )
+        (objective((u + h * e)[None, :], None)[0][0] - objective((u - h * e)[None, :], None)[0][0])
         / (2 * h)
         for e in np.eye(n_free)
     ]
@@ -352,7 +356,7 @@ def test_lm_resample_with_fewer_points_than_parameters_counts_as_failed(law):
 def test_lm_refuses_fewer_points_than_parameters():
     points, _, y = synthetic("chinchilla", "all", "tiny")
     with pytest.raises(FitError, match="3 point\\(s\\) for 4 free parameters"):
-        fit_lm("chinchilla", "all", points["N"][:3], points["D"][:3], None, y[:3])
+        fit_lm(_problem("chinchilla", "all", points, y).take(np.arange(3)))
 
 
 def test_predict_points_reads_each_laws_columns():

@@ -17,12 +17,11 @@ A factor whose variable hardly varies over the fit points (max/min under ``MIN_S
 takes fewer than ``MIN_DISTINCT`` values, cannot be told apart from E: it is dropped, its
 coefficients fixed at 0 and not fitted.
 
-Both fits start from a Chinchilla fit of the same points (Chinchilla's huber method, robust),
-the shape coefficients from 0: ``lm`` is curve_fit (Levenberg-Marquardt, as the follow-up fits);
-``huber`` minimises Huber(1e-3) of log L - log L̂ from the Chinchilla optimum combined with
-every point of ``SHAPE_STARTS`` and keeps the best, by infscale.fit.huber's batched L-BFGS
-(analytic gradient; all starts, or all bootstrap resamples, at once: one scipy L-BFGS-B run per
-start was ten times slower here, its BLAS threads fighting over two cores).
+``ConditionalProblem`` is the law's problem (infscale.fit.problem), which infscale.fit.methods
+fits: every method starts from a Chinchilla fit of the same points (Chinchilla's huber method,
+robust), the shape coefficients from 0; ``lm`` is curve_fit (Levenberg-Marquardt, as the
+follow-up fits); ``huber`` minimises Huber(1e-3) of log L - log L̂ (``huber_objective``, its
+gradient analytic) from the Chinchilla optimum combined with every point of ``SHAPE_STARTS``.
 
 A free vector ``u`` holds log A, log B, log E and the other free parameters raw (the shape
 coefficients can be negative); ``where`` maps each parameter to its column (beta tied: alpha's).
@@ -38,9 +37,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import core, huber, methods, nested, paper
+from infscale.fit import core, huber, methods, vp
 from infscale.fit.huber import DELTA
-from infscale.fit.vp import fit_vp
+from infscale.fit.paper import PaperProblem
+from infscale.fit.points import Points
+from infscale.fit.problem import Problem, arrays_key
 from infscale.shapes import ffn_hidden
 
 if TYPE_CHECKING:
@@ -74,10 +75,6 @@ DISTINCT_RTOL = 1e-9
 # that a U (both coefficients > 0), a factor monotone either way and no factor each have a start
 # near them. Starts where a factor is <= 0 at some point (infinite objective) are left out.
 SHAPE_STARTS = (-0.1, 0.0, 0.1)
-# curve_fit's evaluation budget for an lm bootstrap refit, warm-started at the full fit: most
-# need a few hundred; one that needs more is drifting along a direction its resample does not
-# pin down (few runs drawn, up to 9 parameters) and is counted failed. (The full fit: MAXFEV.)
-BOOTSTRAP_MAXFEV = 5000
 
 
 # ---------------------------------------------------------------- the variables
@@ -261,136 +258,7 @@ def positions(tie: str, dropped: Sequence[str] = ()) -> dict[str, int]:
     return {p: free.index("alpha" if p in tied else p) for p in PARAMS if p in free or p in tied}
 
 
-def expand(tie: str, dropped: Sequence[str], theta: Sequence[float]) -> dict[str, float]:
-    """All nine parameters from a free vector of raw values (dropped coefficients: 0)."""
-    where = positions(tie, dropped)
-    return {p: float(theta[where[p]]) if p in where else 0.0 for p in PARAMS}
-
-
-def check_form(form: str) -> None:
-    if form not in FORMS:
-        raise InputError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
-
-
-# ---------------------------------------------------------------- the fits
-
-
-def fit(
-    form: str,
-    tie: str,
-    method: str,
-    N: np.ndarray,
-    D: np.ndarray,
-    variables: Mapping[str, np.ndarray],
-    loss: np.ndarray,
-) -> tuple[dict[str, float], tuple[str, ...]]:
-    """The fitted parameters and the factors dropped (see the module docstring)."""
-    check_form(form)
-    dropped = dropped_factors(variables)
-    kept = {n: v for n, v in variables.items() if n not in dropped}
-    return fit_nested(form, tie, method, dropped, N, D, kept, loss), dropped
-
-
-def fit_nested(
-    form: str,
-    tie: str,
-    method: str,
-    dropped: Sequence[str],
-    N: np.ndarray,
-    D: np.ndarray,
-    kept: Mapping[str, np.ndarray],
-    loss: np.ndarray,
-) -> dict[str, float]:
-    """``method``'s fit (FITTERS), also started from the fit of the tie mode it nests, the
-    better kept (infscale.fit.nested.fit_nested): lm's objective is the sum of squares, huber's
-    its Huber sum."""
-    data = (N, D, kept, np.log(loss))
-
-    def fit(tie: str, start: Mapping[str, float] | None) -> dict[str, float]:
-        if method == "vp":
-            return fit_vp("conditional", tie, N, D, None, loss, start, form, vp_columns(kept))
-        if start is None:
-            return FITTERS[method](form, tie, dropped, N, D, kept, loss)
-        if method == "lm":
-            return fit_lm(form, tie, dropped, N, D, kept, loss, start, paper.WARM_MAXFEV)
-        where = positions(tie, dropped)
-        u, value = huber.best_optimum(
-            objective(form, where, data), _to_u(tie, dropped, start)[None, :]
-        )
-        if not np.isfinite(value):
-            raise core.FitError("the huber fit from the tied optimum found no finite optimum")
-        return _from_u(tie, dropped, u)
-
-    def value(tie: str, params: Mapping[str, float]) -> float:
-        if method != "huber":
-            return float(np.sum((loss - conditional_loss(form, params, N, D, kept)) ** 2))
-        u = _to_u(tie, dropped, params)[None, :]
-        return float(huber_objective(u, form, positions(tie, dropped), data)[0][0])
-
-    arrays = (N, D, loss, *(kept[n] for n in sorted(kept)))
-    key = ("conditional", form, method, tuple(dropped), *(a.tobytes() for a in arrays))
-    return nested.fit_nested(tie, key, lambda t: free_params(t, dropped), fit, value)
-
-
-def fit_lm(
-    form: str,
-    tie: str,
-    dropped: Sequence[str],
-    N: np.ndarray,
-    D: np.ndarray,
-    kept: Mapping[str, np.ndarray],
-    loss: np.ndarray,
-    start: Mapping[str, float] | None = None,
-    maxfev: int = paper.MAXFEV,
-) -> dict[str, float]:
-    """curve_fit (LM) on the raw loss from ``start``; by default a Chinchilla huber fit of the
-    same points (exponents tied, whatever ``tie``: LM then frees what the tie mode frees) with
-    the shape coefficients at 0 (the law at a0 = b0 = 1 is then Chinchilla's exactly, so LM
-    starts on the right scale, where all-ones would not). FitError when LM
-    stops without a finite fit or runs out of its ``maxfev`` evaluations, or has fewer points
-    than free parameters."""
-    free = free_params(tie, dropped)
-    methods.check_lm_points(len(loss), len(free))
-    if start is None:  # every exponent tied: 900 grid starts, not 4,500, for a point LM leaves
-        chinchilla = paper.fit_huber("chinchilla", "all", N, D, None, loss)
-        start = chinchilla | dict.fromkeys(SHAPE_COEFS, 0.0)
-
-    def model(_index: np.ndarray, *theta: float) -> np.ndarray:  # xdata: the points, by index
-        return conditional_loss(form, expand(tie, dropped, theta), N, D, kept)
-
-    theta = methods.curve_fit_lm(
-        model, np.arange(len(loss)), loss, [start[p] for p in free], maxfev
-    )
-    return expand(tie, dropped, theta)
-
-
-def fit_huber(
-    form: str,
-    tie: str,
-    dropped: Sequence[str],
-    N: np.ndarray,
-    D: np.ndarray,
-    kept: Mapping[str, np.ndarray],
-    loss: np.ndarray,
-) -> dict[str, float]:
-    """Huber(1e-3) on log L - log L̂ by L-BFGS from the Chinchilla huber optimum combined with
-    every point of SHAPE_STARTS (all at once, infscale.fit.huber.best_optimum); the best runs
-    are polished to precision and the lowest objective is kept."""
-    where = positions(tie, dropped)
-    u_chin, _ = paper.huber_optimum("chinchilla", tie, N, D, None, loss)
-    base = np.zeros(len(free_params(tie, dropped)))
-    for p, j in core.positions("chinchilla", tie).items():
-        base[where[p]] = u_chin[j]
-    coefs = sorted({where[c] for name in kept for c in FACTORS[name][1:]})
-    starts = np.repeat(base[None, :], len(SHAPE_STARTS) ** len(coefs), axis=0)
-    starts[:, coefs] = list(itertools.product(SHAPE_STARTS, repeat=len(coefs)))
-    u, value = huber.best_optimum(objective(form, where, (N, D, kept, np.log(loss))), starts)
-    if not np.isfinite(value) or not np.all(np.isfinite(u)):
-        raise core.FitError(f"the huber fit found no finite optimum from {len(starts)} starts")
-    return _from_u(tie, dropped, u)
-
-
-FITTERS = {"lm": fit_lm, "huber": fit_huber}
+# ---------------------------------------------------------------- the problem
 
 
 def vp_columns(kept: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -460,42 +328,68 @@ def huber_objective(
     return value, grad
 
 
-def _from_u(tie: str, dropped: Sequence[str], u: np.ndarray) -> dict[str, float]:
-    return expand(tie, dropped, methods.from_log_space(free_params(tie, dropped), LOG_PARAMS, u))
+class ConditionalProblem(Problem):
+    """The conditional law in ``form`` (FORMS). A factor whose variable hardly varies over the
+    points is ``dropped`` (dropped_factors; a resample keeps its full fit's): its coefficients
+    are 0 and not searched. lm starts from the Chinchilla huber fit of the same points with
+    every exponent tied (900 grid starts, not 4,500, for a point LM leaves), the shape
+    coefficients at 0: the law is then Chinchilla's exactly, so LM starts on the right scale,
+    where all ones would not; its bootstrap refits start at the full fit. huber starts from the
+    Chinchilla huber optimum in the same tie mode combined with every point of SHAPE_STARTS."""
 
+    params = PARAMS
+    log_params = LOG_PARAMS
+    refits_from_fit = True
 
-def _to_u(tie: str, dropped: Sequence[str], params: Mapping[str, float]) -> np.ndarray:
-    return methods.to_log_space(free_params(tie, dropped), LOG_PARAMS, params)
+    def __init__(
+        self, form: str, tie: str, points: Points, dropped: Sequence[str] | None = None
+    ) -> None:
+        super().__init__(tie, points)
+        if form not in FORMS:
+            raise InputError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
+        variables = points.variables or {}
+        self.form = form
+        self.dropped = tuple(dropped_factors(variables) if dropped is None else dropped)
+        self.kept = {n: v for n, v in variables.items() if n not in self.dropped}
+        self.free = free_params(tie, self.dropped)
+        self.where = positions(tie, self.dropped)
 
+    @property
+    def key(self) -> tuple:
+        p, kept = self.points, [self.kept[n] for n in sorted(self.kept)]
+        return ("conditional", self.form, self.dropped, *arrays_key(p.N, p.D, p.loss, *kept))
 
-def refits(
-    form: str,
-    tie: str,
-    method: str,
-    dropped: Sequence[str],
-    N: np.ndarray,
-    D: np.ndarray,
-    kept: Mapping[str, np.ndarray],
-    loss: np.ndarray,
-    counts: np.ndarray,
-    params: Mapping[str, float],
-) -> tuple[list[dict[str, float]], int]:
-    """Refit each resample (a row of point counts) from the full fit ``params``, with the full
-    fit's dropped factors; (the fits, how many failed). huber: all resamples at once, the counts
-    weighting the Huber terms, to infscale.fit.methods' bootstrap tolerances; a row that does
-    not converge or ends non-finite fails. lm: curve_fit on the drawn points within
-    BOOTSTRAP_MAXFEV evaluations; a FitError fails."""
-    if method == "huber":
-        where = positions(tie, dropped)
-        objective_ = objective(form, where, (N, D, kept, np.log(loss)))
-        u, failed = methods.refit_huber(objective_, _to_u(tie, dropped, params), counts)
-        return [_from_u(tie, dropped, row) for row in u], failed
+    def predict(self, params: Mapping[str, float]) -> np.ndarray:
+        return conditional_loss(self.form, params, self.points.N, self.points.D, self.kept)
 
-    def fit_one(i: np.ndarray) -> dict[str, float]:
-        drawn = {n: v[i] for n, v in kept.items()}
-        if method == "vp":  # warm-started at the full fit, as huber's refits are
-            columns = vp_columns(drawn)
-            return fit_vp("conditional", tie, N[i], D[i], None, loss[i], params, form, columns)
-        return fit_lm(form, tie, dropped, N[i], D[i], drawn, loss[i], params, BOOTSTRAP_MAXFEV)
+    def _huber_objective(self) -> huber.Objective:
+        p = self.points
+        return objective(self.form, self.where, (p.N, p.D, self.kept, np.log(p.loss)))
 
-    return methods.refit_each(counts, fit_one)
+    def _chinchilla(self, tie: str) -> PaperProblem:
+        p = self.points
+        return PaperProblem("chinchilla", "chinchilla", tie, Points(p.N, p.D, p.loss))
+
+    def huber_starts(self) -> np.ndarray:
+        chinchilla = self._chinchilla(self.tie)
+        u_chin, _ = methods.huber_optimum(chinchilla)
+        base = np.zeros(len(self.free))
+        for p, j in chinchilla.where.items():
+            base[self.where[p]] = u_chin[j]
+        coefs = sorted({self.where[c] for name in self.kept for c in FACTORS[name][1:]})
+        starts = np.repeat(base[None, :], len(SHAPE_STARTS) ** len(coefs), axis=0)
+        starts[:, coefs] = list(itertools.product(SHAPE_STARTS, repeat=len(coefs)))
+        return starts
+
+    def lm_start(self) -> dict[str, float]:
+        chinchilla = self._chinchilla("all")
+        fitted = chinchilla.from_u(methods.huber_optimum(chinchilla)[0])
+        return {p: fitted.get(p, 0.0) for p in self.free}
+
+    def vp(self, start: Mapping[str, float] | None) -> dict[str, float]:
+        p = self.points
+        args = (p.N, p.D, None, p.loss, start, self.form, vp_columns(self.kept))
+        return vp.fit_vp("conditional", self.tie, *args)
+
+    def take(self, rows: np.ndarray) -> ConditionalProblem:
+        return ConditionalProblem(self.form, self.tie, self.points.take(rows), self.dropped)

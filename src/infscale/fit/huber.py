@@ -290,13 +290,6 @@ def lbfgs(
     return u_out, f_out, converged
 
 
-def fit_starts(
-    starts: np.ndarray, form: str, where: Mapping[str, int], logs: Logs
-) -> tuple[np.ndarray, float]:
-    """:func:`best_optimum` of the huber objective of ``form``."""
-    return best_optimum(bound_objective(form, where, logs), starts)
-
-
 def best_optimum(objective: Objective, starts: np.ndarray) -> tuple[np.ndarray, float]:
     """The best optimum over ``starts``: batched L-BFGS, then the best few polished.
 

@@ -1,12 +1,15 @@
 """The laws, each defined once: a ``Law`` names its parameters, the inputs it reads from a table
-of points, its loss, its fits by every method (lm, huber, vp; nested across tie modes), its
-bootstrap refits and what a fit of it adds to FIT.json. ``LAWS`` is the one registry: the fit,
-the predictions and the comparison look a law up there and dispatch on nothing else.
+of points, its loss, its ``Problem`` in each tie mode (infscale.fit.problem: what every method
+fits) and what a fit of it adds to FIT.json. Its fits by every method (lm, huber, vp; nested
+across tie modes) and its bootstrap refits are infscale.fit.methods', written once for all.
+``LAWS`` is the one registry: the fit, the predictions and the comparison look a law up there
+and dispatch on nothing else.
 
-The formulas and fits live with their family: the paper's two laws and the inference law's
-additive variant in infscale.fit.paper, the follow-up's conditional law (both forms) in
-infscale.fit.conditional. Adding a law is one ``Law`` in ``LAWS`` (see docs/facts.md for the
-formulas). Nothing here imports scipy or pandas, so that the CLI starts fast.
+The formulas and problems live with their family: the paper's two laws and the inference
+law's additive variant in infscale.fit.paper, the follow-up's conditional law (both forms) in
+infscale.fit.conditional. Adding a law is one ``Law`` in ``LAWS`` and, for a new family, its
+``Problem`` (see docs/facts.md for the formulas). Nothing here imports scipy or pandas, so
+that the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -18,18 +21,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import conditional, paper
-from infscale.fit.core import FAMILIES, PARAMS, check_choice, free_params, table_columns
+from infscale.fit import conditional, methods, paper
+from infscale.fit.core import FAMILIES, PARAMS, check_choice, table_columns
 from infscale.fit.points import Points
+from infscale.fit.problem import Problem
 
 if TYPE_CHECKING:
     import pandas as pd
 
 Params = Mapping[str, float]
-# (tie, method, points) -> every parameter of the law, fitted
-Fit = Callable[[str, str, Points], dict[str, float]]
-# (tie, method, points, point counts (k, n), the full fit) -> (the refits that converged, failed)
-Refit = Callable[[str, str, Points, np.ndarray, Params], tuple[list[dict[str, float]], int]]
 # What each optional input of Points is, for the message when a law lacks it.
 INPUTS = {
     "R": "R = d_model / n_layers",
@@ -51,9 +51,7 @@ class Law:
     inputs: tuple[str, ...]
     read: Callable[[pd.DataFrame, Sequence[str]], dict[str, Any]]
     loss: Callable[[Params, Points], np.ndarray]
-    fit: Fit
-    refit: Refit
-    free: Callable[[str, Points | None], tuple[str, ...]]
+    problem: Callable[[str, Points], Problem]  # (tie, points) -> the problem the methods fit
     describe: Callable[[Params, Points], tuple[dict[str, Any], list[str]]]
     starts_from: str | None = None  # the law whose optimum on the same points its fits start at
 
@@ -61,6 +59,21 @@ class Law:
     def params(self) -> tuple[str, ...]:
         """Every parameter, in FIT.json order."""
         return PARAMS[self.family]
+
+    def free(self, tie: str, points: Points) -> tuple[str, ...]:
+        """The parameters fitted under ``tie`` (the conditional law: less its dropped factors')."""
+        return self.problem(tie, points).free
+
+    def fit(self, tie: str, method: str, points: Points) -> dict[str, float]:
+        """Every parameter of the law, fitted by ``method`` (nested: infscale.fit.methods.fit)."""
+        return methods.fit(lambda t: self.problem(t, points), tie, method)
+
+    def refit(
+        self, tie: str, method: str, points: Points, counts: np.ndarray, params: Params
+    ) -> tuple[list[dict[str, float]], int]:
+        """The bootstrap refits of the full fit ``params`` on each resample (a row of point
+        counts, ``counts`` (k, n)): (the refits that converged, how many did not)."""
+        return methods.refits(self.problem(tie, points), method, counts, params)
 
     def check(self, points: Points) -> None:
         """An InputError when ``points`` lack an input this law reads."""
@@ -87,18 +100,8 @@ def _paper_law(name: str, family: str, form: str, inputs: tuple[str, ...] = ()) 
     for the laws that read R = d_model / n_layers."""
 
     def ratio(p: Points) -> np.ndarray | None:
-        """R where the law reads it: None otherwise, so that the fit memo (keyed by the
-        arrays) shares a Chinchilla fit with the conditional laws' starts."""
+        """R where the law reads it: None otherwise."""
         return p.R if inputs else None
-
-    def fit(tie: str, method: str, p: Points) -> dict[str, float]:
-        return paper.fit_paper_law(family, tie, method, p.N, p.D, ratio(p), p.loss, form=form)
-
-    def refit(
-        tie: str, method: str, p: Points, counts: np.ndarray, params: Params
-    ) -> tuple[list[dict[str, float]], int]:
-        args = (family, tie, method, p.N, p.D, ratio(p), p.loss, counts, params, form)
-        return paper.refits(*args)
 
     return Law(
         name=name,
@@ -108,9 +111,7 @@ def _paper_law(name: str, family: str, form: str, inputs: tuple[str, ...] = ()) 
         inputs=inputs,
         read=_read_ratio if inputs else _read_nothing,
         loss=lambda params, p: paper.form_loss(form, params, p.N, p.D, ratio(p)),
-        fit=fit,
-        refit=refit,
-        free=lambda tie, p: free_params(family, tie),
+        problem=lambda tie, p: paper.PaperProblem(family, form, tie, p),
         describe=_no_extras,
     )
 
@@ -119,27 +120,12 @@ def _conditional_law(name: str, form: str) -> Law:
     """The conditional law (infscale.fit.conditional) in ``form``; a factor whose variable
     hardly varies over the fit points is dropped (its coefficients 0)."""
 
-    def dropped(p: Points | None) -> tuple[str, ...]:
-        return () if p is None or p.variables is None else conditional.dropped_factors(p.variables)
-
-    def kept(p: Points) -> dict[str, np.ndarray]:
-        return {n: v for n, v in p.variables.items() if n not in dropped(p)}
-
-    def fit(tie: str, method: str, p: Points) -> dict[str, float]:
-        return conditional.fit(form, tie, method, p.N, p.D, p.variables, p.loss)[0]
-
-    def refit(
-        tie: str, method: str, p: Points, counts: np.ndarray, params: Params
-    ) -> tuple[list[dict[str, float]], int]:
-        args = (form, tie, method, dropped(p), p.N, p.D, kept(p), p.loss, counts, params)
-        return conditional.refits(*args)
-
     def read(frame: pd.DataFrame, drop: Sequence[str]) -> dict[str, Any]:
         names = [n for n in conditional.FACTORS if n not in drop]
         return {"variables": conditional.factor_variables(frame, names)}
 
     def describe(params: Params, p: Points) -> tuple[dict[str, Any], list[str]]:
-        gone = dropped(p)
+        gone = conditional.dropped_factors(p.variables)
         extras = {"form": form, "dropped": list(gone), **conditional.optima(params, gone)}
         return extras, conditional.drop_warnings(p.variables, gone)
 
@@ -151,9 +137,7 @@ def _conditional_law(name: str, form: str) -> Law:
         inputs=("variables",),
         read=read,
         loss=lambda params, p: conditional.conditional_loss(form, params, p.N, p.D, p.variables),
-        fit=fit,
-        refit=refit,
-        free=lambda tie, p: conditional.free_params(tie, dropped(p)),
+        problem=lambda tie, p: conditional.ConditionalProblem(form, tie, p),
         describe=describe,
         starts_from="chinchilla",
     )
