@@ -2,9 +2,10 @@
 # HTML report (results/report.html); `make test` runs the test suite. Both create .venv from
 # pyproject.toml first and reuse it while it is up to date. `make vllm-env` builds .venv-vllm,
 # the latency stage's vLLM environment (envs/vllm.txt), the same way; `make test` builds it too,
-# for the test that times shapes through vLLM. The suite runs on two pytest-xdist workers: the SLURM
-# rehearsal waits on the test cluster for much of its time, and the other tests fill that time
-# (tests/conftest.py keeps the tests that share a session fixture on one worker).
+# for the test that times shapes through vLLM. The suite runs on three pytest-xdist workers: one
+# holds the SLURM rehearsal, which waits on the test cluster's polls for much of its time, one
+# the micro workflow run and the tests that read it, and the third the other tests, which fill
+# the time the first two leave (tests/conftest.py keeps tests that share a fixture together).
 
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -38,7 +39,7 @@ run: $(STAMP)
 	snakemake --report results/report.html
 
 test: $(STAMP) $(VLLM_STAMP)
-	pytest --numprocesses 2 --dist loadgroup --no-loadscope-reorder
+	pytest --numprocesses 3 --dist loadgroup --no-loadscope-reorder
 
 lint: $(STAMP)
 	ruff check src tests workflow benchmarks

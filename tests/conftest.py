@@ -30,10 +30,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-# `make test` runs the suite on two pytest-xdist workers (--dist loadgroup). Each worker builds its
-# own session and module fixtures, so the tests that share an expensive one go to one worker: the
-# SLURM test cluster (one per machine), the micro workflow run, and each file's module fixtures.
-# The two long groups go first, one to each worker; the rest fill in beside them.
+# `make test` runs the suite on three pytest-xdist workers (--dist loadgroup). Each worker builds
+# its own session and module fixtures, so the tests that share an expensive one go to one worker:
+# the SLURM test cluster (one per machine), the micro workflow run, and each file's module
+# fixtures. The two long groups go first, one to each worker; the rest fill in beside them.
 SHARED_FIXTURE_GROUPS = {"cluster": "slurm", "finished": "micro"}
 
 
