@@ -101,7 +101,7 @@ def test_vp_from_a_start_where_the_law_is_not_finite_fails_as_a_fit_error():
     y = 2.0 + 0.1 * np.arange(8)
     start = {"A": 1.0, "B": 1.0, "E": 1.0, "alpha": 3.0, "beta": 3.0}
     with pytest.raises(FitError, match="no finite fit from 1 start"):
-        fit_vp("chinchilla", "all", N, N, None, y, start)
+        fit_vp("chinchilla", tuple(start), "all", N, N, None, y, start)
 
 
 @pytest.mark.parametrize("tie", ["all", "none"])

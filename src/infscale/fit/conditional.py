@@ -353,6 +353,11 @@ class ConditionalProblem(Problem):
         self.kept = {n: v for n, v in variables.items() if n not in self.dropped}
         self.free = free_params(tie, self.dropped)
         self.where = positions(tie, self.dropped)
+        if form != "additive":
+            self.cannot["vp"] = (
+                "the vp method cannot fit the conditional law's multiplicative form: its shape "
+                "factors do not enter linearly (the conditional law's additive form does)"
+            )
 
     @property
     def key(self) -> tuple:
@@ -388,8 +393,8 @@ class ConditionalProblem(Problem):
 
     def vp(self, start: Mapping[str, float] | None) -> dict[str, float]:
         p = self.points
-        args = (p.N, p.D, None, p.loss, start, self.form, vp_columns(self.kept))
-        return vp.fit_vp("conditional", self.tie, *args)
+        args = (p.N, p.D, None, p.loss, start, vp_columns(self.kept))
+        return vp.fit_vp("conditional", self.params, self.tie, *args)
 
     def take(self, rows: np.ndarray) -> ConditionalProblem:
         return ConditionalProblem(self.form, self.tie, self.points.take(rows), self.dropped)

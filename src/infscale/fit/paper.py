@@ -98,7 +98,7 @@ class PaperProblem(Problem):
 
     def vp(self, start: Mapping[str, float] | None) -> dict[str, float]:
         p = self.points
-        return vp.fit_vp(self.family, self.tie, p.N, p.D, self.R, p.loss, start, self.form)
+        return vp.fit_vp(self.form, self.params, self.tie, p.N, p.D, self.R, p.loss, start)
 
     def take(self, rows: np.ndarray) -> PaperProblem:
         return PaperProblem(self.family, self.form, self.tie, self.points.take(rows))

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from infscale.fit.core import PARAMS, TIED, FitError
+from infscale.fit.core import TIED, FitError
 from infscale.fit.huber import LOG_EPSILON_STARTS
 
 EXPONENT_BOUNDS = (0.0, 3.0)  # the search range of alpha, beta, gamma
@@ -38,21 +38,17 @@ EXPONENTS = ("alpha", "beta", "gamma")
 Inputs = tuple[np.ndarray, np.ndarray, np.ndarray | None, Mapping[str, np.ndarray]]
 
 
-# (law, form) -> the kind of linear structure: the inference law's factor multiplies the
-# columns (epsilon searched), its additive variant adds an R^gamma column, the conditional
-# law's additive form adds its factors' columns (ln v, 1/v; coefficients of either sign).
-KINDS = {
-    ("chinchilla", "chinchilla"): "chinchilla",
-    ("inference", "inference"): "inference",
-    ("inference", "additive"): "additive",
-    ("conditional", "additive"): "conditional",
-}
+# The linear structures vp solves (a law's Problem names its own): Chinchilla's columns; the
+# inference law's factor multiplies them (epsilon searched); its additive variant adds an
+# R^gamma column; the conditional law's additive form adds its factors' columns (ln v, 1/v;
+# coefficients of either sign).
+KINDS = ("chinchilla", "inference", "additive", "conditional")
 
 
-def nonlinear(law: str, tie: str, kind: str) -> tuple[str, ...]:
+def nonlinear(params: tuple[str, ...], tie: str, kind: str) -> tuple[str, ...]:
     """The parameters searched (the free exponents, and epsilon for the inference law's
     multiplicative factor); the rest are solved linearly."""
-    exps = ("alpha", "beta") + (("gamma",) if "gamma" in PARAMS[law] else ())
+    exps = ("alpha", "beta") + (("gamma",) if "gamma" in params else ())
     free = tuple(p for p in exps if p not in TIED[tie])
     return free + (("epsilon",) if kind == "inference" else ())
 
@@ -62,38 +58,33 @@ def linear(kind: str, shape: Mapping[str, np.ndarray]) -> tuple[str, ...]:
 
 
 def fit_vp(
-    law: str,
+    kind: str,
+    params: tuple[str, ...],
     tie: str,
     N: np.ndarray,
     D: np.ndarray,
     R: np.ndarray | None,
     loss: np.ndarray,
     start: Mapping[str, float] | None = None,
-    form: str | None = None,
     shape: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Every parameter of ``law`` by variable projection (``start``: refine from these
-    parameters' nonlinear values instead of the grid); FitError when no point of the search
-    gives a finite fit, or the law's form is not linear in its coefficients. ``form``:
-    infscale.fit.huber.FORMS, or the conditional law's additive form, whose factors' columns
-    are ``shape`` ({coefficient: its column}: a1: ln x, a2: 1/x, ...; the factors kept)."""
+    """Every one of the law's ``params`` by variable projection of the linear structure
+    ``kind`` (KINDS; ``start``: refine from these parameters' nonlinear values instead of the
+    grid); FitError when no point of the search gives a finite fit. ``shape``: the conditional
+    additive form's factor columns ({coefficient: its column}: a1: ln x, a2: 1/x, ...; the
+    factors kept)."""
     from scipy.optimize import least_squares
 
-    kind = KINDS.get((law, form or law))
-    if kind is None:
-        raise FitError(
-            f"the vp method cannot fit the {law} law's {form} form: its shape factors do not "
-            "enter linearly (the conditional law's additive form does)"
-        )
-    form = kind
-    names = nonlinear(law, tie, kind)
+    if kind not in KINDS:
+        raise ValueError(f"vp fits the linear structures {', '.join(KINDS)}, not {kind!r}")
+    names = nonlinear(params, tie, kind)
     lower = np.array([-np.inf if p == "epsilon" else EXPONENT_BOUNDS[0] for p in names])
     upper = np.array([np.inf if p == "epsilon" else EXPONENT_BOUNDS[1] for p in names])
     x = (np.log(N), np.log(D), None if R is None else np.log(R), dict(shape or {}))
     if start is None:
         axes = _grid_axes(names)
         grid = np.array(list(itertools.product(*axes)), dtype=float)
-        rss = _grid_rss(names, form, grid, x, loss)
+        rss = _grid_rss(names, kind, grid, x, loss)
         picks = grid[np.argsort(rss)[:N_REFINE]][np.isfinite(np.sort(rss)[:N_REFINE])]
     else:
         picks = np.clip(np.array([[start[p] for p in names]], dtype=float), lower, upper)
@@ -103,7 +94,7 @@ def fit_vp(
     last: dict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def residual(theta: np.ndarray) -> np.ndarray:
-        X = _design(names, form, theta[None, :], x)[0]
+        X = _design(names, kind, theta[None, :], x)[0]
         coefs = _solve(X, x, loss)
         r = loss - X @ coefs
         last.clear()
@@ -113,7 +104,7 @@ def fit_vp(
     def jacobian(theta: np.ndarray) -> np.ndarray:
         if theta.tobytes() not in last:
             residual(theta)
-        return _projection_jacobian(names, form, theta, x, *last[theta.tobytes()])
+        return _projection_jacobian(names, kind, theta, x, *last[theta.tobytes()])
 
     best: tuple[float, np.ndarray] | None = None
     for theta0 in picks:
@@ -137,8 +128,8 @@ def fit_vp(
     if best is None:
         raise FitError(f"the vp fit found no finite fit from {len(picks)} start(s)")
     theta = best[1]
-    coefs = _solve(_design(names, form, theta[None, :], x)[0], x, loss)
-    return _params(law, tie, names, linear(kind, x[3]), theta, coefs)
+    coefs = _solve(_design(names, kind, theta[None, :], x)[0], x, loss)
+    return _params(params, names, linear(kind, x[3]), theta, coefs)
 
 
 def _grid_axes(names: tuple[str, ...]) -> list[tuple[float, ...]]:
@@ -153,7 +144,7 @@ def _grid_axes(names: tuple[str, ...]) -> list[tuple[float, ...]]:
 
 def _design(
     names: tuple[str, ...],
-    form: str,
+    kind: str,
     theta: np.ndarray,
     x: Inputs,
 ) -> np.ndarray:
@@ -169,9 +160,9 @@ def _design(
             np.exp(-alpha[:, None] * log_n),
             np.exp(-beta[:, None] * log_d),
         ]
-        if form == "additive":
+        if kind == "additive":
             cols.append(np.exp(gamma[:, None] * log_r))
-        elif form == "inference":
+        elif kind == "inference":
             scale = 1.0 + value["epsilon"][:, None] * np.exp(gamma[:, None] * log_r)
             cols = [c * scale for c in cols]
     cols += [np.broadcast_to(column, cols[0].shape) for column in shape.values()]
@@ -180,7 +171,7 @@ def _design(
 
 def _projection_jacobian(
     names: tuple[str, ...],
-    form: str,
+    kind: str,
     theta: np.ndarray,
     x: Inputs,
     X: np.ndarray,
@@ -199,7 +190,7 @@ def _projection_jacobian(
     off = (coefs != 0) | ~_nonnegative(len(coefs), x)
     step = np.eye(len(theta)) * COMPLEX_STEP * 1j
     with np.errstate(all="ignore"):
-        dX = _design(names, form, theta[None, :] + step, x).imag / COMPLEX_STEP
+        dX = _design(names, kind, theta[None, :] + step, x).imag / COMPLEX_STEP
     Xf, dXf = X[:, off], dX[:, :, off]
     pinv = np.linalg.pinv(Xf)
     a = dXf @ coefs[off]  # (k, n): dX_k·c
@@ -232,14 +223,14 @@ def _nonnegative(m: int, x: Inputs) -> np.ndarray:
 
 def _grid_rss(
     names: tuple[str, ...],
-    form: str,
+    kind: str,
     grid: np.ndarray,
     x: Inputs,
     loss: np.ndarray,
 ) -> np.ndarray:
     """The projected sum of squares at every grid setting: the unconstrained solution of the
     normal equations, all at once, and nnls where that has a negative coefficient."""
-    X = _design(names, form, grid, x)
+    X = _design(names, kind, grid, x)
     gram = np.einsum("gnm,gnk->gmk", X, X)
     # a relative ridge of GRID_RIDGE keeps collinear settings (alpha = beta with D a fixed
     # multiple of N) solvable; only the grid's ranking reads these coefficients
@@ -260,18 +251,17 @@ def _grid_rss(
 
 
 def _params(
-    law: str,
-    tie: str,
+    params: tuple[str, ...],
     names: tuple[str, ...],
     linears: tuple[str, ...],
     theta: np.ndarray,
     coefs: np.ndarray,
 ) -> dict[str, float]:
-    """Every parameter of ``law`` (tied exponents at alpha's value, a dropped factor's
-    coefficients 0), in PARAMS order."""
-    value = dict.fromkeys(PARAMS[law], 0.0) | dict(zip(names, map(float, theta), strict=True))
+    """Every one of ``params`` (tied exponents at alpha's value, a dropped factor's
+    coefficients 0), in their order."""
+    value = dict.fromkeys(params, 0.0) | dict(zip(names, map(float, theta), strict=True))
     value |= dict(zip(linears, map(float, coefs), strict=True))
     for p in EXPONENTS:
         if p not in names:  # tied (or the law has none: dropped below)
             value[p] = value["alpha"]
-    return {p: value[p] for p in PARAMS[law]}
+    return {p: value[p] for p in params}
