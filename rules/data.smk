@@ -116,6 +116,7 @@ rule prepare_tasks:
         "results/logs/prepare_tasks.log",
     benchmark:
         "results/benchmarks/prepare_tasks.tsv"
+    priority: 10  # with the data stage: every evaluation waits on it
     conda:
         "../envs/eval.yaml"
     params:
