@@ -1,9 +1,10 @@
 """A lost node, three times: the micro workflow is killed with SIGKILL (Snakemake and every job
 process at once) while preparing the data, while training (after a checkpoint) and while
 fitting. Each time the user unlocks the directory and reruns with ``--rerun-incomplete``, as
-Snakemake tells them to. The results must equal the micro run's (conftest.finished), file by
-file (tests/results_diff.py: timings and provenance apart; the micro config lets no choice rest
-on a measured time)."""
+Snakemake tells them to, up to the fit stage's outputs (``targets``: the last kill is in a fit;
+what follows runs as in any uninterrupted run). Every file the runs made must equal the micro
+run's (conftest.finished), file by file (tests/results_diff.py: timings and provenance apart;
+the micro config lets no choice rest on a measured time)."""
 
 from __future__ import annotations
 
@@ -86,15 +87,22 @@ def _kill_group(proc: subprocess.Popen, deadline: float) -> None:
 
 
 def _kill_at(
-    workdir: Path, config: Path, log: Path, point: Callable[[Path], str | None]
+    workdir: Path,
+    config: Path,
+    targets: list[str],
+    log: Path,
+    point: Callable[[Path], str | None],
 ) -> tuple[str, int]:
     """Run the workflow until ``point`` names an output being made, then kill the whole process
     group: frozen first (SIGSTOP), so that the point is checked again on a still tree and the
     kill lands on it. Returns the output and the number of processes killed."""
     deadline = time.monotonic() + WAIT_S
+    command = snakemake_cmd(
+        workdir, "--cores", "2", "--rerun-incomplete", *targets, configfile=config
+    )
     with log.open("w") as out:
         proc = subprocess.Popen(
-            snakemake_cmd(workdir, "--cores", "2", "--rerun-incomplete", configfile=config),
+            command,
             env=ENV,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -125,14 +133,16 @@ def _rerun_made(log: Path, output: str) -> bool:
     return re.search(rf"\n\s+output: [^\n]*{re.escape(output)}", log.read_text()) is not None
 
 
-def _killed_three_times(workdir: Path, configfile: Path, logs: Path) -> list[str]:
-    """Run the workflow in ``workdir``, killed in data, in training and in a fit, unlocked and
-    rerun each time, to the end. Returns the output each kill interrupted; ``logs`` gets each
-    attempt's Snakemake output (attempt-0.log to attempt-3.log)."""
+def _killed_three_times(
+    workdir: Path, configfile: Path, targets: list[str], logs: Path
+) -> list[str]:
+    """Run the workflow in ``workdir`` to ``targets``, killed in data, in training and in a fit,
+    unlocked and rerun each time, to the end. Returns the output each kill interrupted; ``logs``
+    gets each attempt's Snakemake output (attempt-0.log to attempt-3.log)."""
     attempts = [logs / f"attempt-{i}.log" for i in range(4)]
     made = []
     for log, point in zip(attempts[:3], (_in_data, _in_training, _in_fit), strict=True):
-        output, processes = _kill_at(workdir, configfile, log, point)
+        output, processes = _kill_at(workdir, configfile, targets, log, point)
         assert processes >= 2, f"{point.__name__}: only Snakemake was killed, no job"
         made.append(output)
         # a killed Snakemake leaves its lock; its message tells the user to unlock
@@ -140,7 +150,9 @@ def _killed_three_times(workdir: Path, configfile: Path, logs: Path) -> list[str
         assert unlock.returncode == 0, unlock.stderr[-3000:]
     with attempts[3].open("w") as out:
         last = subprocess.run(
-            snakemake_cmd(workdir, "--cores", "2", "--rerun-incomplete", configfile=configfile),
+            snakemake_cmd(
+                workdir, "--cores", "2", "--rerun-incomplete", *targets, configfile=configfile
+            ),
             env=ENV,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -166,6 +178,16 @@ def checkpointing_micro(path: Path) -> Path:
     return path
 
 
+def fit_stage(reference: Path) -> list[str]:
+    """The fit stage's outputs (each law's fit, the comparison and the law chosen from it) and
+    the removal of the grid runs' checkpoints (which the reference made): where the runs go."""
+    grid = sorted(p.parent.name for p in (reference / "results" / "runs").glob("*/points.csv"))
+    assert grid, reference
+    fits = [f"results/fit/{law}-all.json" for law in LAWS]
+    removed = [f"results/runs/{run}/checkpoints.removed" for run in grid]
+    return [*fits, "results/fit/chosen.json", *removed]
+
+
 @pytest.mark.slow
 def test_runs_killed_in_data_training_and_fit_resume_to_the_uninterrupted_results(
     finished, tmp_path
@@ -175,7 +197,9 @@ def test_runs_killed_in_data_training_and_fit_resume_to_the_uninterrupted_result
     so the suite trains the micro grid twice, not three times."""
     configfile = checkpointing_micro(tmp_path / "micro.yaml")
     reference, _, _ = finished
-    _killed_three_times(tmp_path / "killed", configfile, tmp_path)
-    result = compare_trees(reference, tmp_path / "killed")
+    _killed_three_times(tmp_path / "killed", configfile, fit_stage(reference), tmp_path)
+    result = compare_trees(reference, tmp_path / "killed", part=True)
     assert result.differences == [], "\n".join(result.differences)
-    assert len(result.compared) > 50
+    compared = {Path(rel).parts[0] for rel in result.compared}
+    assert {"data", "runs", "fit"} <= compared, sorted(result.compared)
+    assert len(result.compared) > 30

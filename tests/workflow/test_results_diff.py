@@ -141,6 +141,19 @@ def test_missing_files_weights_rows_and_columns(tmp_path):
     )
 
 
+def test_a_partial_tree_is_compared_on_the_files_it_has(tmp_path):
+    """A run to some targets (part=True) leaves out the reference's other files, yet every file
+    it made must match one of the reference's."""
+    a, b = _tree(tmp_path / "a"), _tree(tmp_path / "b")
+    (b / "results" / "fit.json").unlink()
+    assert compare_trees(a, b, part=True).differences == []
+    assert compare_trees(a, b).differences == [f"fit.json: only in {a / 'results'}"]
+    (b / "results" / "runs" / "a-v1" / "checkpoint.safetensors").write_bytes(b"\x00")
+    assert compare_trees(a, b, part=True).differences == [
+        f"runs/a-v1/checkpoint.safetensors: only in {b / 'results'}"
+    ]
+
+
 def test_script_prints_one_line_per_difference_and_exits_nonzero(tmp_path):
     a, b = _tree(tmp_path / "a"), _tree(tmp_path / "b", loss=5.0)
     same = subprocess.run([sys.executable, TOOL, a, a], capture_output=True, text=True)
