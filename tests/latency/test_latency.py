@@ -30,7 +30,9 @@ def test_measures_the_protocol(do_sample):
     assert len(result["ttft_trials_s"]) == 3
     assert min(result["trials_s"]) <= result["median_s"] <= max(result["trials_s"])
     assert result["per_token_ms"] == pytest.approx(1000 * result["median_s"] / 8)
-    assert result["ttft_s"] < result["median_s"]  # one new token costs less than eight
+    # the first token's time is its own trials' median (no timing relation: a loaded host can
+    # delay any one trial, so one token may take longer than eight)
+    assert result["ttft_s"] == float(np.median(result["ttft_trials_s"])) > 0
     assert result["N"] == SHAPE.n_params
     assert result["dtype"] == "float32"
     assert result["versions"]["torch"]
