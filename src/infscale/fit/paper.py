@@ -7,6 +7,7 @@ huber starts from Chinchilla's grid (infscale.fit.huber.grid_starts)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cached_property
 
 import numpy as np
 
@@ -82,8 +83,9 @@ class PaperProblem(Problem):
     def predict(self, params: Mapping[str, float]) -> np.ndarray:
         return form_loss(self.form, params, self.points.N, self.points.D, self.R)
 
-    @property
+    @cached_property
     def logs(self) -> huber.Logs:
+        """log N, log D, log R (or None) and log L: what the huber objective and its grid read."""
         p = self.points
         return np.log(p.N), np.log(p.D), None if self.R is None else np.log(self.R), np.log(p.loss)
 
