@@ -100,11 +100,12 @@ rule data_manifest:
         "../workflow/scripts/data_manifest.py"
 
 
-# The gather only sums a few JSON files, and staging needs the network: both run where
-# Snakemake runs.
+# The gather only sums a few JSON files, staging needs the network, and the eval tasks are
+# written from what staging fetched (seconds, no model): they run where Snakemake runs.
 localrules:
     data_manifest,
     stage_hub,
+    prepare_tasks,
 
 
 rule prepare_tasks:

@@ -52,6 +52,18 @@ SIGNALLED = "b-v1"  # a grid run of about 1,200 steps
 SIGNAL_AFTER = 150  # its steps before the signal (none saved before: checkpoint_every 0)
 CANDIDATE_SIGNAL_AFTER = 20  # a candidate's steps before its signal (about 80 in all)
 RUN_TIMEOUT = 1500  # s: a hang guard for each workflow run
+SBATCHED = (  # the rules whose jobs go through sbatch; every other rule is a local rule
+    "tokenizer",
+    "tokenize",
+    "train",
+    "train_candidate",
+    "evaluate",
+    "latency",
+    "latency_sweep",
+    "latency_throughput",
+    "latency_candidate_throughput",
+    "latency_trained",
+)
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,10 @@ def test_the_rehearsal_runs_end_to_end_through_sbatch_with_the_hub_off(rehearsal
         "latency_candidate_throughput",
     ):
         assert re.search(rf"^rule {rule}:", rehearsal.first + rehearsal.second, re.M), rule
+    # only the jobs that load a model, and the data stage's CPU jobs, went through sbatch: the
+    # fits, the selection, the eval tasks' files and the other gathers ran where Snakemake runs
+    sbatched = {path.name for path in (work / ".snakemake/slurm_logs").iterdir()}
+    assert sbatched == {f"rule_{name}" for name in SBATCHED}, sbatched
     # staging verified the mirror and downloaded nothing; the data came from paper.yaml's names
     staged = json.loads((work / "results/hub/staged.json").read_text())
     assert staged["data"]["files"] == 640 and staged["data"]["downloaded"] == 0

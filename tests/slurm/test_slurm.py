@@ -156,6 +156,8 @@ MODEL_RULES = {
     "latency_trained",
     "evaluate",
 }
+# The rules that run on the login node (localrules; the rehearsal checks that they never go
+# through sbatch): the plan, a dry run, shows them as any other.
 LOCAL_RULES = {
     "all",
     "remove_checkpoints",
@@ -173,7 +175,11 @@ LOCAL_RULES = {
     "winner",
     "report",
     "choose_law",
+    "fit_curves",
+    "gqa_speedups",
+    "predicted_accuracy",
     "data_manifest",
+    "prepare_tasks",
 }
 
 
