@@ -62,13 +62,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import conditional, nested
+from infscale.fit import nested
 from infscale.fit.bootstrap import bootstrap_summary, resample_runs
 from infscale.fit.core import METHODS, TIES, FitError, check_choice, numerical_warnings
 from infscale.fit.core import table_columns as columns
 from infscale.fit.law import LAWS, Law
 from infscale.fit.metrics import fit_warnings, metrics
-from infscale.fit.points import Points
+from infscale.fit.points import Points, vocab_hint, with_shape_defaults
 from infscale.shapes import PAPER_MULTIPLE_OF
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI reads LAWS and starts fast
@@ -208,14 +208,14 @@ def _read_points(
     """The points with every input the ``chosen`` laws read, and {law: why it cannot read
     them}."""
     N, D, y = columns(points, ["N", "D", "loss"], "the comparison")
-    shaped = conditional.with_shape_defaults(points, vocab_size, multiple_of)
+    shaped = with_shape_defaults(points, vocab_size, multiple_of)
     inputs: dict[str, Any] = {}
     unreadable: dict[str, str] = {}
     for law in chosen:
         try:
             inputs |= law.read(shaped, ())
         except InputError as err:
-            unreadable[law.name] = str(err) + conditional.vocab_hint(points, vocab_size, err)
+            unreadable[law.name] = str(err) + vocab_hint(points, vocab_size, err)
     if group_by is not None and group_by not in points.columns:
         raise InputError(f"no column {group_by} (--group-by)")
     column = group_by or ("size_group" if "size_group" in points.columns else None)
