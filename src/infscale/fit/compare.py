@@ -68,7 +68,7 @@ from infscale.fit.core import METHODS, TIES, FitError, check_choice, numerical_w
 from infscale.fit.core import table_columns as columns
 from infscale.fit.law import LAWS, Law
 from infscale.fit.metrics import fit_warnings, metrics
-from infscale.fit.points import Points, vocab_hint, with_shape_defaults
+from infscale.fit.points import Points, Split, split, vocab_hint, with_shape_defaults
 from infscale.shapes import PAPER_MULTIPLE_OF
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI reads LAWS and starts fast
@@ -154,16 +154,13 @@ def compare_laws(
         fit = (points[fit_set] == 1).to_numpy()
         if not fit.any():
             raise InputError(f"no row has {fit_set} = 1 (--fit-set)")
-    train = data.take(fit)
+    parts = split(data, fit)
+    train = parts.train
     for tie in ties:
         check_choice("tie", tie, TIES)
-    order = None
-    if data.groups is not None:
-        order = pd.Series(data.N).groupby(data.groups).median().sort_values().index.tolist()
     if jobs > 1:
         runnable = [law.name for law in chosen if law.name not in unreadable]
-        fit_sets = [train, *(fold for fold, _ in _folds(data, order))]
-        _fit_ahead(runnable, ties, method, fit_sets, jobs)
+        _fit_ahead(runnable, ties, method, parts, jobs)
     done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     rows = []
     for law in chosen:
@@ -179,7 +176,7 @@ def compare_laws(
                 done[key] = (
                     _failed(law, method, k, train, reason)
                     if reason
-                    else _row(law, tie, method, data, fit, order, bootstrap, seed)
+                    else _row(law, tie, method, parts, bootstrap, seed)
                 )
             rows.append(done[key] | {"tie": tie})
     table = pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
@@ -253,9 +250,7 @@ def _row(
     law: Law,
     tie: str,
     method: str,
-    data: Points,
-    fit: np.ndarray,
-    order: list[str] | None,
+    parts: Split,
     bootstrap: int,
     seed: int,
 ) -> dict[str, Any]:
@@ -263,7 +258,7 @@ def _row(
     holds the numerical warnings raised on the way, caught rather than printed."""
     notes: list[str] = []
     with numerical_warnings(notes):
-        row = _scores(law, tie, method, data, fit, order, bootstrap, seed, notes)
+        row = _scores(law, tie, method, parts, bootstrap, seed, notes)
     return row | {"warnings": json.dumps(notes, ensure_ascii=False) if notes else None}
 
 
@@ -271,14 +266,12 @@ def _scores(
     law: Law,
     tie: str,
     method: str,
-    data: Points,
-    fit: np.ndarray,
-    order: list[str] | None,
+    parts: Split,
     bootstrap: int,
     seed: int,
     notes: list[str],
 ) -> dict[str, Any]:
-    train, test = data.take(fit), data.take(~fit)
+    train, test = parts.train, parts.test
     k = len(law.free(tie, train))
     row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
     try:
@@ -311,10 +304,10 @@ def _scores(
             notes.append(f"test_spearman empty: {NO_RANKING}")
     else:
         notes.append("test_mse, test_max_abs_err, test_spearman empty: no row outside the fit set")
-    if order is None:
+    if parts.order is None:
         notes.append("logo_* empty: no size-group column (--group-by) to extrapolate across")
     else:
-        row |= _progressive(law, tie, method, data, order, notes)
+        row |= _progressive(law, tie, method, parts, notes)
     if bootstrap:
         row |= _bootstrap(law, tie, method, train, params, bootstrap, seed)
         if row["params_ci95"] is None:
@@ -322,13 +315,11 @@ def _scores(
     return row
 
 
-def _progressive(
-    law: Law, tie: str, method: str, data: Points, order: list[str], notes: list[str]
-) -> dict[str, Any]:
-    """logo_*: fit on the groups before each in ``order``, predict that group; a skipped
+def _progressive(law: Law, tie: str, method: str, parts: Split, notes: list[str]) -> dict[str, Any]:
+    """logo_*: fit on the groups before each in ``parts.order``, predict that group; a skipped
     fold's reason goes to ``notes``."""
     rel, folds, skipped = [], 0, 0
-    for j, (train, test) in enumerate(_folds(data, order), start=1):
+    for j, (train, test) in enumerate(parts.folds, start=1):
         k = len(law.free(tie, train))
         try:
             if len(train) < k:
@@ -338,7 +329,9 @@ def _progressive(
                 raise FitError("its fit predicts a non-finite loss")
         except FitError as err:
             skipped += 1
-            notes.append(f"fold {j} (predict {order[j]}) skipped: {' '.join(str(err).split())}")
+            notes.append(
+                f"fold {j} (predict {parts.order[j]}) skipped: {' '.join(str(err).split())}"
+            )
             continue
         folds += 1
         rel.extend(np.abs(test.loss - guess) / test.loss)
@@ -349,21 +342,10 @@ def _progressive(
     return {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))} | counts
 
 
-def _folds(data: Points, order: list[str] | None) -> list[tuple[Points, Points]]:
-    """The progressive extrapolation's (fit, predicted) points: every group before each in
-    ``order``, and that group; none without groups."""
-    if order is None:
-        return []
-    return [
-        (data.take(np.isin(data.groups, order[:j])), data.take(data.groups == order[j]))
-        for j in range(1, len(order))
-    ]
-
-
 def _fit_ahead(
-    names: Sequence[str], ties: Sequence[str], method: str, fit_sets: Sequence[Points], jobs: int
+    names: Sequence[str], ties: Sequence[str], method: str, parts: Split, jobs: int
 ) -> None:
-    """Fit every law in every tie mode on every point set the rows read (the fit set, each
+    """Fit every law in every tie mode on every point set the rows fit (the fit set, each
     fold's), ``jobs`` processes side by side, into the fit memo (infscale.fit.nested): the rows
     are then built as without, their fits memo hits. Each fit is a function of its points
     alone, so the table is the same. A task is one point set and a law with the laws that start
@@ -374,7 +356,7 @@ def _fit_ahead(
         root = LAWS[name].starts_from
         together.setdefault(root if root in names else name, []).append(name)
     groups = [tuple(group) for group in together.values()]
-    by_size = sorted(fit_sets, key=len, reverse=True)
+    by_size = sorted([parts.train, *(fit for fit, _ in parts.folds)], key=len, reverse=True)
     tasks = [(group, points) for points in by_size for group in groups]
     workers = min(jobs, len(tasks))
     if workers < 2:
