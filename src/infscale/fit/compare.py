@@ -239,13 +239,6 @@ def fit_params(name: str, tie: str, method: str, N, D, R, loss, variables=None) 
     return LAWS[name].fit(tie, method, Points(N, D, loss, R=R, variables=variables))
 
 
-def _fit(law: Law, tie: str, method: str, p: Points) -> dict[str, float]:
-    params = law.fit(tie, method, p)
-    if not all(np.isfinite(v) for v in params.values()):  # e.g. A -> inf with alpha
-        raise FitError("the fit diverged: non-finite parameters")
-    return params
-
-
 def _row(
     law: Law,
     tie: str,
@@ -275,7 +268,7 @@ def _scores(
     k = len(law.free(tie, train))
     row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
     try:
-        params = _fit(law, tie, method, train)
+        params = law.fit(tie, method, train)
     except FitError as err:
         return row | {"error": " ".join(str(err).split())}
     notes += fit_warnings(params, train.N, train.D) + law.describe(params, train)[1]
@@ -324,7 +317,7 @@ def _progressive(law: Law, tie: str, method: str, parts: Split, notes: list[str]
         try:
             if len(train) < k:
                 raise FitError(f"{len(train)} row(s) for {k} free parameters")
-            guess = law.loss(_fit(law, tie, method, train), test)
+            guess = law.loss(law.fit(tie, method, train), test)
             if not np.all(np.isfinite(guess)):
                 raise FitError("its fit predicts a non-finite loss")
         except FitError as err:
