@@ -64,7 +64,7 @@ import numpy as np
 from infscale.errors import InputError
 from infscale.fit import nested
 from infscale.fit.bootstrap import bootstrap_summary, resample_runs
-from infscale.fit.core import METHODS, TIES, FitError, check_choice, numerical_warnings
+from infscale.fit.core import METHODS, TIES, FitError, check_choice, free_params, numerical_warnings
 from infscale.fit.core import table_columns as columns
 from infscale.fit.law import LAWS, Law
 from infscale.fit.metrics import fit_warnings, metrics
@@ -155,7 +155,6 @@ def compare_laws(
         if not fit.any():
             raise InputError(f"no row has {fit_set} = 1 (--fit-set)")
     parts = split(data, fit)
-    train = parts.train
     for tie in ties:
         check_choice("tie", tie, TIES)
     if jobs > 1:
@@ -165,19 +164,12 @@ def compare_laws(
     rows = []
     for law in chosen:
         for tie in ties:
-            key = (law.name, law.free(tie, train))
+            # Tie modes that free the same parameters of the law's family are one fit (a factor
+            # the conditional law drops is dropped in every tie mode): one row, reported in each.
+            key = (law.name, free_params(law.family, tie))
             if key not in done:
-                k = len(key[1])
-                reason = unreadable.get(law.name) or (
-                    f"{len(train)} fit row(s) for the {k} free parameters: need at least {k}"
-                    if len(train) < k
-                    else None
-                )
-                done[key] = (
-                    _failed(law, method, k, train, reason)
-                    if reason
-                    else _row(law, tie, method, parts, bootstrap, seed)
-                )
+                reason = unreadable.get(law.name)
+                done[key] = _row(law, tie, method, parts, reason, bootstrap, seed)
             rows.append(done[key] | {"tie": tie})
     table = pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
     table["delta_aic"] = table["aic"] - table["aic"].min()
@@ -188,11 +180,6 @@ def compare_laws(
             + (f" (and {len(table) - 1} more row(s) failed)" if len(table) > 1 else "")
         )
     return table
-
-
-def _failed(law: Law, method: str, k: int, train: Points, reason: str) -> dict[str, Any]:
-    """The row of a law that could not run, with the reason."""
-    return {"law": law.name, "method": method, "n_params": k, "n_fit": len(train), "error": reason}
 
 
 def _read_points(
@@ -244,14 +231,27 @@ def _row(
     tie: str,
     method: str,
     parts: Split,
+    unreadable: str | None,
     bootstrap: int,
     seed: int,
 ) -> dict[str, Any]:
-    """One (law, tie) row; ``warnings`` (a JSON list) says why each empty metric is empty and
-    holds the numerical warnings raised on the way, caught rather than printed."""
+    """One (law, tie) row. A law that cannot run has the reason in ``error``: why it cannot
+    read the table (``unreadable``), or a fit set smaller than its free parameters. Else
+    ``warnings`` (a JSON list) says why each empty metric is empty and holds the numerical
+    warnings raised on the way, caught rather than printed."""
+    train = parts.train
+    k = len(law.free(tie, train))
+    row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
+    reason = unreadable or (
+        f"{len(train)} fit row(s) for the {k} free parameters: need at least {k}"
+        if len(train) < k
+        else None
+    )
+    if reason:
+        return row | {"error": reason}
     notes: list[str] = []
     with numerical_warnings(notes):
-        row = _scores(law, tie, method, parts, bootstrap, seed, notes)
+        row |= _scores(law, tie, method, parts, k, bootstrap, seed, notes)
     return row | {"warnings": json.dumps(notes, ensure_ascii=False) if notes else None}
 
 
@@ -260,22 +260,21 @@ def _scores(
     tie: str,
     method: str,
     parts: Split,
+    k: int,
     bootstrap: int,
     seed: int,
     notes: list[str],
 ) -> dict[str, Any]:
     train, test = parts.train, parts.test
-    k = len(law.free(tie, train))
-    row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
     try:
         params = law.fit(tie, method, train)
     except FitError as err:
-        return row | {"error": " ".join(str(err).split())}
+        return {"error": " ".join(str(err).split())}
     notes += fit_warnings(params, train.N, train.D) + law.describe(params, train)[1]
     resid = train.loss - law.loss(params, train)
     rss = float(np.sum(resid**2))
     scores = metrics(train.loss, train.loss - resid, train.groups)
-    row |= {
+    row: dict[str, Any] = {
         "fit_mse": scores["mse"],
         "aic": len(train) * np.log(rss / len(train)) + 2 * k if rss > 0 else -np.inf,
         "params": json.dumps(params),
