@@ -22,6 +22,11 @@ the conditional laws; it cannot fit ``inference-additive``, whose rows then carr
 Either fits a less-tied form also from its special case's optimum and keeps the better
 (infscale.fit.nested), so that no row reports a worse objective than the form it nests.
 
+The table is made here: which laws can read the points, the points cut once into the fit set,
+the test rows and the folds (infscale.fit.points.split), one row per (law, tie) and delta_aic;
+a row's scores are infscale.fit.metrics' (fit_scores, test_scores, progressive,
+bootstrap_intervals).
+
 Columns (COLUMNS; the contract's first, then extras the report and select.law auto read):
 n_params (free), n_fit (fit-set rows), fit_mse; test_mse, test_max_abs_err (|y - ŷ|) and
 test_spearman (the mean within-group rank correlation: ranking the shapes of one size is what
@@ -63,11 +68,10 @@ import numpy as np
 
 from infscale.errors import InputError
 from infscale.fit import nested
-from infscale.fit.bootstrap import bootstrap_summary, resample_runs
 from infscale.fit.core import METHODS, TIES, FitError, check_choice, free_params, numerical_warnings
 from infscale.fit.core import table_columns as columns
 from infscale.fit.law import LAWS, Law
-from infscale.fit.metrics import fit_warnings, metrics
+from infscale.fit.metrics import bootstrap_intervals, fit_scores, progressive, test_scores
 from infscale.fit.points import Points, Split, split, vocab_hint, with_shape_defaults
 from infscale.shapes import PAPER_MULTIPLE_OF
 
@@ -107,8 +111,6 @@ BOOTSTRAP_COLUMNS = ["bootstrap_k", "bootstrap_failed", "params_ci95"]
 # libraries are not fork-safe). A script that calls it with jobs > 1 off Linux needs the
 # ``if __name__ == "__main__"`` guard.
 START_METHOD = "fork" if sys.platform == "linux" else "forkserver"
-# Why a Spearman correlation is empty (metrics.metrics: under 2 points, or constant, per group).
-NO_RANKING = "no size group has 2 or more points with distinct losses and predictions"
 
 
 def compare_laws(
@@ -235,10 +237,11 @@ def _row(
     bootstrap: int,
     seed: int,
 ) -> dict[str, Any]:
-    """One (law, tie) row. A law that cannot run has the reason in ``error``: why it cannot
-    read the table (``unreadable``), or a fit set smaller than its free parameters. Else
-    ``warnings`` (a JSON list) says why each empty metric is empty and holds the numerical
-    warnings raised on the way, caught rather than printed."""
+    """One (law, tie) row: the law's fit on the fit set, and its scores. A law that cannot run
+    has the reason in ``error``: why it cannot read the table (``unreadable``), a fit set
+    smaller than its free parameters, or its failed fit. ``warnings`` (a JSON list) says why
+    each empty metric is empty and holds the numerical warnings raised on the way, caught
+    rather than printed."""
     train = parts.train
     k = len(law.free(tie, train))
     row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
@@ -251,87 +254,18 @@ def _row(
         return row | {"error": reason}
     notes: list[str] = []
     with numerical_warnings(notes):
-        row |= _scores(law, tie, method, parts, k, bootstrap, seed, notes)
-    return row | {"warnings": json.dumps(notes, ensure_ascii=False) if notes else None}
-
-
-def _scores(
-    law: Law,
-    tie: str,
-    method: str,
-    parts: Split,
-    k: int,
-    bootstrap: int,
-    seed: int,
-    notes: list[str],
-) -> dict[str, Any]:
-    train, test = parts.train, parts.test
-    try:
-        params = law.fit(tie, method, train)
-    except FitError as err:
-        return {"error": " ".join(str(err).split())}
-    notes += fit_warnings(params, train.N, train.D) + law.describe(params, train)[1]
-    resid = train.loss - law.loss(params, train)
-    rss = float(np.sum(resid**2))
-    scores = metrics(train.loss, train.loss - resid, train.groups)
-    row: dict[str, Any] = {
-        "fit_mse": scores["mse"],
-        "aic": len(train) * np.log(rss / len(train)) + 2 * k if rss > 0 else -np.inf,
-        "params": json.dumps(params),
-        "fit_r2": scores["r2"],
-        "fit_spearman": scores["spearman"],
-    }
-    if scores["r2"] is None:
-        notes.append("fit_r2 empty: every fit-set loss is the same")
-    if scores["spearman"] is None:
-        notes.append(f"fit_spearman empty: {NO_RANKING}")
-    if len(test):
-        guess = law.loss(params, test)
-        row |= {
-            "test_mse": float(np.mean((test.loss - guess) ** 2)),
-            "test_max_abs_err": float(np.max(np.abs(test.loss - guess))),
-            "test_spearman": metrics(test.loss, guess, test.groups)["spearman"],
-        }
-        if row["test_spearman"] is None:
-            notes.append(f"test_spearman empty: {NO_RANKING}")
-    else:
-        notes.append("test_mse, test_max_abs_err, test_spearman empty: no row outside the fit set")
-    if parts.order is None:
-        notes.append("logo_* empty: no size-group column (--group-by) to extrapolate across")
-    else:
-        row |= _progressive(law, tie, method, parts, notes)
-    if bootstrap:
-        row |= _bootstrap(law, tie, method, train, params, bootstrap, seed)
-        if row["params_ci95"] is None:
-            notes.append(f"params_ci95 empty: all {bootstrap} bootstrap refits failed")
-    return row
-
-
-def _progressive(law: Law, tie: str, method: str, parts: Split, notes: list[str]) -> dict[str, Any]:
-    """logo_*: fit on the groups before each in ``parts.order``, predict that group; a skipped
-    fold's reason goes to ``notes``."""
-    rel, folds, skipped = [], 0, 0
-    for j, (train, test) in enumerate(parts.folds, start=1):
-        k = len(law.free(tie, train))
         try:
-            if len(train) < k:
-                raise FitError(f"{len(train)} row(s) for {k} free parameters")
-            guess = law.loss(law.fit(tie, method, train), test)
-            if not np.all(np.isfinite(guess)):
-                raise FitError("its fit predicts a non-finite loss")
+            params = law.fit(tie, method, train)
         except FitError as err:
-            skipped += 1
-            notes.append(
-                f"fold {j} (predict {parts.order[j]}) skipped: {' '.join(str(err).split())}"
-            )
-            continue
-        folds += 1
-        rel.extend(np.abs(test.loss - guess) / test.loss)
-    counts = {"logo_folds": folds, "logo_skipped": skipped}
-    if not rel:
-        notes.append(f"logo_rel_err, logo_max_rel_err empty: all {skipped} fold(s) skipped")
-        return counts
-    return {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))} | counts
+            row["error"] = " ".join(str(err).split())
+        else:
+            row["params"] = json.dumps(params)
+            row |= fit_scores(law, params, train, k, notes)
+            row |= test_scores(law, params, parts.test, notes)
+            row |= progressive(law, tie, method, parts, notes)
+            if bootstrap:
+                row |= bootstrap_intervals(law, tie, method, train, params, bootstrap, seed, notes)
+    return row | {"warnings": json.dumps(notes, ensure_ascii=False) if notes else None}
 
 
 def _fit_ahead(
@@ -378,24 +312,3 @@ def _fit_every_tie(
                 with suppress(FitError):  # remembered too: the row reads the error from the memo
                     law.fit(tie, method, points)
     return nested.remembered(known)
-
-
-def _bootstrap(
-    law: Law,
-    tie: str,
-    method: str,
-    train: Points,
-    params: Mapping[str, float],
-    k: int,
-    seed: int,
-) -> dict[str, Any]:
-    """bootstrap_*, params_ci95: ``infscale fit``'s refits of run-level resamples."""
-    runs = np.arange(len(train)) if train.runs is None else train.runs
-    counts = resample_runs(runs, k, np.random.default_rng(seed))
-    fits, failed = law.refit(tie, method, train, counts, params)
-    ci = bootstrap_summary(law.family, fits, failed)["ci95"]
-    return {
-        "bootstrap_k": k,
-        "bootstrap_failed": failed,
-        "params_ci95": None if ci is None else json.dumps(ci),
-    }
