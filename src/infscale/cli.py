@@ -77,10 +77,10 @@ def _params(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from infscale.fit.conditional import vocab_hint, with_shape_defaults
     from infscale.fit.core import numerical_warnings, table_columns
     from infscale.fit.law import law_of
     from infscale.fit.laws import fit_points, read_points
+    from infscale.fit.points import vocab_hint, with_shape_defaults
     from infscale.io import read_csv, write_json
     from infscale.provenance import command_provenance
 

@@ -22,6 +22,11 @@ the conditional laws; it cannot fit ``inference-additive``, whose rows then carr
 Either fits a less-tied form also from its special case's optimum and keeps the better
 (infscale.fit.nested), so that no row reports a worse objective than the form it nests.
 
+The table is made here: which laws can read the points, the points cut once into the fit set,
+the test rows and the folds (infscale.fit.points.split), one row per (law, tie) and delta_aic;
+a row's scores are infscale.fit.metrics' (fit_scores, test_scores, progressive,
+bootstrap_intervals).
+
 Columns (COLUMNS; the contract's first, then extras the report and select.law auto read):
 n_params (free), n_fit (fit-set rows), fit_mse; test_mse, test_max_abs_err (|y - ŷ|) and
 test_spearman (the mean within-group rank correlation: ranking the shapes of one size is what
@@ -62,13 +67,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from infscale.errors import InputError
-from infscale.fit import conditional, nested
-from infscale.fit.bootstrap import bootstrap_summary, resample_runs
-from infscale.fit.core import METHODS, TIES, FitError, check_choice, numerical_warnings
+from infscale.fit import nested
+from infscale.fit.core import METHODS, TIES, FitError, check_choice, free_params, numerical_warnings
 from infscale.fit.core import table_columns as columns
 from infscale.fit.law import LAWS, Law
-from infscale.fit.metrics import fit_warnings, metrics
-from infscale.fit.points import Points
+from infscale.fit.metrics import bootstrap_intervals, fit_scores, progressive, test_scores
+from infscale.fit.points import Points, Split, split, vocab_hint, with_shape_defaults
 from infscale.shapes import PAPER_MULTIPLE_OF
 
 if TYPE_CHECKING:  # pandas is imported where it is used: the CLI reads LAWS and starts fast
@@ -107,8 +111,6 @@ BOOTSTRAP_COLUMNS = ["bootstrap_k", "bootstrap_failed", "params_ci95"]
 # libraries are not fork-safe). A script that calls it with jobs > 1 off Linux needs the
 # ``if __name__ == "__main__"`` guard.
 START_METHOD = "fork" if sys.platform == "linux" else "forkserver"
-# Why a Spearman correlation is empty (metrics.metrics: under 2 points, or constant, per group).
-NO_RANKING = "no size group has 2 or more points with distinct losses and predictions"
 
 
 def compare_laws(
@@ -154,33 +156,22 @@ def compare_laws(
         fit = (points[fit_set] == 1).to_numpy()
         if not fit.any():
             raise InputError(f"no row has {fit_set} = 1 (--fit-set)")
-    train = data.take(fit)
+    parts = split(data, fit)
     for tie in ties:
         check_choice("tie", tie, TIES)
-    order = None
-    if data.groups is not None:
-        order = pd.Series(data.N).groupby(data.groups).median().sort_values().index.tolist()
     if jobs > 1:
         runnable = [law.name for law in chosen if law.name not in unreadable]
-        fit_sets = [train, *(fold for fold, _ in _folds(data, order))]
-        _fit_ahead(runnable, ties, method, fit_sets, jobs)
+        _fit_ahead(runnable, ties, method, parts, jobs)
     done: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     rows = []
     for law in chosen:
         for tie in ties:
-            key = (law.name, law.free(tie, train))
+            # Tie modes that free the same parameters of the law's family are one fit (a factor
+            # the conditional law drops is dropped in every tie mode): one row, reported in each.
+            key = (law.name, free_params(law.family, tie))
             if key not in done:
-                k = len(key[1])
-                reason = unreadable.get(law.name) or (
-                    f"{len(train)} fit row(s) for the {k} free parameters: need at least {k}"
-                    if len(train) < k
-                    else None
-                )
-                done[key] = (
-                    _failed(law, method, k, train, reason)
-                    if reason
-                    else _row(law, tie, method, data, fit, order, bootstrap, seed)
-                )
+                reason = unreadable.get(law.name)
+                done[key] = _row(law, tie, method, parts, reason, bootstrap, seed)
             rows.append(done[key] | {"tie": tie})
     table = pd.DataFrame(rows, columns=COLUMNS + (BOOTSTRAP_COLUMNS if bootstrap else []))
     table["delta_aic"] = table["aic"] - table["aic"].min()
@@ -193,11 +184,6 @@ def compare_laws(
     return table
 
 
-def _failed(law: Law, method: str, k: int, train: Points, reason: str) -> dict[str, Any]:
-    """The row of a law that could not run, with the reason."""
-    return {"law": law.name, "method": method, "n_params": k, "n_fit": len(train), "error": reason}
-
-
 def _read_points(
     points: pd.DataFrame,
     chosen: Sequence[Law],
@@ -208,14 +194,14 @@ def _read_points(
     """The points with every input the ``chosen`` laws read, and {law: why it cannot read
     them}."""
     N, D, y = columns(points, ["N", "D", "loss"], "the comparison")
-    shaped = conditional.with_shape_defaults(points, vocab_size, multiple_of)
+    shaped = with_shape_defaults(points, vocab_size, multiple_of)
     inputs: dict[str, Any] = {}
     unreadable: dict[str, str] = {}
     for law in chosen:
         try:
             inputs |= law.read(shaped, ())
         except InputError as err:
-            unreadable[law.name] = str(err) + conditional.vocab_hint(points, vocab_size, err)
+            unreadable[law.name] = str(err) + vocab_hint(points, vocab_size, err)
     if group_by is not None and group_by not in points.columns:
         raise InputError(f"no column {group_by} (--group-by)")
     column = group_by or ("size_group" if "size_group" in points.columns else None)
@@ -242,128 +228,50 @@ def fit_params(name: str, tie: str, method: str, N, D, R, loss, variables=None) 
     return LAWS[name].fit(tie, method, Points(N, D, loss, R=R, variables=variables))
 
 
-def _fit(law: Law, tie: str, method: str, p: Points) -> dict[str, float]:
-    params = law.fit(tie, method, p)
-    if not all(np.isfinite(v) for v in params.values()):  # e.g. A -> inf with alpha
-        raise FitError("the fit diverged: non-finite parameters")
-    return params
-
-
 def _row(
     law: Law,
     tie: str,
     method: str,
-    data: Points,
-    fit: np.ndarray,
-    order: list[str] | None,
+    parts: Split,
+    unreadable: str | None,
     bootstrap: int,
     seed: int,
 ) -> dict[str, Any]:
-    """One (law, tie) row; ``warnings`` (a JSON list) says why each empty metric is empty and
-    holds the numerical warnings raised on the way, caught rather than printed."""
+    """One (law, tie) row: the law's fit on the fit set, and its scores. A law that cannot run
+    has the reason in ``error``: why it cannot read the table (``unreadable``), a fit set
+    smaller than its free parameters, or its failed fit. ``warnings`` (a JSON list) says why
+    each empty metric is empty and holds the numerical warnings raised on the way, caught
+    rather than printed."""
+    train = parts.train
+    k = len(law.free(tie, train))
+    row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
+    reason = unreadable or (
+        f"{len(train)} fit row(s) for the {k} free parameters: need at least {k}"
+        if len(train) < k
+        else None
+    )
+    if reason:
+        return row | {"error": reason}
     notes: list[str] = []
     with numerical_warnings(notes):
-        row = _scores(law, tie, method, data, fit, order, bootstrap, seed, notes)
+        try:
+            params = law.fit(tie, method, train)
+        except FitError as err:
+            row["error"] = " ".join(str(err).split())
+        else:
+            row["params"] = json.dumps(params)
+            row |= fit_scores(law, params, train, k, notes)
+            row |= test_scores(law, params, parts.test, notes)
+            row |= progressive(law, tie, method, parts, notes)
+            if bootstrap:
+                row |= bootstrap_intervals(law, tie, method, train, params, bootstrap, seed, notes)
     return row | {"warnings": json.dumps(notes, ensure_ascii=False) if notes else None}
 
 
-def _scores(
-    law: Law,
-    tie: str,
-    method: str,
-    data: Points,
-    fit: np.ndarray,
-    order: list[str] | None,
-    bootstrap: int,
-    seed: int,
-    notes: list[str],
-) -> dict[str, Any]:
-    train, test = data.take(fit), data.take(~fit)
-    k = len(law.free(tie, train))
-    row: dict[str, Any] = {"law": law.name, "method": method, "n_params": k, "n_fit": len(train)}
-    try:
-        params = _fit(law, tie, method, train)
-    except FitError as err:
-        return row | {"error": " ".join(str(err).split())}
-    notes += fit_warnings(params, train.N, train.D) + law.describe(params, train)[1]
-    resid = train.loss - law.loss(params, train)
-    rss = float(np.sum(resid**2))
-    scores = metrics(train.loss, train.loss - resid, train.groups)
-    row |= {
-        "fit_mse": scores["mse"],
-        "aic": len(train) * np.log(rss / len(train)) + 2 * k if rss > 0 else -np.inf,
-        "params": json.dumps(params),
-        "fit_r2": scores["r2"],
-        "fit_spearman": scores["spearman"],
-    }
-    if scores["r2"] is None:
-        notes.append("fit_r2 empty: every fit-set loss is the same")
-    if scores["spearman"] is None:
-        notes.append(f"fit_spearman empty: {NO_RANKING}")
-    if len(test):
-        guess = law.loss(params, test)
-        row |= {
-            "test_mse": float(np.mean((test.loss - guess) ** 2)),
-            "test_max_abs_err": float(np.max(np.abs(test.loss - guess))),
-            "test_spearman": metrics(test.loss, guess, test.groups)["spearman"],
-        }
-        if row["test_spearman"] is None:
-            notes.append(f"test_spearman empty: {NO_RANKING}")
-    else:
-        notes.append("test_mse, test_max_abs_err, test_spearman empty: no row outside the fit set")
-    if order is None:
-        notes.append("logo_* empty: no size-group column (--group-by) to extrapolate across")
-    else:
-        row |= _progressive(law, tie, method, data, order, notes)
-    if bootstrap:
-        row |= _bootstrap(law, tie, method, train, params, bootstrap, seed)
-        if row["params_ci95"] is None:
-            notes.append(f"params_ci95 empty: all {bootstrap} bootstrap refits failed")
-    return row
-
-
-def _progressive(
-    law: Law, tie: str, method: str, data: Points, order: list[str], notes: list[str]
-) -> dict[str, Any]:
-    """logo_*: fit on the groups before each in ``order``, predict that group; a skipped
-    fold's reason goes to ``notes``."""
-    rel, folds, skipped = [], 0, 0
-    for j, (train, test) in enumerate(_folds(data, order), start=1):
-        k = len(law.free(tie, train))
-        try:
-            if len(train) < k:
-                raise FitError(f"{len(train)} row(s) for {k} free parameters")
-            guess = law.loss(_fit(law, tie, method, train), test)
-            if not np.all(np.isfinite(guess)):
-                raise FitError("its fit predicts a non-finite loss")
-        except FitError as err:
-            skipped += 1
-            notes.append(f"fold {j} (predict {order[j]}) skipped: {' '.join(str(err).split())}")
-            continue
-        folds += 1
-        rel.extend(np.abs(test.loss - guess) / test.loss)
-    counts = {"logo_folds": folds, "logo_skipped": skipped}
-    if not rel:
-        notes.append(f"logo_rel_err, logo_max_rel_err empty: all {skipped} fold(s) skipped")
-        return counts
-    return {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))} | counts
-
-
-def _folds(data: Points, order: list[str] | None) -> list[tuple[Points, Points]]:
-    """The progressive extrapolation's (fit, predicted) points: every group before each in
-    ``order``, and that group; none without groups."""
-    if order is None:
-        return []
-    return [
-        (data.take(np.isin(data.groups, order[:j])), data.take(data.groups == order[j]))
-        for j in range(1, len(order))
-    ]
-
-
 def _fit_ahead(
-    names: Sequence[str], ties: Sequence[str], method: str, fit_sets: Sequence[Points], jobs: int
+    names: Sequence[str], ties: Sequence[str], method: str, parts: Split, jobs: int
 ) -> None:
-    """Fit every law in every tie mode on every point set the rows read (the fit set, each
+    """Fit every law in every tie mode on every point set the rows fit (the fit set, each
     fold's), ``jobs`` processes side by side, into the fit memo (infscale.fit.nested): the rows
     are then built as without, their fits memo hits. Each fit is a function of its points
     alone, so the table is the same. A task is one point set and a law with the laws that start
@@ -374,7 +282,7 @@ def _fit_ahead(
         root = LAWS[name].starts_from
         together.setdefault(root if root in names else name, []).append(name)
     groups = [tuple(group) for group in together.values()]
-    by_size = sorted(fit_sets, key=len, reverse=True)
+    by_size = sorted([parts.train, *(fit for fit, _ in parts.folds)], key=len, reverse=True)
     tasks = [(group, points) for points in by_size for group in groups]
     workers = min(jobs, len(tasks))
     if workers < 2:
@@ -404,24 +312,3 @@ def _fit_every_tie(
                 with suppress(FitError):  # remembered too: the row reads the error from the memo
                     law.fit(tie, method, points)
     return nested.remembered(known)
-
-
-def _bootstrap(
-    law: Law,
-    tie: str,
-    method: str,
-    train: Points,
-    params: Mapping[str, float],
-    k: int,
-    seed: int,
-) -> dict[str, Any]:
-    """bootstrap_*, params_ci95: ``infscale fit``'s refits of run-level resamples."""
-    runs = np.arange(len(train)) if train.runs is None else train.runs
-    counts = resample_runs(runs, k, np.random.default_rng(seed))
-    fits, failed = law.refit(tie, method, train, counts, params)
-    ci = bootstrap_summary(law.family, fits, failed)["ci95"]
-    return {
-        "bootstrap_k": k,
-        "bootstrap_failed": failed,
-        "params_ci95": None if ci is None else json.dumps(ci),
-    }

@@ -138,25 +138,6 @@ def factor_variables(
     return out
 
 
-def with_shape_defaults(
-    points: pd.DataFrame, vocab_size: int | None, multiple_of: int
-) -> pd.DataFrame:
-    """``points`` with ``infscale params``' defaults for the law's missing columns: vocab_size
-    (when given: ``--vocab-size``) and the open_lm SwiGLU width rounded up to ``multiple_of``."""
-    extra: dict[str, int] = {}
-    if "vocab_size" not in points.columns and vocab_size is not None:
-        extra["vocab_size"] = vocab_size
-    if "ffn_hidden" not in points.columns and "multiple_of" not in points.columns:
-        extra["multiple_of"] = multiple_of
-    return points.assign(**extra)
-
-
-def vocab_hint(points: pd.DataFrame, vocab_size: int | None, error: InputError) -> str:
-    """What to add to an ``error`` about a missing vocab_size column: the flag for it."""
-    missing = "vocab_size" not in points.columns and vocab_size is None
-    return " (or give --vocab-size)" if missing and "vocab_size" in str(error) else ""
-
-
 def _columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> list[np.ndarray]:
     return core.table_columns(frame, names, f"the conditional law's {what}")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from infscale.errors import InputError
 from infscale.fit import conditional, methods, paper
-from infscale.fit.core import FAMILIES, PARAMS, check_choice, table_columns
+from infscale.fit.core import FAMILIES, PARAMS, FitError, check_choice, table_columns
 from infscale.fit.points import Points
 from infscale.fit.problem import Problem
 
@@ -65,8 +65,13 @@ class Law:
         return self.problem(tie, points).free
 
     def fit(self, tie: str, method: str, points: Points) -> dict[str, float]:
-        """Every parameter of the law, fitted by ``method`` (nested: infscale.fit.methods.fit)."""
-        return methods.fit(lambda t: self.problem(t, points), tie, method)
+        """Every parameter of the law, fitted by ``method`` (nested: infscale.fit.methods.fit).
+        A FitError when a parameter is not finite (e.g. A -> inf with alpha): such a fit is no
+        fit for any caller, and a FIT.json holding it would not read back (laws.check_fit)."""
+        params = methods.fit(lambda t: self.problem(t, points), tie, method)
+        if not all(np.isfinite(v) for v in params.values()):
+            raise FitError("the fit diverged: non-finite parameters")
+        return params
 
     def refit(
         self, tie: str, method: str, points: Points, counts: np.ndarray, params: Params

@@ -1,14 +1,26 @@
 """The scores of a fit on its points (MSE, R², max relative error, Spearman) and the signs of a
-degenerate one (``fit_warnings``): written once for every law."""
+degenerate one (``fit_warnings``): written once for every law. Below them, the law comparison's
+scores of one (law, tie) row, which infscale.fit.compare lays out as its columns: the fit's on
+its fit set, on the rows outside it, by progressive extrapolation across size groups and by
+bootstrap, each with the note that says why a score is empty."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from infscale.fit.bootstrap import bootstrap_summary, resample_runs
+from infscale.fit.core import FitError
+from infscale.fit.law import Law
+from infscale.fit.points import Points, Split
+
 AT_BOUND = 1e-6  # E (nats) or an exponent below this is at its lower bound 0 (fit_warnings)
+# Why a Spearman correlation is empty (metrics: under 2 points, or constant, per group).
+NO_RANKING = "no size group has 2 or more points with distinct losses and predictions"
 
 
 def fit_warnings(params: Mapping[str, float], N: np.ndarray, D: np.ndarray) -> list[str]:
@@ -98,3 +110,105 @@ def _mean_ranks(values: np.ndarray) -> np.ndarray:
     _, where, counts = np.unique(values, return_inverse=True, return_counts=True)
     first = np.cumsum(counts) - counts  # the 0-based rank of each distinct value's first copy
     return (first + (counts + 1) / 2.0)[where.ravel()]
+
+
+# ---------------------------------------------------------------- a comparison row's scores
+# The law comparison (infscale.fit.compare) lays these out as its columns, one row per (law,
+# tie): each function returns its columns and adds to ``notes`` why a score of its is empty.
+
+
+def fit_scores(
+    law: Law, params: Mapping[str, float], train: Points, k: int, notes: list[str]
+) -> dict[str, Any]:
+    """fit_mse, fit_r2, fit_spearman and aic (n·ln(RSS/n) + 2k, Gaussian residuals, ``k`` free
+    parameters) of the fit ``params`` on its fit set ``train``; ``notes`` also gets the signs
+    of a degenerate fit (fit_warnings) and the law's own (a conditional factor dropped)."""
+    notes += fit_warnings(params, train.N, train.D) + law.describe(params, train)[1]
+    resid = train.loss - law.loss(params, train)
+    rss = float(np.sum(resid**2))
+    scores = metrics(train.loss, train.loss - resid, train.groups)
+    if scores["r2"] is None:
+        notes.append("fit_r2 empty: every fit-set loss is the same")
+    if scores["spearman"] is None:
+        notes.append(f"fit_spearman empty: {NO_RANKING}")
+    return {
+        "fit_mse": scores["mse"],
+        "aic": len(train) * np.log(rss / len(train)) + 2 * k if rss > 0 else -np.inf,
+        "fit_r2": scores["r2"],
+        "fit_spearman": scores["spearman"],
+    }
+
+
+def test_scores(
+    law: Law, params: Mapping[str, float], test: Points, notes: list[str]
+) -> dict[str, Any]:
+    """test_mse, test_max_abs_err (|y - ŷ|) and test_spearman of the fit ``params`` on the rows
+    outside its fit set, ``test`` (none: no columns)."""
+    if not len(test):
+        notes.append("test_mse, test_max_abs_err, test_spearman empty: no row outside the fit set")
+        return {}
+    guess = law.loss(params, test)
+    spearman = metrics(test.loss, guess, test.groups)["spearman"]
+    if spearman is None:
+        notes.append(f"test_spearman empty: {NO_RANKING}")
+    return {
+        "test_mse": float(np.mean((test.loss - guess) ** 2)),
+        "test_max_abs_err": float(np.max(np.abs(test.loss - guess))),
+        "test_spearman": spearman,
+    }
+
+
+def progressive(law: Law, tie: str, method: str, parts: Split, notes: list[str]) -> dict[str, Any]:
+    """logo_*, the progressive extrapolation: fit on the groups before each in
+    ``parts.order``, predict that group (none without size groups); a skipped fold's reason
+    goes to ``notes``."""
+    if parts.order is None:
+        notes.append("logo_* empty: no size-group column (--group-by) to extrapolate across")
+        return {}
+    rel, folds, skipped = [], 0, 0
+    for j, (train, test) in enumerate(parts.folds, start=1):
+        k = len(law.free(tie, train))
+        try:
+            if len(train) < k:
+                raise FitError(f"{len(train)} row(s) for {k} free parameters")
+            guess = law.loss(law.fit(tie, method, train), test)
+            if not np.all(np.isfinite(guess)):
+                raise FitError("its fit predicts a non-finite loss")
+        except FitError as err:
+            skipped += 1
+            notes.append(
+                f"fold {j} (predict {parts.order[j]}) skipped: {' '.join(str(err).split())}"
+            )
+            continue
+        folds += 1
+        rel.extend(np.abs(test.loss - guess) / test.loss)
+    counts = {"logo_folds": folds, "logo_skipped": skipped}
+    if not rel:
+        notes.append(f"logo_rel_err, logo_max_rel_err empty: all {skipped} fold(s) skipped")
+        return counts
+    return {"logo_rel_err": float(np.mean(rel)), "logo_max_rel_err": float(np.max(rel))} | counts
+
+
+def bootstrap_intervals(
+    law: Law,
+    tie: str,
+    method: str,
+    train: Points,
+    params: Mapping[str, float],
+    k: int,
+    seed: int,
+    notes: list[str],
+) -> dict[str, Any]:
+    """bootstrap_k, bootstrap_failed, params_ci95: ``infscale fit``'s refits of ``k``
+    run-level resamples of the fit set drawn with ``seed`` (the same draws)."""
+    runs = np.arange(len(train)) if train.runs is None else train.runs
+    counts = resample_runs(runs, k, np.random.default_rng(seed))
+    fits, failed = law.refit(tie, method, train, counts, params)
+    ci = bootstrap_summary(law.family, fits, failed)["ci95"]
+    if ci is None:
+        notes.append(f"params_ci95 empty: all {k} bootstrap refits failed")
+    return {
+        "bootstrap_k": k,
+        "bootstrap_failed": failed,
+        "params_ci95": None if ci is None else json.dumps(ci),
+    }
