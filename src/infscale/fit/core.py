@@ -115,7 +115,6 @@ def log_coefficient(value: float) -> float:
 
 
 LOG_TINY = float(np.log(np.finfo(float).tiny))
-AT_BOUND = 1e-6  # E (nats) or an exponent below this is at its lower bound 0 (fit_warnings)
 
 
 @contextmanager
