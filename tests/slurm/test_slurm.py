@@ -57,8 +57,8 @@ def test_paper_plan_requests_gpus_and_runtimes_growing_with_compute(tmp_path):
     gpu_minutes = [minutes for _, minutes in by_compute]
     assert max(m for _, m in by_compute) > 10 * gpu_minutes[0], by_compute
     assert gpu_minutes[-1] == max(gpu_minutes), by_compute
-    # Aggregation runs on the login node; latency and evaluation go out in groups.
-    assert "Group job latency" in plan and "Group job evaluate" in plan
+    # no job groups (profiles/slurm/config.yaml: they crashed Snakemake in the rehearsal)
+    assert "Group job" not in plan
     # The data stage's scatter: data.jobs CPU jobs, and training waits on their gather only.
     config = yaml.safe_load(paper.read_text())
     tokenize = re.findall(r"^rule tokenize:\n(.*?)(?=^\S|\n\n)", plan, re.M | re.S)
