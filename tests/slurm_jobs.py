@@ -21,6 +21,21 @@ REPO = Path(__file__).resolve().parents[1]
 SLURM_DIR = REPO / "tests" / "slurm"
 TEST_PROFILE = SLURM_DIR / "profile"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+# The rules whose jobs load a model (a GPU on the cluster), and with the data stage's CPU jobs
+# the only rules that go through sbatch: every other rule is a local rule (the login node).
+MODEL_RULES = frozenset(
+    {
+        "train",
+        "train_candidate",
+        "latency",
+        "latency_sweep",
+        "latency_throughput",
+        "latency_candidate_throughput",
+        "latency_trained",
+        "evaluate",
+    }
+)
+SBATCH_RULES = MODEL_RULES | {"tokenizer", "tokenize"}
 
 
 def snakemake_command(workdir: Path, *args: str, timeout: int) -> list[str]:

@@ -33,6 +33,7 @@ import yaml
 from conftest import offline_env
 from slurm_jobs import (
     REPO,
+    SBATCH_RULES,
     TEST_PROFILE,
     finished_states,
     records,
@@ -54,18 +55,6 @@ SIGNALLED = "b-v1"  # a grid run of 169 steps
 SIGNAL_AFTER = 40
 CANDIDATE_SIGNAL_AFTER = 20  # a candidate's steps before its signal (about 80 in all)
 RUN_TIMEOUT = 1500  # s: a hang guard for each workflow run
-SBATCHED = (  # the rules whose jobs go through sbatch; every other rule is a local rule
-    "tokenizer",
-    "tokenize",
-    "train",
-    "train_candidate",
-    "evaluate",
-    "latency",
-    "latency_sweep",
-    "latency_throughput",
-    "latency_candidate_throughput",
-    "latency_trained",
-)
 
 
 @dataclass(frozen=True)
@@ -178,7 +167,7 @@ def test_the_rehearsal_runs_end_to_end_through_sbatch_with_the_hub_off(rehearsal
     # only the jobs that load a model, and the data stage's CPU jobs, went through sbatch: the
     # fits, the selection, the eval tasks' files and the other gathers ran where Snakemake runs
     sbatched = {path.name for path in (work / ".snakemake/slurm_logs").iterdir()}
-    assert sbatched == {f"rule_{name}" for name in SBATCHED}, sbatched
+    assert sbatched == {f"rule_{name}" for name in SBATCH_RULES}, sbatched
     # staging verified the mirror and downloaded nothing; the data came from paper.yaml's names
     staged = json.loads((work / "results/hub/staged.json").read_text())
     assert staged["data"]["files"] == 640 and staged["data"]["downloaded"] == 0

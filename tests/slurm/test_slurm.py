@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from slurm_jobs import (
+    MODEL_RULES,
     REPO,
     SNAKEMAKE,
     TEST_PROFILE,
@@ -147,15 +148,6 @@ def test_architecture_study_plans_its_gqa_and_mlp_variants_on_gpus(tmp_path):
     assert "rule latency_candidate_throughput:" in plan
 
 
-MODEL_RULES = {
-    "train",
-    "latency",
-    "latency_sweep",
-    "latency_throughput",
-    "latency_candidate_throughput",
-    "latency_trained",
-    "evaluate",
-}
 # The rules that run on the login node (localrules; the rehearsal checks that they never go
 # through sbatch): the plan, a dry run, shows them as any other.
 LOCAL_RULES = {
