@@ -1,5 +1,5 @@
 """The bootstrap written once for every law: run-level resamples as point counts, and the
-summary of the refits (each law's refits: infscale.fit.law.Law.refit)."""
+summary of the refits (a law draws, refits and summarises them: infscale.fit.law.Law.bootstrap)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from infscale.errors import InputError
 from infscale.fit import conditional, methods, paper
+from infscale.fit.bootstrap import bootstrap_summary, resample_runs
 from infscale.fit.core import FAMILIES, PARAMS, FitError, check_choice, table_columns
 from infscale.fit.points import Points
 from infscale.fit.problem import Problem
@@ -73,12 +74,19 @@ class Law:
             raise FitError("the fit diverged: non-finite parameters")
         return params
 
-    def refit(
-        self, tie: str, method: str, points: Points, counts: np.ndarray, params: Params
-    ) -> tuple[list[dict[str, float]], int]:
-        """The bootstrap refits of the full fit ``params`` on each resample (a row of point
-        counts, ``counts`` (k, n)): (the refits that converged, how many did not)."""
-        return methods.refits(self.problem(tie, points), method, counts, params)
+    def bootstrap(
+        self, tie: str, method: str, points: Points, params: Params, k: int, seed: int
+    ) -> dict[str, Any]:
+        """The refits of the full fit ``params`` on ``k`` run-level resamples drawn with
+        ``seed`` (each point its own run where ``points.runs`` is None): the resampled unit,
+        how many there are, and bootstrap.bootstrap_summary of the refits."""
+        runs = np.arange(len(points.loss)) if points.runs is None else points.runs
+        counts = resample_runs(runs, k, np.random.default_rng(seed))
+        fits, failed = methods.refits(self.problem(tie, points), method, counts, params)
+        unit = "point" if points.runs is None else "run"
+        return {"unit": unit, "n_units": len(np.unique(runs))} | bootstrap_summary(
+            self.family, fits, failed
+        )
 
     def check(self, points: Points) -> None:
         """An InputError when ``points`` lack an input this law reads."""

@@ -32,7 +32,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from infscale.errors import InputError
-from infscale.fit.bootstrap import bootstrap_summary, resample_runs
 from infscale.fit.core import METHODS, PARAMS, TIES, check_choice, positive, table_columns
 from infscale.fit.law import Law, law_of
 from infscale.fit.metrics import fit_warnings, metrics, spearman_by_group
@@ -169,15 +168,8 @@ def fit_points(
     if points.groups is not None:
         result["spearman_by_group"] = spearman_by_group(y, pred, points.groups)
     if bootstrap:
-        run_ids = np.arange(len(y)) if points.runs is None else points.runs
-        counts = resample_runs(run_ids, bootstrap, np.random.default_rng(seed))
-        fits, failed = law.refit(tie, method, points, counts, params)
-        unit = {
-            "unit": "point" if points.runs is None else "run",
-            "n_units": len(np.unique(run_ids)),
-        }
-        result["bootstrap"] = {"k": bootstrap, "seed": seed, **unit} | bootstrap_summary(
-            law.family, fits, failed
+        result["bootstrap"] = {"k": bootstrap, "seed": seed} | law.bootstrap(
+            tie, method, points, params, bootstrap, seed
         )
         result["intervals"] = result["bootstrap"]["ci95"]
     result["warnings"] = fit_warnings(params, points.N, points.D)

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from infscale.fit.bootstrap import bootstrap_summary, resample_runs
 from infscale.fit.core import FitError
 from infscale.fit.law import Law
 from infscale.fit.points import Points, Split
@@ -201,14 +200,12 @@ def bootstrap_intervals(
 ) -> dict[str, Any]:
     """bootstrap_k, bootstrap_failed, params_ci95: ``infscale fit``'s refits of ``k``
     run-level resamples of the fit set drawn with ``seed`` (the same draws)."""
-    runs = np.arange(len(train)) if train.runs is None else train.runs
-    counts = resample_runs(runs, k, np.random.default_rng(seed))
-    fits, failed = law.refit(tie, method, train, counts, params)
-    ci = bootstrap_summary(law.family, fits, failed)["ci95"]
+    drawn = law.bootstrap(tie, method, train, params, k, seed)
+    ci = drawn["ci95"]
     if ci is None:
         notes.append(f"params_ci95 empty: all {k} bootstrap refits failed")
     return {
         "bootstrap_k": k,
-        "bootstrap_failed": failed,
+        "bootstrap_failed": drawn["failed"],
         "params_ci95": None if ci is None else json.dumps(ci),
     }
