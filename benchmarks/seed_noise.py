@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from infscale.checks import load_config
-from infscale.data.manifest import manifest_windows
+from infscale.data.tokens import manifest_windows
 from infscale.grid import make_run
 from infscale.shapes import Shape
 from infscale.train.loop import train_run

@@ -18,10 +18,10 @@ import yaml
 from conftest import MICRO
 
 from infscale.data.corpus import shakespeare_texts
-from infscale.data.manifest import manifest_files, manifest_windows, write_manifest
+from infscale.data.manifest import manifest_files, write_manifest
 from infscale.data.prepare import prepare_tokenizer, tokenize_job
 from infscale.data.shards import data_jobs, expand_ranges, job_cap, job_name, source_shards
-from infscale.data.tokens import TokenWindows, WindowSet, write_windows
+from infscale.data.tokens import TokenWindows, WindowSet, manifest_windows, write_windows
 from infscale.errors import InputError
 
 

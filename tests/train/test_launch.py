@@ -1,17 +1,20 @@
 """The training launcher's choices that need no cluster: which path a job takes, bad input in
 one line, and the signal handling the SLURM path rests on (tests/slurm runs it for real)."""
 
+import ast
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 
 import pytest
+from conftest import REPO
 
 from infscale.errors import InputError
 from infscale.train import launch as launcher
-from infscale.train.loop import REQUEUE_EXIT
+from infscale.train.exits import REQUEUE_EXIT
 
 
 def test_several_nodes_need_slurm_and_the_mpi_resource(monkeypatch, tmp_path):
@@ -31,6 +34,18 @@ def test_node_launcher_usage_is_one_message_and_exit_2(capsys):
     assert launcher.main(["--node", "--nnodes=2", "spec.json"]) == 2
     assert launcher.main(["a.json", "b.json"]) == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_the_processes_that_only_launch_and_wait_import_no_torch():
+    """A multi-process job's script, its per-node launchers and torchrun's parent only wait on
+    the ranks: torch and transformers would cost each about 5 CPU-s to import."""
+    script = ast.parse((REPO / "workflow" / "scripts" / "train.py").read_text())
+    modules = {n.module for n in ast.walk(script) if isinstance(n, ast.ImportFrom)}
+    assert "infscale.train.launch" in modules
+    probe = f"import sys, {', '.join(sorted(modules))}; print(sorted(set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(done.stdout))
+    assert "infscale.train.exits" in loaded and not {"torch", "transformers"} & loaded
 
 
 CHILD = """

@@ -29,8 +29,9 @@ from infscale.data.tokens import TokenWindows, write_windows
 from infscale.grid import Run
 from infscale.shapes import Shape
 from infscale.train import checkpoint as ckpt
+from infscale.train.exits import REQUEUE_EXIT
 from infscale.train.launch import launch
-from infscale.train.loop import REQUEUE_EXIT, NonFiniteLoss, shard_rows, train_run
+from infscale.train.loop import NonFiniteLoss, shard_rows, train_run
 from infscale.train.model import build_model, count_parameters
 from infscale.train.steplog import events, last_step, read_log, step_records
 

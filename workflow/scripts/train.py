@@ -12,19 +12,16 @@ import re
 import sys
 from pathlib import Path
 
-import torch
-
 from infscale.data.manifest import manifest_files
 from infscale.grid import Run
 from infscale.script import start_script
+from infscale.train.exits import REQUEUE_EXIT
 from infscale.train.launch import launch
-from infscale.train.loop import REQUEUE_EXIT
 
 # The job's own output (the SLURM job log): Snakemake's retry clears the rule log, so the line
 # naming the step a signal saved is written here too.
 job_output = os.dup(1)
 start_script(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
 params = snakemake.params
 run = Run.from_dict(params.run)
 nproc = max(1, int(snakemake.resources.get("gpus", 0) or 0))  # processes per node

@@ -7,13 +7,12 @@ permutation runs (train/order.py). Paths in the manifest are relative to its dir
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from infscale.data.prepare import tokenizer_hash
-from infscale.data.tokens import WindowSet
 from infscale.errors import InputError
 from infscale.io import read_json, write_json
 
@@ -80,10 +79,10 @@ def manifest_files(path: str | Path) -> dict[str, Any]:
     return {"tokenizer": str(path.parent / manifest["tokenizer"]), **files}
 
 
-def manifest_windows(path: str | Path) -> dict[str, WindowSet]:
-    """Each split's windows over all jobs."""
-    files = manifest_files(path)
-    return {split: WindowSet(files[split]) for split in SPLITS}
+def tokenizer_hash(tokenizer_dir: str | Path) -> str:
+    """blake2b of the saved ``tokenizer.json``: the vocabulary and merges the ids come from."""
+    data = (Path(tokenizer_dir) / "tokenizer.json").read_bytes()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _relative(target: Path, manifest: Path) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from infscale.data.corpus import split_pieces
+from infscale.data.manifest import tokenizer_hash
 from infscale.data.shards import job_cap, shard_streams, source_shards
 from infscale.data.tokenizer import build_tokenizer
 from infscale.data.tokens import pack_streams
@@ -140,12 +141,6 @@ def tokenize_job(
         sidecar["provenance"] = provenance
     write_json(out["meta"], sidecar)
     return sidecar
-
-
-def tokenizer_hash(tokenizer_dir: str | Path) -> str:
-    """blake2b of the saved ``tokenizer.json``: the vocabulary and merges the ids come from."""
-    data = (Path(tokenizer_dir) / "tokenizer.json").read_bytes()
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _counts(metas: dict[str, dict[str, Any]], seq_len: int) -> dict[str, dict[str, int]]:

@@ -20,6 +20,7 @@ import torch
 from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
+from infscale.data.manifest import SPLITS, manifest_files
 from infscale.errors import InputError
 from infscale.io import atomic_write, read_json, write_json
 
@@ -302,3 +303,9 @@ class WindowSet:
             here = which == f
             out[here] = self.files[f].rows(index[here] - self.offsets[f])
         return torch.from_numpy(out)
+
+
+def manifest_windows(path: str | Path) -> dict[str, WindowSet]:
+    """Each split's windows over all the jobs of a manifest (infscale.data.manifest)."""
+    files = manifest_files(path)
+    return {split: WindowSet(files[split]) for split in SPLITS}

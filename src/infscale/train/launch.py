@@ -21,7 +21,7 @@ Signals. On SLURM's time-limit warning (``--signal=USR1@300``: every process of 
 not the batch shell) each rank gets SIGUSR1 itself; the per-node launcher starts torchrun with
 SIGUSR1 ignored (torchrun has no handler for it and would die, taking the rendezvous store with
 it), the ranks agree on a stop at the end of the current step, write one checkpoint and exit
-:data:`~infscale.train.loop.REQUEUE_EXIT`; launcher, srun and script then exit with it too. The
+:data:`~infscale.train.exits.REQUEUE_EXIT`; launcher, srun and script then exit with it too. The
 job's Snakemake lives in the batch shell on this path and is not signalled. Outside SLURM,
 SIGTERM/SIGUSR1 sent to the launcher are passed to torchrun as SIGTERM (which it forwards to the
 workers).
@@ -43,15 +43,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from infscale.errors import InputError
-
-FAILED_EXIT = 1
+from infscale.train.exits import FAILED_EXIT, REQUEUE_EXIT
 
 
 def run_job(spec: dict[str, Any]) -> None:
     """Train the spec's run on this rank; rank 0 writes the model, the points and the log."""
+    import torch
     import torch.distributed as dist
 
     from infscale.data.tokens import WindowSet
@@ -65,7 +63,7 @@ def run_job(spec: dict[str, Any]) -> None:
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     threads = spec.get("threads")
-    if threads and not torch.cuda.is_available():
+    if threads:  # the job's CPUs, shared by this node's ranks (on a GPU: for its CPU side)
         local = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))  # this node's processes
         torch.set_num_threads(max(1, int(threads) // local))
 
@@ -114,7 +112,7 @@ def run_job(spec: dict[str, Any]) -> None:
 def exit_code(spec: dict[str, Any]) -> int:
     """Run the job in this process; 0, :data:`REQUEUE_EXIT` after a signal, else 1."""
     from infscale.train.checkpoint import DamagedCheckpoints
-    from infscale.train.loop import REQUEUE_EXIT, NonFiniteLoss, Preempted
+    from infscale.train.loop import NonFiniteLoss, Preempted
 
     try:
         run_job(spec)
@@ -185,8 +183,6 @@ def _supervise(command: list[str], forward: dict[int, int], ignore_usr1: bool = 
     takes no handler; the ranks install their own); remember SIGTERM/SIGUSR1 sent here and pass
     each on to the child as ``forward`` says. 0; REQUEUE_EXIT when the child exits with it, or
     fails after a signal came; else 1."""
-    from infscale.train.loop import REQUEUE_EXIT
-
     print("launching:", " ".join(command), flush=True)
     signalled: list[int] = []
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}

@@ -52,6 +52,7 @@ from infscale.errors import InputError
 from infscale.grid import Run, boundary_steps
 from infscale.train import checkpoint as ckpt
 from infscale.train import parallel
+from infscale.train.exits import REQUEUE_EXIT
 from infscale.train.flops import flops_per_token, measure_matmul_peak
 from infscale.train.model import build_model, count_parameters
 from infscale.train.order import WindowOrder, validation_rows
@@ -61,7 +62,6 @@ from infscale.train.tracking import TensorBoardLog
 EMA_WEIGHT = (
     0.9  # weight of the newest loss in the authors' EMA: ema_t = 0.9·loss_t + 0.1·ema_{t-1}
 )
-REQUEUE_EXIT = 75  # EX_TEMPFAIL: stopped on a signal after writing a checkpoint; rerun to resume
 STATUS_SECONDS = 60.0  # a status line at least this often, and at every 5 % of the run
 
 
