@@ -22,7 +22,7 @@ import numpy as np
 
 from infscale.errors import InputError
 from infscale.fit import conditional, methods, paper
-from infscale.fit.bootstrap import bootstrap_summary, resample_runs
+from infscale.fit.bootstrap import resample_runs
 from infscale.fit.core import FAMILIES, PARAMS, FitError, check_choice, table_columns
 from infscale.fit.points import Points
 from infscale.fit.problem import Problem
@@ -78,15 +78,20 @@ class Law:
         self, tie: str, method: str, points: Points, params: Params, k: int, seed: int
     ) -> dict[str, Any]:
         """The refits of the full fit ``params`` on ``k`` run-level resamples drawn with
-        ``seed`` (each point its own run where ``points.runs`` is None): the resampled unit,
-        how many there are, and bootstrap.bootstrap_summary of the refits."""
+        ``seed`` (each point its own run where ``points.runs`` is None): the resampled unit and
+        how many there are; ``failed``; the 95% percentile interval of each parameter
+        (``ci95``) and every converged refit's parameters (``samples``: one list per parameter,
+        from which ``laws.predict_interval`` gives intervals for predictions), both None when
+        every refit failed."""
         runs = np.arange(len(points.loss)) if points.runs is None else points.runs
         counts = resample_runs(runs, k, np.random.default_rng(seed))
         fits, failed = methods.refits(self.problem(tie, points), method, counts, params)
-        unit = "point" if points.runs is None else "run"
-        return {"unit": unit, "n_units": len(np.unique(runs))} | bootstrap_summary(
-            self.family, fits, failed
-        )
+        unit = {"unit": "point" if points.runs is None else "run", "n_units": len(np.unique(runs))}
+        if not fits:
+            return unit | {"failed": failed, "ci95": None, "samples": None}
+        samples = {p: [f[p] for f in fits] for p in self.params}
+        ci95 = {p: np.percentile(v, [2.5, 97.5]).tolist() for p, v in samples.items()}
+        return unit | {"failed": failed, "ci95": ci95, "samples": samples}
 
     def check(self, points: Points) -> None:
         """An InputError when ``points`` lack an input this law reads."""
