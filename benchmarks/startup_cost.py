@@ -31,6 +31,10 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import torch
+
+from infscale.train.flops import measure_matmul_peak
+
 REPO = Path(__file__).resolve().parents[1]
 MICRO = REPO / "tests" / "configs" / "micro.yaml"
 # The rules whose job loads torch and transformers, by the start it pays.
@@ -77,10 +81,6 @@ def main() -> None:
     parser.add_argument("--sbatch-jobs", type=int, default=37)
     parser.add_argument("--model-jobs", type=int, default=34)
     args = parser.parse_args()
-
-    import torch
-
-    from infscale.train.flops import measure_matmul_peak
 
     torch.set_num_threads(2)
     print(f"fp32 matmul peak: {measure_matmul_peak() / 1e9:.0f} GFLOP/s on 2 threads")
